@@ -1,0 +1,25 @@
+//! Process exit codes, one place for all of them (documented in the README
+//! and in `cacherate --help`).
+
+/// The gate passed, or a command finished normally.
+pub const PASS: i32 = 0;
+/// The gate found a regression.
+pub const REGRESSION: i32 = 1;
+/// The command line, a profile or a baseline file is wrong.
+pub const USAGE: i32 = 2;
+/// The target server could not be reached or is unhealthy.
+pub const UNREACHABLE: i32 = 3;
+/// The verdict was inconclusive and `--fail-on-inconclusive` was given.
+pub const INCONCLUSIVE: i32 = 4;
+/// A bug in cacherate.
+pub const INTERNAL: i32 = 70;
+
+/// The text `--help` shows under the command list.
+pub const HELP: &str = "\
+Exit codes:
+  0   pass
+  1   regression (the gate failed)
+  2   usage or configuration error
+  3   target unreachable or unhealthy
+  4   inconclusive, with --fail-on-inconclusive
+  70  internal error";

@@ -1,0 +1,184 @@
+//! Helpers shared by the integration tests: start the simulator in-process on
+//! port 0, stream a request, and read the events back with their times.
+
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::time::{Duration, Instant};
+
+use cacherate::sim::{SimConfig, SimServer};
+use futures_util::StreamExt;
+use serde_json::Value;
+
+pub async fn start(config: SimConfig) -> SimServer {
+    SimServer::start(config).await.expect("simulator starts")
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+/// A streamed response, event by event.
+#[derive(Debug)]
+pub struct Streamed {
+    pub status: u16,
+    /// The raw body bytes as received.
+    pub raw: String,
+    /// Each `data:` payload with the time since the request was sent.
+    pub events: Vec<(Duration, String)>,
+    /// Time to the first event that carries generated text.
+    pub ttft: Option<Duration>,
+    /// The body stream ended with an error (the connection dropped).
+    pub broken: bool,
+}
+
+impl Streamed {
+    /// The `usage` object of the final usage chunk.
+    pub fn usage(&self) -> Value {
+        self.events
+            .iter()
+            .filter(|(_, data)| data.as_str() != "[DONE]")
+            .map(|(_, data)| serde_json::from_str::<Value>(data).unwrap())
+            .find(|event| event["usage"].is_object())
+            .map(|event| event["usage"].clone())
+            .expect("a usage chunk")
+    }
+
+    pub fn cached_tokens(&self) -> u64 {
+        self.usage()["prompt_tokens_details"]["cached_tokens"]
+            .as_u64()
+            .unwrap()
+    }
+
+    /// The generated text events, in order.
+    pub fn texts(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .filter(|(_, data)| data.as_str() != "[DONE]")
+            .filter_map(|(_, data)| {
+                let event: Value = serde_json::from_str(data).unwrap();
+                let choice = event["choices"].get(0)?.clone();
+                choice["text"]
+                    .as_str()
+                    .or(choice["delta"]["content"].as_str())
+                    .filter(|text| !text.is_empty())
+                    .map(str::to_string)
+            })
+            .collect()
+    }
+}
+
+/// POSTs `body` to `path` and reads the SSE stream to its end.
+pub async fn stream(base: &str, path: &str, body: Value) -> Streamed {
+    stream_with(&client(), base, path, body, None).await
+}
+
+/// Like [`stream`], giving up after `idle` without a byte.
+pub async fn stream_with(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    body: Value,
+    idle: Option<Duration>,
+) -> Streamed {
+    let sent = Instant::now();
+    let response = client
+        .post(format!("{base}{path}"))
+        .json(&body)
+        .send()
+        .await
+        .expect("request sent");
+    let status = response.status().as_u16();
+    let mut body = response.bytes_stream();
+    let mut raw = String::new();
+    let mut events = Vec::new();
+    let mut ttft = None;
+    let mut broken = false;
+    let mut pending = String::new();
+    loop {
+        let next = match idle {
+            Some(idle) => match tokio::time::timeout(idle, body.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    broken = true;
+                    break;
+                }
+            },
+            None => body.next().await,
+        };
+        match next {
+            None => break,
+            Some(Err(_)) => {
+                broken = true;
+                break;
+            }
+            Some(Ok(bytes)) => {
+                let at = sent.elapsed();
+                let text = String::from_utf8(bytes.to_vec()).unwrap();
+                raw.push_str(&text);
+                pending.push_str(&text);
+                while let Some(end) = pending.find("\n\n") {
+                    let event = pending[..end].to_string();
+                    pending.drain(..end + 2);
+                    let data = event.strip_prefix("data: ").unwrap_or(&event).to_string();
+                    if ttft.is_none() && data != "[DONE]" {
+                        let parsed: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+                        let choice = &parsed["choices"][0];
+                        let has_text = choice["text"].as_str().is_some_and(|t| !t.is_empty())
+                            || choice["delta"]["content"]
+                                .as_str()
+                                .is_some_and(|t| !t.is_empty());
+                        if has_text {
+                            ttft = Some(at);
+                        }
+                    }
+                    events.push((at, data));
+                }
+            }
+        }
+    }
+    Streamed {
+        status,
+        raw,
+        events,
+        ttft,
+        broken,
+    }
+}
+
+/// A completions request body for token ids, streaming with usage.
+pub fn token_request(prompt: &[u32], max_tokens: usize) -> Value {
+    serde_json::json!({
+        "model": "cacherate-sim",
+        "prompt": prompt,
+        "max_tokens": max_tokens,
+        "stream": true,
+        "stream_options": {"include_usage": true},
+    })
+}
+
+/// `len` token ids starting at `start`, all inside the vocabulary.
+pub fn tokens(start: u32, len: usize) -> Vec<u32> {
+    (0..len as u32)
+        .map(|i| 100 + (start + i) % 30_000)
+        .collect()
+}
+
+/// Reads one sample of `/metrics`.
+pub async fn metric(base: &str, name: &str) -> f64 {
+    let text = client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|line| line.starts_with(&format!("{name}{{")))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
+}

@@ -1,0 +1,420 @@
+//! The simulator over real HTTP: wire format, prefix caching, timing, faults
+//! and errors.
+
+mod common;
+
+use std::time::Duration;
+
+use cacherate::sim::SimConfig;
+use common::{metric, start, stream, stream_with, token_request, tokens};
+use serde_json::{Value, json};
+
+/// Time scale for tests: the modelled server runs this much slower than
+/// wall time would need (smaller is faster).
+const FAST: f64 = 0.2;
+
+async fn post(base: &str, path: &str, body: &str) -> (u16, reqwest::header::HeaderMap, String) {
+    let response = common::client()
+        .post(format!("{base}{path}"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn token_id_prompts_are_counted_as_sent() {
+    let server = start(SimConfig::for_tests(0.0)).await;
+    let prompt = tokens(0, 300);
+    let streamed = stream(&server.url(), "/v1/completions", token_request(&prompt, 5)).await;
+    assert_eq!(streamed.status, 200);
+    let usage = streamed.usage();
+    assert_eq!(usage["prompt_tokens"], 300);
+    assert_eq!(usage["completion_tokens"], 5);
+    assert_eq!(usage["total_tokens"], 305);
+    assert_eq!(streamed.texts().len(), 5, "exactly max_tokens tokens");
+    assert_eq!(streamed.events.last().unwrap().1, "[DONE]");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn repeated_prompt_hits_the_block_aligned_prefix_and_is_faster() {
+    let server = start(SimConfig::for_tests(FAST)).await;
+    let url = server.url();
+    let prompt = tokens(0, 4000);
+    let cold = stream(&url, "/v1/completions", token_request(&prompt, 4)).await;
+    let warm = stream(&url, "/v1/completions", token_request(&prompt, 4)).await;
+    assert_eq!(cold.cached_tokens(), 0);
+    // The last prompt token is always computed: 3999 rounded down to 16.
+    assert_eq!(warm.cached_tokens(), 3984);
+    let (cold_ttft, warm_ttft) = (cold.ttft.unwrap(), warm.ttft.unwrap());
+    assert!(
+        warm_ttft * 3 < cold_ttft,
+        "warm {warm_ttft:?} should be far below cold {cold_ttft:?}"
+    );
+
+    // A prompt sharing its first 1000 tokens: 62 whole blocks are reused.
+    let mut shared = prompt[..1000].to_vec();
+    shared.extend(tokens(20_000, 500));
+    let partial = stream(&url, "/v1/completions", token_request(&shared, 4)).await;
+    assert_eq!(partial.cached_tokens(), 992);
+
+    assert_eq!(
+        metric(&url, "vllm:prefix_cache_hits_total").await,
+        3984.0 + 992.0
+    );
+    assert_eq!(
+        metric(&url, "vllm:prefix_cache_queries_total").await,
+        4000.0 + 4000.0 + 1500.0
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn text_prompts_and_chat_share_the_cache_through_the_tokenizer() {
+    let server = start(SimConfig::for_tests(0.0)).await;
+    let url = server.url();
+    let text = "The quick brown fox jumps over the lazy dog. ".repeat(40);
+    let text = text.trim_end();
+    let body = json!({"prompt": text, "max_tokens": 2, "stream": true,
+                      "stream_options": {"include_usage": true}});
+    let first = stream(&url, "/v1/completions", body.clone()).await;
+    let second = stream(&url, "/v1/completions", body).await;
+    let prompt_tokens = first.usage()["prompt_tokens"].as_u64().unwrap();
+    assert_eq!(
+        prompt_tokens,
+        40 * 10,
+        "one token per word, space and period"
+    );
+    assert_eq!(second.cached_tokens(), (prompt_tokens - 1) / 16 * 16);
+
+    let (status, _, body) = post(&url, "/tokenize", &json!({"prompt": text}).to_string()).await;
+    assert_eq!(status, 200);
+    let tokenized: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(tokenized["count"], prompt_tokens);
+    assert_eq!(tokenized["max_model_len"], 32_768);
+
+    let chat = json!({"messages": [{"role": "user", "content": text}], "max_tokens": 3,
+                      "stream": true, "stream_options": {"include_usage": true}});
+    let chat_first = stream(&url, "/v1/chat/completions", chat.clone()).await;
+    let chat_second = stream(&url, "/v1/chat/completions", chat).await;
+    // Role marker + text + end marker + assistant marker.
+    assert_eq!(chat_first.usage()["prompt_tokens"], prompt_tokens + 3);
+    assert_eq!(
+        chat_second.cached_tokens(),
+        (prompt_tokens + 3 - 1) / 16 * 16
+    );
+    assert_eq!(chat_first.texts().len(), 3);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn lru_eviction_takes_the_oldest_chain_tail_first() {
+    let config = SimConfig {
+        kv_capacity_tokens: 4096,
+        max_model_len: 2048,
+        ..SimConfig::for_tests(0.0)
+    };
+    let server = start(config).await;
+    let url = server.url();
+    let [a, b, c] = [0, 5000, 10_000].map(|start| tokens(start, 1500));
+    for prompt in [&a, &b, &c] {
+        let streamed = stream(&url, "/v1/completions", token_request(prompt, 4)).await;
+        assert_eq!(streamed.cached_tokens(), 0);
+    }
+    // 256 blocks: A and B cache 93 blocks each; C needs 94 (1504 tokens) and
+    // evicts the 24 least recently freed blocks: A's tail.
+    assert_eq!(
+        metric(&url, "cacherate_sim:evicted_blocks_total").await,
+        24.0
+    );
+    let again = stream(&url, "/v1/completions", token_request(&a, 4)).await;
+    assert_eq!(again.cached_tokens(), (93 - 24) * 16);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn evicted_blocks_come_back_from_the_second_tier_at_load_cost() {
+    let config = SimConfig {
+        kv_capacity_tokens: 4096,
+        max_model_len: 4096,
+        offload_capacity_tokens: 65_536,
+        ..SimConfig::for_tests(FAST)
+    };
+    let server = start(config).await;
+    let url = server.url();
+    let first = tokens(0, 3000);
+    let cold = stream(&url, "/v1/completions", token_request(&first, 2)).await;
+    let warm = stream(&url, "/v1/completions", token_request(&first, 2)).await;
+    // A different prompt pushes the first one out of the first tier.
+    stream(
+        &url,
+        "/v1/completions",
+        token_request(&tokens(9000, 3000), 2),
+    )
+    .await;
+    let loaded = stream(&url, "/v1/completions", token_request(&first, 2)).await;
+    assert_eq!(
+        loaded.cached_tokens(),
+        2992,
+        "the whole prefix, from the second tier"
+    );
+    let offload_hits = metric(&url, "cacherate_sim:offload_hits_total").await;
+    assert!(offload_hits > 0.0, "second-tier hits counted");
+    let (cold, warm, loaded) = (cold.ttft.unwrap(), warm.ttft.unwrap(), loaded.ttft.unwrap());
+    assert!(
+        warm < loaded && loaded < cold,
+        "first tier {warm:?} < second tier {loaded:?} < cold {cold:?}"
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_full_batch_queues_the_next_request() {
+    let config = SimConfig {
+        max_num_seqs: 1,
+        ..SimConfig::for_tests(FAST)
+    };
+    let server = start(config).await;
+    let url = server.url();
+    let first = token_request(&tokens(0, 100), 40);
+    let second = token_request(&tokens(500, 100), 40);
+    let (first, second) = tokio::join!(
+        stream(&url, "/v1/completions", first),
+        stream(&url, "/v1/completions", second)
+    );
+    let (early, late) = if first.ttft < second.ttft {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    let early_done = early.events.last().unwrap().0;
+    assert!(
+        late.ttft.unwrap() >= early_done,
+        "the second request starts only when the first finishes: {:?} vs {early_done:?}",
+        late.ttft
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn slowdown_multiplies_service_time() {
+    async fn decode_time(slowdown: f64) -> Duration {
+        let config = SimConfig {
+            slowdown,
+            ..SimConfig::for_tests(FAST)
+        };
+        let server = start(config).await;
+        let streamed = stream(
+            &server.url(),
+            "/v1/completions",
+            token_request(&tokens(0, 64), 60),
+        )
+        .await;
+        server.stop().await.unwrap();
+        streamed.events.last().unwrap().0
+    }
+    let (normal, slow) = (decode_time(1.0).await, decode_time(2.0).await);
+    let ratio = slow.as_secs_f64() / normal.as_secs_f64();
+    assert!(
+        (1.6..2.4).contains(&ratio),
+        "ratio {ratio} ({normal:?} vs {slow:?})"
+    );
+}
+
+#[tokio::test]
+async fn error_rate_answers_500_and_rate_limit_answers_429_with_retry_after() {
+    let server = start(SimConfig {
+        error_rate: 1.0,
+        ..SimConfig::for_tests(0.0)
+    })
+    .await;
+    let body = token_request(&tokens(0, 10), 2).to_string();
+    let (status, _, text) = post(&server.url(), "/v1/completions", &body).await;
+    assert_eq!(status, 500);
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["code"], 500);
+    server.stop().await.unwrap();
+
+    let server = start(SimConfig {
+        rate_limit_rate: 1.0,
+        ..SimConfig::for_tests(0.0)
+    })
+    .await;
+    let (status, headers, _) = post(&server.url(), "/v1/completions", &body).await;
+    assert_eq!(status, 429);
+    assert_eq!(headers["retry-after"], "1");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn disconnect_rate_drops_the_stream_after_the_first_token() {
+    let server = start(SimConfig {
+        disconnect_rate: 1.0,
+        ..SimConfig::for_tests(0.0)
+    })
+    .await;
+    let streamed = stream(
+        &server.url(),
+        "/v1/completions",
+        token_request(&tokens(0, 10), 8),
+    )
+    .await;
+    assert_eq!(streamed.status, 200);
+    assert!(streamed.broken, "the body ends with an error");
+    assert_eq!(streamed.texts().len(), 1);
+    assert!(!streamed.raw.contains("[DONE]"));
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn stall_rate_keeps_the_connection_open_and_silent() {
+    let server = start(SimConfig {
+        stall_rate: 1.0,
+        ..SimConfig::for_tests(0.0)
+    })
+    .await;
+    let url = server.url();
+    let streamed = stream_with(
+        &common::client(),
+        &url,
+        "/v1/completions",
+        token_request(&tokens(0, 10), 8),
+        Some(Duration::from_millis(500)),
+    )
+    .await;
+    assert_eq!(streamed.texts().len(), 1, "one token, then silence");
+    assert!(streamed.broken, "no end of stream within the idle limit");
+    // The engine forgot the request: nothing runs while the stream hangs.
+    assert_eq!(metric(&url, "vllm:num_requests_running").await, 0.0);
+    // Shutdown is not held up by a stalled stream.
+    tokio::time::timeout(Duration::from_secs(5), server.stop())
+        .await
+        .expect("stops promptly")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn bad_requests_get_openai_errors() {
+    let config = SimConfig {
+        max_model_len: 1000,
+        ..SimConfig::for_tests(0.0)
+    };
+    let server = start(config).await;
+    let url = server.url();
+    let error = |text: &str| -> Value { serde_json::from_str(text).unwrap() };
+
+    let too_long = token_request(&tokens(0, 990), 20).to_string();
+    let (status, _, text) = post(&url, "/v1/completions", &too_long).await;
+    assert_eq!(status, 400);
+    let body = error(&text);
+    assert_eq!(body["object"], "error");
+    assert_eq!(body["code"], 400);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("maximum context length is 1000 tokens"),
+        "{text}"
+    );
+
+    let (status, _, text) = post(&url, "/v1/completions", "{\"prompt\": ").await;
+    assert_eq!((status, error(&text)["code"].as_u64()), (400, Some(400)));
+
+    let unknown = json!({"model": "gpt-9", "prompt": "hi"}).to_string();
+    let (status, _, text) = post(&url, "/v1/completions", &unknown).await;
+    assert_eq!(status, 404);
+    assert_eq!(error(&text)["message"], "The model `gpt-9` does not exist.");
+
+    let out_of_vocab = json!({"prompt": [1, 2, 40_000]}).to_string();
+    let (status, _, _) = post(&url, "/v1/completions", &out_of_vocab).await;
+    assert_eq!(status, 400);
+
+    for body in [
+        json!({"prompt": "hi", "max_tokens": 0}),
+        json!({"prompt": ["a", "b"]}),
+        json!({"prompt": ""}),
+        json!({"messages": []}),
+    ] {
+        let path = if body.get("messages").is_some() {
+            "/v1/chat/completions"
+        } else {
+            "/v1/completions"
+        };
+        let (status, _, text) = post(&url, path, &body.to_string()).await;
+        assert_eq!(status, 400, "{body} -> {text}");
+    }
+
+    let response = common::client()
+        .get(format!("{url}/v2/unknown"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(response.text().await.unwrap(), r#"{"detail":"Not Found"}"#);
+
+    // The server is still healthy after all that.
+    let health = common::client()
+        .get(format!("{url}/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn non_streaming_responses_carry_text_and_usage() {
+    let server = start(SimConfig::for_tests(0.0)).await;
+    let url = server.url();
+    let body = json!({"prompt": tokens(0, 50), "max_tokens": 7}).to_string();
+    let (status, _, text) = post(&url, "/v1/completions", &body).await;
+    assert_eq!(status, 200);
+    let response: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(response["object"], "text_completion");
+    assert_eq!(response["choices"][0]["finish_reason"], "length");
+    assert_eq!(response["usage"]["completion_tokens"], 7);
+    let generated = response["choices"][0]["text"].as_str().unwrap();
+    assert_eq!(generated.split_whitespace().count(), 7);
+
+    let chat = json!({"messages": [{"role": "user", "content": "hello"}], "max_tokens": 3});
+    let (status, _, text) = post(&url, "/v1/chat/completions", &chat.to_string()).await;
+    assert_eq!(status, 200);
+    let response: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(response["object"], "chat.completion");
+    assert_eq!(response["choices"][0]["message"]["role"], "assistant");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn models_and_info_describe_the_server() {
+    let server = start(SimConfig {
+        model: "org/sim-model".to_string(),
+        ..SimConfig::for_tests(0.0)
+    })
+    .await;
+    let url = server.url();
+    let models: Value = common::client()
+        .get(format!("{url}/v1/models"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(models["data"][0]["id"], "org/sim-model");
+    let info: Value = common::client()
+        .get(format!("{url}/sim/info"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["vocab_size"], 32_000);
+    assert_eq!(info["config"]["block_size"], 16);
+    server.stop().await.unwrap();
+}
