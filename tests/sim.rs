@@ -418,3 +418,27 @@ async fn models_and_info_describe_the_server() {
     assert_eq!(info["config"]["block_size"], 16);
     server.stop().await.unwrap();
 }
+
+/// Regression: without TCP_NODELAY each small SSE write waited for the
+/// client's delayed ACK, adding about 40 ms to TTFT and to every token.
+#[tokio::test]
+async fn tokens_leave_without_nagle_delay() {
+    let server = start(SimConfig {
+        step_overhead_ms: 1.0,
+        ..SimConfig::for_tests(1.0)
+    })
+    .await;
+    let url = server.url();
+    let prompt = tokens(0, 64);
+    stream(&url, "/v1/completions", token_request(&prompt, 1)).await;
+    let warm = stream(&url, "/v1/completions", token_request(&prompt, 20)).await;
+    let ttft = warm.ttft.unwrap();
+    let total = warm.events.last().unwrap().0;
+    // Modelled: about 1 ms per step, 20 steps.
+    assert!(ttft < Duration::from_millis(25), "TTFT {ttft:?}");
+    assert!(
+        total < Duration::from_millis(200),
+        "20 tokens took {total:?}"
+    );
+    server.stop().await.unwrap();
+}

@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use futures_util::stream::{self, Stream};
 use serde::Serialize;
 use tokio::net::TcpListener;
@@ -143,6 +144,14 @@ pub async fn serve(
         requests: AtomicU64::new(0),
         started: unix_now(),
         shutdown: shutdown.clone(),
+    });
+    // Small SSE writes must leave at once, as uvicorn sends them: without
+    // TCP_NODELAY, Nagle's algorithm holds a token until the client's
+    // delayed ACK, adding tens of milliseconds to every TTFT.
+    let listener = listener.tap_io(|stream| {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::warn!("cannot set TCP_NODELAY: {e}");
+        }
     });
     axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown.cancelled_owned())
