@@ -236,7 +236,10 @@ async fn error_rate_answers_500_and_rate_limit_answers_429_with_retry_after() {
     let body = token_request(&tokens(0, 10), 2).to_string();
     let (status, _, text) = post(&server.url(), "/v1/completions", &body).await;
     assert_eq!(status, 500);
-    assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["code"], 500);
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap()["error"]["code"],
+        500
+    );
     server.stop().await.unwrap();
 
     let server = start(SimConfig {
@@ -310,24 +313,28 @@ async fn bad_requests_get_openai_errors() {
     let too_long = token_request(&tokens(0, 990), 20).to_string();
     let (status, _, text) = post(&url, "/v1/completions", &too_long).await;
     assert_eq!(status, 400);
-    let body = error(&text);
-    assert_eq!(body["object"], "error");
+    let body = &error(&text)["error"];
+    assert_eq!(body["type"], "BadRequestError");
     assert_eq!(body["code"], 400);
     assert!(
         body["message"]
             .as_str()
             .unwrap()
-            .contains("maximum context length is 1000 tokens"),
+            .contains("maximum context length is 980 tokens. However, your request has 990"),
         "{text}"
     );
 
     let (status, _, text) = post(&url, "/v1/completions", "{\"prompt\": ").await;
-    assert_eq!((status, error(&text)["code"].as_u64()), (400, Some(400)));
+    assert_eq!(status, 400);
+    assert_eq!(error(&text)["error"]["type"], "Bad Request");
 
     let unknown = json!({"model": "gpt-9", "prompt": "hi"}).to_string();
     let (status, _, text) = post(&url, "/v1/completions", &unknown).await;
     assert_eq!(status, 404);
-    assert_eq!(error(&text)["message"], "The model `gpt-9` does not exist.");
+    assert_eq!(
+        error(&text)["error"]["message"],
+        "The model `gpt-9` does not exist."
+    );
 
     let out_of_vocab = json!({"prompt": [1, 2, 40_000]}).to_string();
     let (status, _, _) = post(&url, "/v1/completions", &out_of_vocab).await;
@@ -440,5 +447,109 @@ async fn tokens_leave_without_nagle_delay() {
         total < Duration::from_millis(200),
         "20 tokens took {total:?}"
     );
+    server.stop().await.unwrap();
+}
+
+/// Replaces the values that differ between runs with the fixtures'
+/// placeholders.
+fn normalize(raw: &str, texts: &[String]) -> String {
+    let mut out = raw.to_string();
+    let first: Value = serde_json::from_str(
+        raw.trim_start_matches("data: ")
+            .split("\n\n")
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let id = first["id"].as_str().unwrap();
+    let (prefix, hex) = id.split_once('-').unwrap();
+    assert_eq!(hex.len(), 32, "ids carry 32 hex digits like vLLM's");
+    assert!(hex.chars().all(|c| c.is_ascii_hexdigit()));
+    out = out.replace(id, &format!("{prefix}-<ID>"));
+    let created = first["created"].as_u64().unwrap();
+    out = out.replace(&format!("\"created\":{created}"), "\"created\":<CREATED>");
+    out = out.replace("\"model\":\"cacherate-sim\"", "\"model\":\"<MODEL>\"");
+    for text in texts {
+        out = out.replace(&format!("\"text\":\"{text}\""), "\"text\":\"<TEXT>\"");
+        out = out.replace(&format!("\"content\":\"{text}\""), "\"content\":\"<TEXT>\"");
+    }
+    out
+}
+
+fn fixture(name: &str) -> String {
+    let path = format!(
+        "{}/tests/fixtures/vllm-0.11.0/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[tokio::test]
+async fn streams_are_byte_for_byte_vllm() {
+    let server = start(SimConfig::for_tests(0.0)).await;
+    let url = server.url();
+    let prompt = tokens(0, 40);
+    stream(&url, "/v1/completions", token_request(&prompt, 1)).await;
+    let streamed = stream(&url, "/v1/completions", token_request(&prompt, 3)).await;
+    assert_eq!(
+        normalize(&streamed.raw, &streamed.texts()),
+        fixture("completions_stream.sse")
+    );
+
+    let chat = json!({"model": "cacherate-sim",
+                      "messages": [{"role": "user", "content": "hello there"}],
+                      "max_tokens": 2, "stream": true,
+                      "stream_options": {"include_usage": true}});
+    let streamed = stream(&url, "/v1/chat/completions", chat).await;
+    assert_eq!(
+        normalize(&streamed.raw, &streamed.texts()),
+        fixture("chat_stream.sse")
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn whole_responses_are_byte_for_byte_vllm() {
+    let server = start(SimConfig::for_tests(0.0)).await;
+    let url = server.url();
+    let body = json!({"prompt": tokens(0, 40), "max_tokens": 2}).to_string();
+    let (status, headers, text) = post(&url, "/v1/completions", &body).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "application/json");
+    let generated: Value = serde_json::from_str(&text).unwrap();
+    let words = [generated["choices"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_string()];
+    assert_eq!(normalize(&text, &words), fixture("completion.json"));
+
+    let chat = json!({"messages": [{"role": "user", "content": "hello there"}],
+                      "max_tokens": 2})
+    .to_string();
+    let (status, _, text) = post(&url, "/v1/chat/completions", &chat).await;
+    assert_eq!(status, 200);
+    let generated: Value = serde_json::from_str(&text).unwrap();
+    let words = [generated["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string()];
+    assert_eq!(normalize(&text, &words), fixture("chat_completion.json"));
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn streaming_headers_match_uvicorn() {
+    let server = start(SimConfig::for_tests(0.0)).await;
+    let response = common::client()
+        .post(format!("{}/v1/completions", server.url()))
+        .json(&token_request(&tokens(0, 8), 1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/event-stream; charset=utf-8"
+    );
+    assert_eq!(response.headers()["transfer-encoding"], "chunked");
     server.stop().await.unwrap();
 }

@@ -76,11 +76,12 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorResponse {
-            object: "error",
-            message: self.message,
-            kind: self.kind,
-            param: None,
-            code: self.status.as_u16(),
+            error: ErrorInfo {
+                message: self.message,
+                kind: self.kind,
+                param: None,
+                code: self.status.as_u16(),
+            },
         };
         let mut response = json_response(self.status, &body);
         if let Some(seconds) = self.retry_after {
@@ -107,9 +108,31 @@ fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
         .into_response()
 }
 
+/// Parses a request body; failures read as FastAPI's validation errors do in
+/// vLLM (type "Bad Request", Python's rendering of the error list).
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        let offset = body
+            .split(|&b| b == b'\n')
+            .take(e.line().saturating_sub(1))
+            .map(|line| line.len() + 1)
+            .sum::<usize>()
+            + e.column().saturating_sub(1);
+        let kind = if e.is_syntax() || e.is_eof() {
+            "json_invalid"
+        } else {
+            "value_error"
+        };
+        let detail = e.to_string().replace('\'', "\"");
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "Bad Request",
+            format!(
+                "[{{'type': '{kind}', 'loc': ('body', {offset}), 'msg': 'JSON decode error', \
+                 'input': {{}}, 'ctx': {{'error': '{detail}'}}}}]"
+            ),
+        )
+    })
 }
 
 /// Builds the router; `serve` and tests share it.
@@ -272,6 +295,20 @@ async fn models(State(app): State<Shared>) -> Response {
             root: model,
             parent: None,
             max_model_len: app.config.max_model_len,
+            permission: vec![ModelPermission {
+                id: format!("modelperm-{:032x}", u128::from(app.started)),
+                object: "model_permission",
+                created: app.started,
+                allow_create_engine: false,
+                allow_sampling: true,
+                allow_logprobs: true,
+                allow_search_indices: false,
+                allow_view: true,
+                allow_fine_tuning: false,
+                organization: "*",
+                group: None,
+                is_blocking: false,
+            }],
         }],
     };
     json_response(StatusCode::OK, &list)
@@ -363,20 +400,39 @@ fn max_tokens(requested: Option<i64>) -> ApiResult<usize> {
     }
 }
 
-fn check_length(app: &App, prompt_tokens: usize, max_tokens: usize) -> ApiResult<()> {
+/// vLLM 0.11's length checks and messages, which differ by endpoint: the
+/// completions message prints `max_model_len - max_tokens`, and the chat
+/// messages end in " None" (vLLM appends the error's empty cause).
+fn check_length(
+    app: &App,
+    endpoint: Endpoint,
+    prompt_tokens: usize,
+    max_tokens: usize,
+) -> ApiResult<()> {
     if prompt_tokens == 0 {
         return Err(ApiError::bad_request("The prompt cannot be empty."));
     }
-    let max_model_len = app.config.max_model_len;
-    if prompt_tokens + max_tokens > max_model_len {
-        return Err(ApiError::bad_request(format!(
-            "This model's maximum context length is {max_model_len} tokens. However, you \
-             requested {} tokens ({prompt_tokens} in the messages, {max_tokens} in the \
-             completion). Please reduce the length of the messages or completion.",
-            prompt_tokens + max_tokens
-        )));
+    let limit = app.config.max_model_len;
+    if prompt_tokens + max_tokens <= limit {
+        return Ok(());
     }
-    Ok(())
+    let message = match endpoint {
+        Endpoint::Completions => format!(
+            "This model's maximum context length is {} tokens. However, your request has \
+             {prompt_tokens} input tokens. Please reduce the length of the input messages.",
+            limit.saturating_sub(max_tokens)
+        ),
+        Endpoint::Chat if prompt_tokens >= limit => format!(
+            "This model's maximum context length is {limit} tokens. However, your request has \
+             {prompt_tokens} input tokens. Please reduce the length of the input messages. None"
+        ),
+        Endpoint::Chat => format!(
+            "'max_tokens' or 'max_completion_tokens' is too large: {max_tokens}. This model's \
+             maximum context length is {limit} tokens and your request has {prompt_tokens} \
+             input tokens ({max_tokens} > {limit} - {prompt_tokens}). None"
+        ),
+    };
+    Err(ApiError::bad_request(message))
 }
 
 async fn completions(State(app): State<Shared>, body: Bytes) -> ApiResult {
@@ -394,7 +450,7 @@ async fn completions(State(app): State<Shared>, body: Bytes) -> ApiResult {
         }
     };
     let max_tokens = max_tokens(request.max_tokens)?;
-    check_length(&app, prompt.len(), max_tokens)?;
+    check_length(&app, Endpoint::Completions, prompt.len(), max_tokens)?;
     generate(
         app,
         Endpoint::Completions,
@@ -413,7 +469,7 @@ async fn chat_completions(State(app): State<Shared>, body: Bytes) -> ApiResult {
     }
     let prompt = tokenizer::encode(&chat_prompt(&request.messages));
     let max_tokens = max_tokens(request.max_completion_tokens.or(request.max_tokens))?;
-    check_length(&app, prompt.len(), max_tokens)?;
+    check_length(&app, Endpoint::Chat, prompt.len(), max_tokens)?;
     generate(
         app,
         Endpoint::Chat,
@@ -611,6 +667,8 @@ impl Generation {
                     logprobs: None,
                     finish_reason,
                     stop_reason: None,
+                    prompt_token_ids: None,
+                    token_ids: None,
                 }],
                 usage: None,
             }),
@@ -628,8 +686,10 @@ impl Generation {
                     logprobs: None,
                     finish_reason,
                     stop_reason: finish_reason.map(|_| None),
+                    token_ids: Some(None),
                 }],
                 usage: None,
+                prompt_token_ids: None,
             }),
         }
     }
@@ -649,8 +709,10 @@ impl Generation {
                 logprobs: None,
                 finish_reason: None,
                 stop_reason: None,
+                token_ids: None,
             }],
             usage: None,
+            prompt_token_ids: Some(None),
         })
     }
 
@@ -672,6 +734,7 @@ impl Generation {
                 model: self.model(),
                 choices: Vec::new(),
                 usage,
+                prompt_token_ids: None,
             }),
         }
     }
@@ -791,9 +854,14 @@ async fn whole(mut generation: Generation) -> io::Result<Bytes> {
                 logprobs: None,
                 finish_reason: "length",
                 stop_reason: None,
+                token_ids: None,
                 prompt_logprobs: None,
+                prompt_token_ids: None,
             }],
-            usage,
+            service_tier: None,
+            system_fingerprint: None,
+            usage: usage.into(),
+            kv_transfer_params: None,
         }),
         Endpoint::Chat => serde_json::to_vec(&ChatResponse {
             id: &generation.id,
@@ -805,13 +873,24 @@ async fn whole(mut generation: Generation) -> io::Result<Bytes> {
                 message: ChatMessageOut {
                     role: "assistant",
                     content: text,
+                    refusal: None,
+                    annotations: None,
+                    audio: None,
+                    function_call: None,
                     tool_calls: Vec::new(),
+                    reasoning_content: None,
                 },
                 logprobs: None,
                 finish_reason: "length",
                 stop_reason: None,
+                token_ids: None,
             }],
-            usage,
+            service_tier: None,
+            system_fingerprint: None,
+            usage: usage.into(),
+            prompt_logprobs: None,
+            prompt_token_ids: None,
+            kv_transfer_params: None,
         }),
     }
     .expect("wire types serialize");

@@ -126,7 +126,23 @@ pub fn render(config: &SimConfig, stats: &EngineSnapshot) -> String {
         "Blocks dropped from the full second tier.",
         stats.kv.offload_dropped_blocks as f64,
     );
+    // vLLM publishes its cache configuration as labels of a constant gauge;
+    // clients read the first tier's size from it.
+    let _ = write!(
+        out,
+        "# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig\n\
+         # TYPE vllm:cache_config_info gauge\n\
+         vllm:cache_config_info{{block_size=\"{}\",enable_prefix_caching=\"True\",engine=\"0\",\
+         num_cpu_blocks=\"{}\",num_gpu_blocks=\"{}\"}} 1.0\n",
+        config.block_size,
+        config.offload_capacity_blocks(),
+        config.kv_capacity_blocks()
+    );
     let capacity = config.kv_capacity_blocks() * config.block_size;
+    let mut family = Family {
+        out: &mut out,
+        labels: format!("engine=\"0\",model_name=\"{model}\""),
+    };
     family.metric(
         Gauge,
         "cacherate_sim:kv_capacity_tokens",

@@ -1,6 +1,7 @@
-//! Request and response bodies as vLLM's OpenAI-compatible server reads and
-//! writes them. Field order is declaration order, and it matches vLLM's, so
-//! the simulator's bytes match vLLM's (see tests/fixtures/).
+//! Request and response bodies as vLLM 0.11's OpenAI-compatible server reads
+//! and writes them. Field order is declaration order and matches vLLM's
+//! pydantic models, and so do the fields written as `null` or left out, so
+//! the simulator's bytes match vLLM's (see tests/fixtures/vllm-0.11.0/).
 
 use serde::{Deserialize, Serialize};
 
@@ -110,12 +111,16 @@ pub struct PromptTokensDetails {
     pub cached_tokens: usize,
 }
 
+/// `usage` of a stream's last chunk. vLLM (started with
+/// `--enable-prompt-tokens-details`) adds the details only when some prompt
+/// tokens were cached.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Usage {
     pub prompt_tokens: usize,
     pub total_tokens: usize,
     pub completion_tokens: usize,
-    pub prompt_tokens_details: PromptTokensDetails,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens_details: Option<PromptTokensDetails>,
 }
 
 impl Usage {
@@ -124,23 +129,49 @@ impl Usage {
             prompt_tokens,
             total_tokens: prompt_tokens + completion_tokens,
             completion_tokens,
-            prompt_tokens_details: PromptTokensDetails { cached_tokens },
+            prompt_tokens_details: (cached_tokens > 0)
+                .then_some(PromptTokensDetails { cached_tokens }),
         }
     }
 }
+
+/// `usage` of a whole (non-streamed) response: every field, nulls included.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct FullUsage {
+    pub prompt_tokens: usize,
+    pub total_tokens: usize,
+    pub completion_tokens: usize,
+    pub prompt_tokens_details: Option<PromptTokensDetails>,
+}
+
+impl From<Usage> for FullUsage {
+    fn from(usage: Usage) -> Self {
+        Self {
+            prompt_tokens: usage.prompt_tokens,
+            total_tokens: usage.total_tokens,
+            completion_tokens: usage.completion_tokens,
+            prompt_tokens_details: usage.prompt_tokens_details,
+        }
+    }
+}
+
+/// `null`, where vLLM writes a field it has no value for.
+pub type Null = Option<()>;
 
 /// One streamed `/v1/completions` choice.
 #[derive(Debug, Clone, Serialize)]
 pub struct CompletionStreamChoice<'a> {
     pub index: u32,
     pub text: &'a str,
-    pub logprobs: Option<()>,
+    pub logprobs: Null,
     pub finish_reason: Option<&'static str>,
-    pub stop_reason: Option<()>,
+    pub stop_reason: Null,
+    pub prompt_token_ids: Null,
+    pub token_ids: Null,
 }
 
-/// A `/v1/completions` stream event; `usage` is `null` on token events and
-/// set on the last one when `include_usage` was asked for.
+/// A `/v1/completions` stream event: every field is written, so token
+/// events carry `"usage":null`; the last event has no choices and the usage.
 #[derive(Debug, Clone, Serialize)]
 pub struct CompletionStreamChunk<'a> {
     pub id: &'a str,
@@ -148,7 +179,6 @@ pub struct CompletionStreamChunk<'a> {
     pub created: u64,
     pub model: &'a str,
     pub choices: Vec<CompletionStreamChoice<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
 }
 
@@ -156,10 +186,12 @@ pub struct CompletionStreamChunk<'a> {
 pub struct CompletionChoice {
     pub index: u32,
     pub text: String,
-    pub logprobs: Option<()>,
+    pub logprobs: Null,
     pub finish_reason: &'static str,
-    pub stop_reason: Option<()>,
-    pub prompt_logprobs: Option<()>,
+    pub stop_reason: Null,
+    pub token_ids: Null,
+    pub prompt_logprobs: Null,
+    pub prompt_token_ids: Null,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -169,7 +201,10 @@ pub struct CompletionResponse<'a> {
     pub created: u64,
     pub model: &'a str,
     pub choices: Vec<CompletionChoice>,
-    pub usage: Usage,
+    pub service_tier: Null,
+    pub system_fingerprint: Null,
+    pub usage: FullUsage,
+    pub kv_transfer_params: Null,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -179,14 +214,19 @@ pub struct Delta<'a> {
     pub content: &'a str,
 }
 
+/// A streamed chat choice. Chat chunks are written with only the fields
+/// that were set, so some fields are absent rather than `null`: `Some(None)`
+/// writes `null`, `None` leaves the field out.
 #[derive(Debug, Clone, Serialize)]
 pub struct ChatStreamChoice<'a> {
     pub index: u32,
     pub delta: Delta<'a>,
-    pub logprobs: Option<()>,
+    pub logprobs: Null,
     pub finish_reason: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub stop_reason: Option<Option<()>>,
+    pub stop_reason: Option<Null>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_ids: Option<Null>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -198,22 +238,30 @@ pub struct ChatStreamChunk<'a> {
     pub choices: Vec<ChatStreamChoice<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_token_ids: Option<Null>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ChatMessageOut {
     pub role: &'static str,
     pub content: String,
+    pub refusal: Null,
+    pub annotations: Null,
+    pub audio: Null,
+    pub function_call: Null,
     pub tool_calls: Vec<()>,
+    pub reasoning_content: Null,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ChatChoice {
     pub index: u32,
     pub message: ChatMessageOut,
-    pub logprobs: Option<()>,
+    pub logprobs: Null,
     pub finish_reason: &'static str,
-    pub stop_reason: Option<()>,
+    pub stop_reason: Null,
+    pub token_ids: Null,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -223,7 +271,28 @@ pub struct ChatResponse<'a> {
     pub created: u64,
     pub model: &'a str,
     pub choices: Vec<ChatChoice>,
-    pub usage: Usage,
+    pub service_tier: Null,
+    pub system_fingerprint: Null,
+    pub usage: FullUsage,
+    pub prompt_logprobs: Null,
+    pub prompt_token_ids: Null,
+    pub kv_transfer_params: Null,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelPermission {
+    pub id: String,
+    pub object: &'static str,
+    pub created: u64,
+    pub allow_create_engine: bool,
+    pub allow_sampling: bool,
+    pub allow_logprobs: bool,
+    pub allow_search_indices: bool,
+    pub allow_view: bool,
+    pub allow_fine_tuning: bool,
+    pub organization: &'static str,
+    pub group: Null,
+    pub is_blocking: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -233,8 +302,9 @@ pub struct ModelCard<'a> {
     pub created: u64,
     pub owned_by: &'static str,
     pub root: &'a str,
-    pub parent: Option<()>,
+    pub parent: Null,
     pub max_model_len: usize,
+    pub permission: Vec<ModelPermission>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -243,13 +313,17 @@ pub struct ModelList<'a> {
     pub data: Vec<ModelCard<'a>>,
 }
 
-/// vLLM's error body.
 #[derive(Debug, Clone, Serialize)]
-pub struct ErrorResponse {
-    pub object: &'static str,
+pub struct ErrorInfo {
     pub message: String,
     #[serde(rename = "type")]
     pub kind: &'static str,
-    pub param: Option<()>,
+    pub param: Null,
     pub code: u16,
+}
+
+/// vLLM's error body (0.10.1 and later): `{"error": {...}}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorResponse {
+    pub error: ErrorInfo,
 }

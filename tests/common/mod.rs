@@ -46,10 +46,13 @@ impl Streamed {
             .expect("a usage chunk")
     }
 
+    /// Cached prompt tokens; vLLM leaves the details out when there are none.
     pub fn cached_tokens(&self) -> u64 {
-        self.usage()["prompt_tokens_details"]["cached_tokens"]
-            .as_u64()
-            .unwrap()
+        let usage = self.usage();
+        match usage.get("prompt_tokens_details") {
+            None => 0,
+            Some(details) => details["cached_tokens"].as_u64().unwrap(),
+        }
     }
 
     /// The generated text events, in order.
