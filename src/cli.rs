@@ -1,7 +1,11 @@
-//! The command line: clap structures that only parse.
+//! The command line: clap structures that only parse. Precedence and
+//! defaults are decided in [`crate::settings`].
 
-use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 
+use clap::{Args, Parser, Subcommand};
+
+use crate::settings::{Options, ReinitStrategy, TokensPerReqMetric, TtftMetric};
 use crate::sim::SimConfig;
 
 /// Benchmark OpenAI-compatible LLM inference servers across KV-cache hit
@@ -15,7 +19,281 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Sweep cache hit rates against a server (or the embedded simulator) and
+    /// find the peak throughput under a TTFT limit at each.
+    #[command(args_override_self = true)]
+    Run(Box<RunArgs>),
     /// Run the embedded simulated inference server (vLLM's OpenAI-compatible
     /// protocol with a KV prefix-cache model).
     Sim(SimConfig),
+    /// Estimate the KV-cache memory of a request and of a working set.
+    KvSize(KvSizeArgs),
+}
+
+/// `cacherate run`. Every option may also come from the environment
+/// (`CACHERATE_<OPTION>`) or a profile; see `--profile`.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Target")]
+pub struct RunArgs {
+    /// Inference server base URL(s), e.g. http://localhost:8000; several are
+    /// used round-robin. Without one, the embedded simulator is started.
+    #[arg(long, num_args = 1.., env = "CACHERATE_API_ENDPOINT", value_delimiter = ',')]
+    pub api_endpoint: Option<Vec<String>>,
+
+    /// Model id to request (default: the first id of /v1/models).
+    #[arg(long, env = "CACHERATE_MODEL")]
+    pub model: Option<String>,
+
+    /// Bearer token for the server.
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+
+    /// Tokenizer for counting tokens (default: the server's /tokenize).
+    #[arg(long, env = "CACHERATE_TOKENIZER")]
+    pub tokenizer: Option<String>,
+
+    /// Seconds one request may take before it counts as failed.
+    #[arg(long, env = "CACHERATE_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<f64>,
+
+    /// Profile to take options from: built-in `quick` or `full`, or one of
+    /// [profile.NAME] in cacherate.toml.
+    #[arg(long, env = "CACHERATE_PROFILE", help_heading = "Profiles")]
+    pub profile: Option<String>,
+
+    /// Profile file (default: ./cacherate.toml when it exists).
+    #[arg(long, env = "CACHERATE_CONFIG", help_heading = "Profiles")]
+    pub config: Option<PathBuf>,
+
+    /// Start over: move the files of an earlier run in --output-dir aside.
+    #[arg(long, help_heading = "Output")]
+    pub force_restart: bool,
+
+    /// Debug logging.
+    #[arg(long, help_heading = "Output")]
+    pub verbose: bool,
+
+    /// No progress bars or per-phase lines; errors and the final table only.
+    #[arg(long, help_heading = "Output")]
+    pub quiet: bool,
+
+    #[command(flatten)]
+    pub options: RunOptionArgs,
+}
+
+/// The options that profiles can set too.
+#[derive(Debug, Clone, Args)]
+pub struct RunOptionArgs {
+    /// Context lengths to test, in tokens (e.g. 8000 32000 64000).
+    #[arg(long, num_args = 1.., env = "CACHERATE_CONTEXT_SIZES", value_delimiter = ',', help_heading = "Workload")]
+    pub context_sizes: Option<Vec<u64>>,
+
+    /// Total tokens in the working set (e.g. 2000000).
+    #[arg(long, env = "CACHERATE_WORKING_SET_SIZE", help_heading = "Workload")]
+    pub working_set_size: Option<u64>,
+
+    /// Tokens generated per request [default: 256].
+    #[arg(long, env = "CACHERATE_OUTPUT_TOKENS", help_heading = "Workload")]
+    pub output_tokens: Option<u32>,
+
+    /// Cache hit rates to test, in percent [default: 0 5 10 ... 100].
+    #[arg(long, num_args = 1.., env = "CACHERATE_CACHE_HIT_RATES", value_delimiter = ',', help_heading = "Workload")]
+    pub cache_hit_rates: Option<Vec<u32>>,
+
+    /// Server KV block alignment in tokens: cached prefixes round down to
+    /// it, contexts up [default: 256].
+    #[arg(long, env = "CACHERATE_CHUNK_SIZE", help_heading = "Workload")]
+    pub chunk_size: Option<u64>,
+
+    /// When to send the working set again [default: once].
+    #[arg(long, env = "CACHERATE_REINIT_STRATEGY", help_heading = "Workload")]
+    pub reinit_strategy: Option<ReinitStrategy>,
+
+    /// Pick working-set prompts at random instead of round-robin.
+    #[arg(long, help_heading = "Workload")]
+    pub random_working_set_selection: bool,
+
+    /// Seed for prompts and selection (default: drawn and recorded).
+    #[arg(long, env = "CACHERATE_SEED", help_heading = "Workload")]
+    pub seed: Option<u64>,
+
+    /// TTFT threshold in seconds [default: 2.0].
+    #[arg(long, env = "CACHERATE_MAX_TTFT", help_heading = "Thresholds")]
+    pub max_ttft: Option<f64>,
+
+    /// TTFT statistic held against --max-ttft [default: p95].
+    #[arg(long, env = "CACHERATE_TTFT_METRIC", help_heading = "Thresholds")]
+    pub ttft_metric: Option<TtftMetric>,
+
+    /// Also require this many output tokens/s per request.
+    #[arg(
+        long,
+        env = "CACHERATE_MIN_TOKENS_PER_REQ",
+        help_heading = "Thresholds"
+    )]
+    pub min_tokens_per_req: Option<f64>,
+
+    /// Per-request output-rate statistic held against --min-tokens-per-req
+    /// [default: avg].
+    #[arg(
+        long,
+        env = "CACHERATE_TOKENS_PER_REQ_METRIC",
+        help_heading = "Thresholds"
+    )]
+    pub tokens_per_req_metric: Option<TokensPerReqMetric>,
+
+    /// A phase with a larger share of failed requests fails the threshold
+    /// [default: 0.01].
+    #[arg(long, env = "CACHERATE_MAX_ERROR_RATE", help_heading = "Thresholds")]
+    pub max_error_rate: Option<f64>,
+
+    /// Most seconds spent ramping one cache rate [default: 300].
+    #[arg(long, env = "CACHERATE_TEST_DURATION", help_heading = "Timing")]
+    pub test_duration: Option<f64>,
+
+    /// Seconds per concurrency level while ramping [default: 60].
+    #[arg(long, env = "CACHERATE_RAMP_DURATION", help_heading = "Timing")]
+    pub ramp_duration: Option<f64>,
+
+    /// Extra phases at the peak concurrency [default: 3].
+    #[arg(long, env = "CACHERATE_NUM_RETRIES", help_heading = "Timing")]
+    pub num_retries: Option<u32>,
+
+    /// First concurrency level [default: 2].
+    #[arg(
+        long,
+        env = "CACHERATE_START_CONCURRENCY",
+        help_heading = "Concurrency"
+    )]
+    pub start_concurrency: Option<u32>,
+
+    /// Concurrency step [default: 2].
+    #[arg(
+        long,
+        env = "CACHERATE_CONCURRENCY_INCREMENT",
+        help_heading = "Concurrency"
+    )]
+    pub concurrency_increment: Option<u32>,
+
+    /// Highest concurrency level [default: 1000].
+    #[arg(long, env = "CACHERATE_MAX_CONCURRENCY", help_heading = "Concurrency")]
+    pub max_concurrency: Option<u32>,
+
+    /// Concurrency of the working-set warm-up [default: 16].
+    #[arg(long, env = "CACHERATE_INIT_CONCURRENCY", help_heading = "Concurrency")]
+    pub init_concurrency: Option<u32>,
+
+    /// Run directory [default: ./output].
+    #[arg(long, env = "CACHERATE_OUTPUT_DIR", help_heading = "Output")]
+    pub output_dir: Option<PathBuf>,
+
+    /// Count only requests launched and finished inside each phase.
+    #[arg(long, help_heading = "Output")]
+    pub strict_time_window: bool,
+
+    /// Do not write HTML graphs.
+    #[arg(long, help_heading = "Output")]
+    pub skip_graphs: bool,
+
+    /// KV bytes per element for the size estimate: 1 (FP8) or 2 (FP16)
+    /// [default: 2].
+    #[arg(
+        long,
+        env = "CACHERATE_KV_CACHE_QUANTIZATION",
+        help_heading = "KV size estimate"
+    )]
+    pub kv_cache_quantization: Option<u8>,
+
+    /// Model layers, for the KV size estimate of a model not in the table.
+    #[arg(long, help_heading = "KV size estimate")]
+    pub num_layers: Option<u32>,
+
+    /// KV heads per layer, for the KV size estimate.
+    #[arg(long, help_heading = "KV size estimate")]
+    pub num_kv_heads: Option<u32>,
+
+    /// Head dimension, for the KV size estimate.
+    #[arg(long, help_heading = "KV size estimate")]
+    pub head_dim: Option<u32>,
+
+    /// Wall seconds per simulated second of the embedded simulator (used
+    /// only without --api-endpoint) [default: 1].
+    #[arg(
+        long,
+        env = "CACHERATE_SIM_TIME_SCALE",
+        help_heading = "Embedded simulator"
+    )]
+    pub sim_time_scale: Option<f64>,
+}
+
+impl RunArgs {
+    /// The profile-settable options given on the command line or in the
+    /// environment, as one layer.
+    pub fn layer(&self) -> Options {
+        let o = self.options.clone();
+        let flag = |set: bool| set.then_some(true);
+        Options {
+            api_endpoint: self.api_endpoint.clone(),
+            context_sizes: o.context_sizes,
+            working_set_size: o.working_set_size,
+            output_tokens: o.output_tokens,
+            max_ttft: o.max_ttft,
+            ttft_metric: o.ttft_metric,
+            test_duration: o.test_duration,
+            ramp_duration: o.ramp_duration,
+            num_retries: o.num_retries,
+            start_concurrency: o.start_concurrency,
+            concurrency_increment: o.concurrency_increment,
+            max_concurrency: o.max_concurrency,
+            init_concurrency: o.init_concurrency,
+            cache_hit_rates: o.cache_hit_rates,
+            chunk_size: o.chunk_size,
+            reinit_strategy: o.reinit_strategy,
+            random_working_set_selection: flag(o.random_working_set_selection),
+            output_dir: o.output_dir,
+            tokenizer: self.tokenizer.clone(),
+            seed: o.seed,
+            kv_cache_quantization: o.kv_cache_quantization,
+            strict_time_window: flag(o.strict_time_window),
+            skip_graphs: flag(o.skip_graphs),
+            model: self.model.clone(),
+            min_tokens_per_req: o.min_tokens_per_req,
+            tokens_per_req_metric: o.tokens_per_req_metric,
+            request_timeout: self.request_timeout,
+            max_error_rate: o.max_error_rate,
+            sim_time_scale: o.sim_time_scale,
+            num_layers: o.num_layers,
+            num_kv_heads: o.num_kv_heads,
+            head_dim: o.head_dim,
+        }
+    }
+}
+
+/// `cacherate kv-size`.
+#[derive(Debug, Clone, Args)]
+pub struct KvSizeArgs {
+    /// Model id to look up in the built-in table (e.g. meta-llama/Llama-3.1-8B).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Context lengths, in tokens.
+    #[arg(long, num_args = 1.., value_delimiter = ',', required = true)]
+    pub context_sizes: Vec<u64>,
+    /// Working set size in tokens.
+    #[arg(long)]
+    pub working_set_size: Option<u64>,
+    /// Cached-prefix alignment in tokens.
+    #[arg(long, default_value_t = 256)]
+    pub chunk_size: u64,
+    /// KV bytes per element: 1 (FP8) or 2 (FP16).
+    #[arg(long, default_value_t = 2)]
+    pub kv_cache_quantization: u8,
+    /// Model layers (overrides the table).
+    #[arg(long)]
+    pub num_layers: Option<u32>,
+    /// KV heads per layer (overrides the table).
+    #[arg(long)]
+    pub num_kv_heads: Option<u32>,
+    /// Head dimension (overrides the table).
+    #[arg(long)]
+    pub head_dim: Option<u32>,
 }

@@ -11,6 +11,9 @@ pub enum Error {
     /// The target server is not there or not healthy.
     #[error("{0}")]
     Unreachable(String),
+    /// Interrupted by SIGINT; what was measured is on disk.
+    #[error("interrupted; run the same command again to resume from the last finished phase")]
+    Interrupted,
     /// Anything else: a bug or an environment failure.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -21,6 +24,7 @@ impl Error {
         match self {
             Error::Usage(_) => exit::USAGE,
             Error::Unreachable(_) => exit::UNREACHABLE,
+            Error::Interrupted => exit::INTERRUPTED,
             Error::Internal(_) => exit::INTERNAL,
         }
     }

@@ -11,6 +11,8 @@ pub const USAGE: i32 = 2;
 pub const UNREACHABLE: i32 = 3;
 /// The verdict was inconclusive and `--fail-on-inconclusive` was given.
 pub const INCONCLUSIVE: i32 = 4;
+/// Interrupted (Ctrl-C); rerun the same command to resume.
+pub const INTERRUPTED: i32 = 130;
 /// A bug in cacherate.
 pub const INTERNAL: i32 = 70;
 
@@ -22,4 +24,5 @@ Exit codes:
   2   usage or configuration error
   3   target unreachable or unhealthy
   4   inconclusive, with --fail-on-inconclusive
-  70  internal error";
+  70  internal error
+  130 interrupted (rerun the same command to resume)";

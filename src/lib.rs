@@ -1,21 +1,77 @@
 //! cacherate: measures how an OpenAI-compatible inference server performs
 //! across KV-cache hit rates, and turns the measurement into a CI gate.
+//!
+//! The pipeline, top to bottom: command line ([`cli`]) → settings
+//! ([`settings`]) → workload ([`workload`]) → client ([`client`]) → runner
+//! ([`runner`]) → run directory ([`store`]) → figures ([`stats`]).
 
 pub mod cli;
+pub mod client;
 pub mod error;
 pub mod exit;
+pub mod kvsize;
+pub mod progress;
+pub mod record;
+pub mod runner;
+pub mod settings;
 pub mod sim;
+pub mod stats;
+pub mod store;
+pub mod workload;
 
 use std::io::Write;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, KvSizeArgs};
 use error::{Error, Result};
 
-/// Runs one parsed command line to completion.
-pub async fn run(cli: Cli) -> Result<()> {
+/// Runs one parsed command line to completion. `argv` is the raw command
+/// line, recorded in the run directory.
+pub async fn run(cli: Cli, argv: Vec<String>) -> Result<()> {
     match cli.command {
+        Command::Run(args) => {
+            let cwd = std::env::current_dir().map_err(|e| Error::Internal(e.into()))?;
+            let settings = settings::RunSettings::resolve(*args, &cwd)?;
+            let outcome = tokio::select! {
+                outcome = runner::run(settings, &argv) => outcome?,
+                _ = tokio::signal::ctrl_c() => return Err(Error::Interrupted),
+            };
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "\n{}", runner::render_table(&outcome.points));
+            let _ = writeln!(stdout, "results in {}", outcome.dir.display());
+            Ok(())
+        }
         Command::Sim(config) => run_sim(config).await,
+        Command::KvSize(args) => kv_size(args),
     }
+}
+
+fn kv_size(args: KvSizeArgs) -> Result<()> {
+    let shape = kvsize::ModelShape::resolve(
+        args.model.as_deref(),
+        args.num_layers,
+        args.num_kv_heads,
+        args.head_dim,
+    )
+    .ok_or_else(|| {
+        Error::Usage(format!(
+            "the model shape is unknown{}: give --num-layers, --num-kv-heads and --head-dim, or \
+             a --model from the built-in table (Llama 3.x, Qwen 2.5/3, Mistral, Mixtral, \
+             gpt-oss, SmolLM2)",
+            args.model
+                .as_deref()
+                .map(|m| format!(" for {m}"))
+                .unwrap_or_default()
+        ))
+    })?;
+    let estimate = kvsize::Estimate::new(
+        shape,
+        args.kv_cache_quantization,
+        &args.context_sizes,
+        args.working_set_size,
+        args.chunk_size,
+    )?;
+    print!("{}", estimate.render());
+    Ok(())
 }
 
 async fn run_sim(config: sim::SimConfig) -> Result<()> {

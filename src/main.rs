@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
     let cli = cacherate::cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -18,7 +19,7 @@ fn main() -> ExitCode {
             return ExitCode::from(cacherate::exit::INTERNAL as u8);
         }
     };
-    match runtime.block_on(cacherate::run(cli)) {
+    match runtime.block_on(cacherate::run(cli, argv)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -1,0 +1,510 @@
+//! The HTTP client: one streaming completion per call, timed on a monotonic
+//! clock, plus the small calls a run needs (models, tokenize, version,
+//! metrics). Endpoints are used round-robin.
+
+pub mod sse;
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::record::ErrorKind;
+use sse::SseReader;
+
+/// Monotonic time anchored to the wall clock once, so times of different
+/// processes line up and no time within a run goes backwards.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    instant: Instant,
+    unix: f64,
+}
+
+impl Clock {
+    pub fn new() -> Clock {
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        Clock {
+            instant: Instant::now(),
+            unix,
+        }
+    }
+
+    /// Unix seconds of `at`.
+    pub fn unix(&self, at: Instant) -> f64 {
+        self.unix + at.saturating_duration_since(self.instant).as_secs_f64()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What one streamed request measured.
+#[derive(Debug, Clone, Default)]
+pub struct Measured {
+    pub endpoint: u32,
+    pub ttft: Option<Duration>,
+    pub ttlt: Option<Duration>,
+    pub finish: Duration,
+    pub chunks: u32,
+    pub max_chunk_gap: Option<Duration>,
+    pub prompt_tokens: Option<u64>,
+    pub completion_tokens: Option<u64>,
+    pub cached_tokens: Option<u64>,
+    pub status: u16,
+    pub error_kind: Option<ErrorKind>,
+    pub error: Option<String>,
+    /// `[DONE]` or a finish reason was seen.
+    done: bool,
+    last_token: Option<Duration>,
+}
+
+impl Measured {
+    fn fail(&mut self, kind: ErrorKind, message: impl Into<String>) {
+        if self.error_kind.is_none() {
+            self.error_kind = Some(kind);
+            let mut message = message.into();
+            message.truncate(500);
+            self.error = Some(message);
+        }
+    }
+
+    /// Reads one event's data, received `at` after launch.
+    fn event(&mut self, data: &[u8], at: Duration) {
+        if data == b"[DONE]" {
+            self.done = true;
+            return;
+        }
+        let chunk: ChunkView<'_> = match serde_json::from_slice(data) {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                let shown = String::from_utf8_lossy(&data[..data.len().min(200)]).into_owned();
+                self.fail(
+                    ErrorKind::Protocol,
+                    format!("unreadable event ({e}): {shown}"),
+                );
+                return;
+            }
+        };
+        if let Some(error) = chunk.error {
+            self.fail(ErrorKind::StreamError, error.to_string());
+            return;
+        }
+        let mut has_text = false;
+        for choice in &chunk.choices {
+            let text_len = |text: &Option<Cow<'_, str>>| text.as_ref().map_or(0, |t| t.len());
+            let mut len = text_len(&choice.text);
+            if let Some(delta) = &choice.delta {
+                len += text_len(&delta.content)
+                    + text_len(&delta.reasoning_content)
+                    + text_len(&delta.reasoning);
+            }
+            has_text |= len > 0;
+            if choice.finish_reason.is_some() {
+                self.done = true;
+            }
+        }
+        if has_text {
+            self.chunks += 1;
+            self.ttft.get_or_insert(at);
+            if let Some(previous) = self.last_token {
+                let gap = at - previous;
+                if self.max_chunk_gap.is_none_or(|max| gap > max) {
+                    self.max_chunk_gap = Some(gap);
+                }
+            }
+            self.last_token = Some(at);
+            self.ttlt = Some(at);
+        }
+        if let Some(usage) = chunk.usage {
+            self.prompt_tokens = usage.prompt_tokens.or(self.prompt_tokens);
+            self.completion_tokens = usage.completion_tokens.or(self.completion_tokens);
+            if let Some(cached) = usage.prompt_tokens_details.and_then(|d| d.cached_tokens) {
+                self.cached_tokens = Some(cached);
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ChunkView<'a> {
+    #[serde(default, borrow)]
+    choices: Vec<ChoiceView<'a>>,
+    #[serde(default)]
+    usage: Option<UsageView>,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceView<'a> {
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    delta: Option<DeltaView<'a>>,
+    #[serde(default, borrow)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct DeltaView<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    reasoning: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct UsageView {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<DetailsView>,
+}
+
+#[derive(Deserialize)]
+struct DetailsView {
+    cached_tokens: Option<u64>,
+}
+
+/// The client of one run.
+#[derive(Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    endpoints: Vec<String>,
+    completions: Vec<String>,
+    api_key: Option<HeaderValue>,
+    timeout: Duration,
+    next: AtomicU64,
+}
+
+fn describe(error: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn classify(error: &reqwest::Error) -> ErrorKind {
+    if error.is_timeout() {
+        ErrorKind::Timeout
+    } else if error.is_connect() {
+        ErrorKind::Connect
+    } else {
+        ErrorKind::Disconnect
+    }
+}
+
+impl Client {
+    /// `endpoints` are normalised base URLs (see `settings::normalize_endpoint`).
+    pub fn new(endpoints: Vec<String>, api_key: Option<&str>, timeout: Duration) -> Result<Client> {
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(usize::MAX)
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| Error::Internal(anyhow::anyhow!("cannot build the HTTP client: {e}")))?;
+        let api_key = api_key
+            .map(|key| {
+                HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+                    Error::Usage("--api-key contains characters a header cannot carry".into())
+                })
+            })
+            .transpose()?;
+        let completions = endpoints
+            .iter()
+            .map(|base| format!("{base}/v1/completions"))
+            .collect();
+        Ok(Client {
+            http,
+            endpoints,
+            completions,
+            api_key,
+            timeout,
+            next: AtomicU64::new(0),
+        })
+    }
+
+    pub fn endpoints(&self) -> &[String] {
+        &self.endpoints
+    }
+
+    fn get(&self, url: String) -> reqwest::RequestBuilder {
+        let request = self.http.get(url).timeout(Duration::from_secs(30));
+        match &self.api_key {
+            Some(key) => request.header(AUTHORIZATION, key.clone()),
+            None => request,
+        }
+    }
+
+    fn post_json(&self, url: String, body: Vec<u8>) -> reqwest::RequestBuilder {
+        let request = self
+            .http
+            .post(url)
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(body);
+        match &self.api_key {
+            Some(key) => request.header(AUTHORIZATION, key.clone()),
+            None => request,
+        }
+    }
+
+    /// The model ids each endpoint serves; an endpoint that does not answer
+    /// is an `Unreachable` error naming it.
+    pub async fn models(&self) -> Result<Vec<Vec<String>>> {
+        #[derive(Deserialize)]
+        struct Models {
+            data: Vec<Model>,
+        }
+        #[derive(Deserialize)]
+        struct Model {
+            id: String,
+        }
+        let mut all = Vec::new();
+        for base in &self.endpoints {
+            let url = format!("{base}/v1/models");
+            let mut last_error = String::new();
+            let mut models = None;
+            // A server that has just started may refuse a moment longer.
+            for attempt in 0..4 {
+                if attempt > 0 {
+                    tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+                }
+                match self.get(url.clone()).send().await {
+                    Ok(response) if response.status().is_success() => {
+                        let parsed: Models = response.json().await.map_err(|e| {
+                            Error::Unreachable(format!(
+                                "{url} answered, but not with an OpenAI model list: {e}"
+                            ))
+                        })?;
+                        models = Some(parsed.data.into_iter().map(|m| m.id).collect());
+                        break;
+                    }
+                    Ok(response) => {
+                        let status = response.status();
+                        let text = response.text().await.unwrap_or_default();
+                        return Err(Error::Unreachable(format!(
+                            "{url} answered {status}: {}{}",
+                            text.chars().take(300).collect::<String>(),
+                            if status == 401 {
+                                " (give the key with --api-key or OPENAI_API_KEY)"
+                            } else {
+                                ""
+                            }
+                        )));
+                    }
+                    Err(e) => last_error = describe(&e),
+                }
+            }
+            match models {
+                Some(models) => all.push(models),
+                None => {
+                    return Err(Error::Unreachable(format!(
+                        "cannot reach {url}: {last_error}; is the server running, and is \
+                         --api-endpoint right?"
+                    )));
+                }
+            }
+        }
+        Ok(all)
+    }
+
+    /// Tokenises `text` through the first endpoint's `/tokenize`, in vLLM's
+    /// shape (`prompt`) or llama.cpp's (`content`). Returns the ids and the
+    /// shape that worked.
+    pub async fn tokenize(&self, model: &str, text: &str) -> Result<(Vec<u32>, &'static str)> {
+        #[derive(Deserialize)]
+        struct Tokens {
+            tokens: Vec<u32>,
+        }
+        let url = format!("{}/tokenize", self.endpoints[0]);
+        let shapes: [(&str, serde_json::Value); 2] = [
+            (
+                "vLLM",
+                serde_json::json!({"model": model, "prompt": text, "add_special_tokens": false}),
+            ),
+            (
+                "llama.cpp",
+                serde_json::json!({"content": text, "add_special": false}),
+            ),
+        ];
+        let mut failures = Vec::new();
+        for (shape, body) in shapes {
+            let body = serde_json::to_vec(&body).expect("json serializes");
+            match self.post_json(url.clone(), body).send().await {
+                Ok(response) if response.status().is_success() => {
+                    match response.json::<Tokens>().await {
+                        Ok(tokens) => return Ok((tokens.tokens, shape)),
+                        Err(e) => failures.push(format!("{shape} shape: {e}")),
+                    }
+                }
+                Ok(response) => failures.push(format!("{shape} shape: {}", response.status())),
+                Err(e) => failures.push(format!("{shape} shape: {}", describe(&e))),
+            }
+        }
+        Err(Error::Unreachable(format!(
+            "cannot tokenise through {url} ({}); the server must serve /tokenize (vLLM, \
+             SGLang and llama.cpp do)",
+            failures.join("; ")
+        )))
+    }
+
+    /// `GET /version` of the first endpoint, when it serves one.
+    pub async fn server_version(&self) -> Option<String> {
+        let response = self
+            .get(format!("{}/version", self.endpoints[0]))
+            .send()
+            .await
+            .ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        let value: serde_json::Value = response.json().await.ok()?;
+        value["version"].as_str().map(str::to_string)
+    }
+
+    /// `GET /metrics` of the first endpoint, when it serves one.
+    pub async fn metrics(&self) -> Option<String> {
+        let response = self
+            .get(format!("{}/metrics", self.endpoints[0]))
+            .send()
+            .await
+            .ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        response.text().await.ok()
+    }
+
+    /// Sends one streaming completion and measures it. Never fails: what
+    /// went wrong is in the result.
+    pub async fn stream(&self, body: Vec<u8>, launch: Instant) -> Measured {
+        let endpoint =
+            (self.next.fetch_add(1, Ordering::Relaxed) % self.completions.len() as u64) as usize;
+        let mut measured = Measured {
+            endpoint: endpoint as u32,
+            ..Measured::default()
+        };
+        let url = &self.completions[endpoint];
+        let outcome = tokio::time::timeout(
+            self.timeout,
+            self.stream_into(url, body, launch, &mut measured),
+        )
+        .await;
+        if outcome.is_err() {
+            let timeout = self.timeout.as_secs_f64();
+            measured.fail(
+                ErrorKind::Timeout,
+                format!("no complete response within --request-timeout {timeout} s"),
+            );
+        }
+        measured.finish = launch.elapsed();
+        if measured.error_kind.is_none() && !measured.done {
+            measured.fail(
+                ErrorKind::Incomplete,
+                "the stream ended without a finish reason or [DONE]",
+            );
+        }
+        measured
+    }
+
+    async fn stream_into(&self, url: &str, body: Vec<u8>, launch: Instant, m: &mut Measured) {
+        let response = match self.post_json(url.to_string(), body).send().await {
+            Ok(response) => response,
+            Err(e) => return m.fail(classify(&e), describe(&e)),
+        };
+        m.status = response.status().as_u16();
+        if !response.status().is_success() {
+            let status = m.status;
+            let text = response.text().await.unwrap_or_default();
+            return m.fail(
+                ErrorKind::for_status(status),
+                format!("HTTP {status}: {text}"),
+            );
+        }
+        let mut reader = SseReader::new();
+        let mut body = response.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            match chunk {
+                Ok(bytes) => {
+                    let at = launch.elapsed();
+                    reader.push(&bytes, |data| m.event(data, at));
+                }
+                Err(e) => return m.fail(ErrorKind::Disconnect, describe(&e)),
+            }
+        }
+        let at = launch.elapsed();
+        reader.finish(|data| m.event(data, at));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttft_starts_at_the_first_text_not_at_a_role_only_delta() {
+        let mut m = Measured::default();
+        let ms = Duration::from_millis;
+        m.event(
+            br#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#,
+            ms(5),
+        );
+        assert_eq!(m.ttft, None);
+        m.event(
+            br#"{"choices":[{"index":0,"delta":{"reasoning_content":"hm"}}]}"#,
+            ms(9),
+        );
+        m.event(
+            br#"{"choices":[{"index":0,"delta":{"content":"Hi"}}]}"#,
+            ms(20),
+        );
+        m.event(
+            br#"{"choices":[{"index":0,"delta":{"content":"!"},"finish_reason":"length"}]}"#,
+            ms(50),
+        );
+        m.event(
+            br#"{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":4}}}"#,
+            ms(51),
+        );
+        m.event(b"[DONE]", ms(51));
+        assert_eq!(m.ttft, Some(ms(9)));
+        assert_eq!(m.ttlt, Some(ms(50)));
+        assert_eq!(m.chunks, 3);
+        assert_eq!(m.max_chunk_gap, Some(ms(30)));
+        assert_eq!(
+            (m.prompt_tokens, m.completion_tokens, m.cached_tokens),
+            (Some(7), Some(3), Some(4))
+        );
+        assert!(m.done && m.error_kind.is_none());
+    }
+
+    #[test]
+    fn in_stream_errors_and_garbage_are_failures() {
+        let mut m = Measured::default();
+        m.event(
+            br#"{"error": {"message": "boom", "code": 400}}"#,
+            Duration::ZERO,
+        );
+        assert_eq!(m.error_kind, Some(ErrorKind::StreamError));
+        let mut m = Measured::default();
+        m.event(b"{not json", Duration::ZERO);
+        assert_eq!(m.error_kind, Some(ErrorKind::Protocol));
+    }
+}

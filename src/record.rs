@@ -1,0 +1,121 @@
+//! The raw facts of one request, successful or not: one row of
+//! `detailed_results_{ctx}.csv`. Every figure is computed from these.
+
+use serde::{Deserialize, Serialize};
+
+/// Why a request failed. Failed requests are kept as rows and counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// No connection could be made.
+    Connect,
+    /// `--request-timeout` passed.
+    Timeout,
+    /// 429 Too Many Requests.
+    RateLimited,
+    /// Another 4xx status.
+    Http4xx,
+    /// A 5xx status.
+    Http5xx,
+    /// The connection broke during the response.
+    Disconnect,
+    /// The stream ended before its last event.
+    Incomplete,
+    /// The server sent an error event inside the stream.
+    StreamError,
+    /// The response could not be understood.
+    Protocol,
+}
+
+impl ErrorKind {
+    pub fn for_status(status: u16) -> ErrorKind {
+        match status {
+            429 => ErrorKind::RateLimited,
+            500.. => ErrorKind::Http5xx,
+            _ => ErrorKind::Http4xx,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connect",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::Http4xx => "http_4xx",
+            ErrorKind::Http5xx => "http_5xx",
+            ErrorKind::Disconnect => "disconnect",
+            ErrorKind::Incomplete => "incomplete",
+            ErrorKind::StreamError => "stream_error",
+            ErrorKind::Protocol => "protocol",
+        }
+    }
+}
+
+/// One request. Times are seconds: `launch_unix_s` on the wall clock (taken
+/// from a monotonic clock anchored once per process), the others since
+/// launch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    pub context_size: u64,
+    pub cache_hit_rate: u32,
+    pub phase_id: String,
+    /// Position of the phase within its point, from 0.
+    pub phase_index: u32,
+    pub concurrency: u32,
+    /// Unique in the run; seeds the request's unique suffix.
+    pub request_id: u64,
+    /// Index into the run's endpoints.
+    pub endpoint: u32,
+    /// The working-set prompt whose prefix was sent.
+    pub working_set_prompt: u32,
+    pub launch_unix_s: f64,
+    /// Time from the slot's previous request ending to this launch.
+    pub dispatch_delay_s: f64,
+    /// Time to the first event carrying generated text.
+    pub ttft_s: Option<f64>,
+    /// Time to the last event carrying generated text.
+    pub ttlt_s: Option<f64>,
+    /// Time to the end of the response.
+    pub finish_s: f64,
+    /// Events that carried generated text.
+    pub chunks: u32,
+    /// Longest gap between two such events.
+    pub max_chunk_gap_s: Option<f64>,
+    pub expected_prompt_tokens: u64,
+    pub target_cached_tokens: u64,
+    /// From the server's `usage`.
+    pub prompt_tokens: Option<u64>,
+    pub completion_tokens: Option<u64>,
+    /// `usage.prompt_tokens_details.cached_tokens`, when reported.
+    pub cached_tokens: Option<u64>,
+    /// HTTP status; 0 when no response came.
+    pub status: u16,
+    pub error_kind: Option<ErrorKind>,
+    pub error: Option<String>,
+    /// Launched and finished inside the phase's window.
+    pub in_window: bool,
+}
+
+impl RequestRecord {
+    pub fn ok(&self) -> bool {
+        self.error_kind.is_none()
+    }
+
+    /// Inter-token latency: `(TTLT - TTFT) / (completion_tokens - 1)`.
+    pub fn itl_s(&self) -> Option<f64> {
+        let tokens = self.completion_tokens.filter(|&n| n > 1)?;
+        Some((self.ttlt_s? - self.ttft_s?) / (tokens - 1) as f64)
+    }
+
+    /// Output tokens per second of generation: the tokens after the first
+    /// over the time from the first to the last.
+    pub fn output_tps(&self) -> Option<f64> {
+        let itl = self.itl_s()?;
+        (itl > 0.0).then(|| 1.0 / itl)
+    }
+
+    /// Prompt tokens as the server counted them, else as sent.
+    pub fn prompt_tokens_or_expected(&self) -> u64 {
+        self.prompt_tokens.unwrap_or(self.expected_prompt_tokens)
+    }
+}

@@ -1,0 +1,220 @@
+//! One phase of closed-loop load: exactly `concurrency` requests in flight
+//! until the window closes, each slot starting its next request as soon as
+//! the last one ends; requests in flight at the close still finish. And the
+//! warm-up, which sends every working-set prompt once.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+
+use crate::client::{Client, Clock, Measured};
+use crate::progress::{Live, Ui};
+use crate::record::RequestRecord;
+use crate::workload::{BuiltRequest, PromptFactory};
+
+/// What every phase of a run shares.
+pub struct Shared {
+    pub client: Client,
+    pub clock: Clock,
+    /// The next request id; ids are never reused within a run directory.
+    pub request_ids: AtomicU64,
+}
+
+/// Which phase, for its records.
+#[derive(Debug, Clone)]
+pub struct PhaseLabel {
+    pub context_size: u64,
+    pub cache_hit_rate: u32,
+    pub phase_id: String,
+    pub phase_index: u32,
+    pub concurrency: u32,
+}
+
+/// The requests of a phase and its times.
+pub struct PhaseRun {
+    pub records: Vec<RequestRecord>,
+    pub start: Instant,
+    pub window_end: Instant,
+    pub end: Instant,
+}
+
+struct Sent<'a> {
+    label: &'a PhaseLabel,
+    built: BuiltRequest,
+    measured: Measured,
+    launch: Instant,
+    dispatch_delay: Duration,
+    window_end: Instant,
+}
+
+fn to_record(shared: &Shared, sent: Sent<'_>) -> RequestRecord {
+    let Sent {
+        label,
+        built,
+        measured: m,
+        launch,
+        dispatch_delay,
+        window_end,
+    } = sent;
+    RequestRecord {
+        context_size: label.context_size,
+        cache_hit_rate: label.cache_hit_rate,
+        phase_id: label.phase_id.clone(),
+        phase_index: label.phase_index,
+        concurrency: label.concurrency,
+        request_id: built.request_id,
+        endpoint: m.endpoint,
+        working_set_prompt: built.working_set_prompt,
+        launch_unix_s: shared.clock.unix(launch),
+        dispatch_delay_s: dispatch_delay.as_secs_f64(),
+        ttft_s: m.ttft.map(|d| d.as_secs_f64()),
+        ttlt_s: m.ttlt.map(|d| d.as_secs_f64()),
+        finish_s: m.finish.as_secs_f64(),
+        chunks: m.chunks,
+        max_chunk_gap_s: m.max_chunk_gap.map(|d| d.as_secs_f64()),
+        expected_prompt_tokens: built.prompt_tokens,
+        target_cached_tokens: built.cached_tokens,
+        prompt_tokens: m.prompt_tokens,
+        completion_tokens: m.completion_tokens,
+        cached_tokens: m.cached_tokens,
+        status: m.status,
+        error_kind: m.error_kind,
+        error: m.error,
+        in_window: launch < window_end && launch + m.finish <= window_end,
+    }
+}
+
+/// Runs one closed-loop phase.
+pub async fn run_phase(
+    shared: Arc<Shared>,
+    factory: Arc<PromptFactory>,
+    label: PhaseLabel,
+    duration: Duration,
+    live: Arc<Live>,
+) -> PhaseRun {
+    let start = Instant::now();
+    let window_end = start + duration;
+    let label = Arc::new(label);
+    let mut slots = JoinSet::new();
+    for _ in 0..label.concurrency {
+        let (shared, factory, label, live) = (
+            Arc::clone(&shared),
+            Arc::clone(&factory),
+            Arc::clone(&label),
+            Arc::clone(&live),
+        );
+        slots.spawn(async move {
+            let mut records = Vec::new();
+            let mut slot_free = start;
+            loop {
+                let now = Instant::now();
+                if now >= window_end {
+                    break;
+                }
+                let request_id = shared.request_ids.fetch_add(1, Ordering::Relaxed);
+                let mut built = factory.request(label.cache_hit_rate, request_id);
+                let body = std::mem::take(&mut built.body);
+                let launch = Instant::now();
+                let measured = shared.client.stream(body, launch).await;
+                let end = Instant::now();
+                live.record(
+                    measured.error_kind.is_none(),
+                    measured.prompt_tokens.unwrap_or(built.prompt_tokens),
+                    measured.ttft,
+                );
+                records.push(to_record(
+                    &shared,
+                    Sent {
+                        label: &label,
+                        built,
+                        measured,
+                        launch,
+                        dispatch_delay: launch - slot_free,
+                        window_end,
+                    },
+                ));
+                slot_free = end;
+            }
+            records
+        });
+    }
+    let mut records = Vec::new();
+    while let Some(slot) = slots.join_next().await {
+        records.extend(slot.expect("a load slot does not panic"));
+    }
+    records.sort_by(|a, b| a.launch_unix_s.total_cmp(&b.launch_unix_s));
+    PhaseRun {
+        records,
+        start,
+        window_end,
+        end: Instant::now(),
+    }
+}
+
+/// Sends every working-set prompt once, `concurrency` at a time.
+pub async fn run_warmup(
+    shared: Arc<Shared>,
+    factory: Arc<PromptFactory>,
+    label: PhaseLabel,
+    ui: &Ui,
+) -> Vec<RequestRecord> {
+    let total = factory.working_set;
+    let bar = ui.counter(
+        format!("ctx {} warm-up", label.context_size),
+        u64::from(total),
+    );
+    let next = Arc::new(AtomicU64::new(0));
+    let label = Arc::new(label);
+    let bar = Arc::new(bar);
+    let mut slots = JoinSet::new();
+    for _ in 0..label.concurrency.min(total.max(1)) {
+        let (shared, factory, label, next, bar) = (
+            Arc::clone(&shared),
+            Arc::clone(&factory),
+            Arc::clone(&label),
+            Arc::clone(&next),
+            Arc::clone(&bar),
+        );
+        slots.spawn(async move {
+            let mut records = Vec::new();
+            let mut slot_free = Instant::now();
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                if index >= u64::from(factory.working_set) {
+                    break;
+                }
+                let request_id = shared.request_ids.fetch_add(1, Ordering::Relaxed);
+                let mut built = factory.warmup(index as u32, request_id);
+                let body = std::mem::take(&mut built.body);
+                let launch = Instant::now();
+                let measured = shared.client.stream(body, launch).await;
+                let end = Instant::now();
+                records.push(to_record(
+                    &shared,
+                    Sent {
+                        label: &label,
+                        built,
+                        measured,
+                        launch,
+                        dispatch_delay: launch - slot_free,
+                        window_end: end,
+                    },
+                ));
+                bar.inc();
+                slot_free = end;
+            }
+            records
+        });
+    }
+    let mut records = Vec::new();
+    while let Some(slot) = slots.join_next().await {
+        records.extend(slot.expect("a warm-up slot does not panic"));
+    }
+    if let Ok(bar) = Arc::try_unwrap(bar) {
+        bar.finish();
+    }
+    records.sort_by(|a, b| a.launch_unix_s.total_cmp(&b.launch_unix_s));
+    records
+}

@@ -1,0 +1,491 @@
+//! The peak search of one point (SPEC §2.3) as a pure state machine: it
+//! says which phase to run next and learns from each phase's outcome, so it
+//! can be replayed from stored outcomes when a run resumes.
+//!
+//! 1. Start at the start concurrency (or the previous rate's peak).
+//! 2. Under the TTFT threshold: step up by the increment times 10, 5, 3, 2
+//!    or 1 as the headroom `(max_ttft - measured) / max_ttft` is above 0.7,
+//!    0.5, 0.3, 0.15 or not; never past the maximum.
+//! 3. Over it: on the first phase of a ramp that started above the start
+//!    concurrency, back off to the midpoint and ramp again; else, when the
+//!    gap to the last good level is more than one increment, bisect it
+//!    (at most 10 refinements, on increment multiples); then stop.
+//! 4. No new ramp phase once the point's time budget leaves less than
+//!    `min(10 s, ramp duration)`.
+//! 5. Peak: the passing level with the highest input throughput (or, when
+//!    none passed, the level with the lowest TTFT, flagged).
+//! 6. Retries: more phases at the peak; with the peak's own phase they are
+//!    the samples.
+
+use serde::{Deserialize, Serialize};
+
+/// Most bisection steps between the last good and the first bad level.
+const MAX_REFINEMENTS: u32 = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RampParams {
+    pub start_concurrency: u32,
+    pub increment: u32,
+    pub max_concurrency: u32,
+    pub max_ttft: f64,
+    pub num_retries: u32,
+    /// Time budget of the ramp, seconds.
+    pub test_duration: f64,
+    pub ramp_duration: f64,
+}
+
+impl RampParams {
+    /// A phase shorter than this is not started.
+    fn min_phase(&self) -> f64 {
+        self.ramp_duration.min(10.0)
+    }
+}
+
+/// What kind of phase, as named in the run directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "n", rename_all = "snake_case")]
+pub enum PhaseKind {
+    Ramp,
+    Refine(u32),
+    Retry(u32),
+}
+
+impl PhaseKind {
+    /// `RAMP_c8`, `RAMP_REFINE_c12_1`, `RETRY_2`.
+    pub fn id(&self, concurrency: u32) -> String {
+        match self {
+            PhaseKind::Ramp => format!("RAMP_c{concurrency}"),
+            PhaseKind::Refine(n) => format!("RAMP_REFINE_c{concurrency}_{n}"),
+            PhaseKind::Retry(n) => format!("RETRY_{n}"),
+        }
+    }
+
+    pub fn label(&self) -> &'static str {
+        match self {
+            PhaseKind::Ramp => "RAMP",
+            PhaseKind::Refine(_) => "RAMP_REFINE",
+            PhaseKind::Retry(_) => "RETRY",
+        }
+    }
+}
+
+/// The next phase to run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlannedPhase {
+    pub kind: PhaseKind,
+    pub concurrency: u32,
+    /// Seconds.
+    pub duration: f64,
+}
+
+/// What the search needs to know of a finished phase.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub kind: PhaseKind,
+    pub concurrency: u32,
+    /// All thresholds held (TTFT, per-request rate, error rate).
+    pub passed: bool,
+    /// The TTFT statistic compared with the threshold, seconds.
+    pub ttft: f64,
+    pub input_tps: f64,
+    /// Seconds the phase took, in-flight requests included.
+    pub elapsed: f64,
+}
+
+/// The chosen peak.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Peak {
+    pub concurrency: u32,
+    /// Whether the peak level held the thresholds.
+    pub passed: bool,
+    /// Indexes (into the outcomes) of the peak's phases: the ramp phase that
+    /// chose it, then the retries.
+    pub samples: Vec<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum State {
+    Ramping {
+        concurrency: u32,
+        /// This phase starts a ramp (the first, or one after a back-off).
+        first: bool,
+    },
+    Refining {
+        good: u32,
+        bad: u32,
+        step: u32,
+    },
+    Retrying {
+        done: u32,
+    },
+    Done,
+}
+
+/// The peak search of one point.
+#[derive(Debug, Clone)]
+pub struct PeakSearch {
+    params: RampParams,
+    state: State,
+    outcomes: Vec<Outcome>,
+    last_good: Option<u32>,
+    /// Set when the retries start.
+    peak_index: Option<usize>,
+}
+
+/// Headroom multiplier of the increment.
+fn step_multiplier(headroom: f64) -> u32 {
+    match headroom {
+        h if h > 0.7 => 10,
+        h if h > 0.5 => 5,
+        h if h > 0.3 => 3,
+        h if h > 0.15 => 2,
+        _ => 1,
+    }
+}
+
+impl PeakSearch {
+    pub fn new(params: RampParams, start: u32) -> Self {
+        let start = start.clamp(params.start_concurrency, params.max_concurrency);
+        Self {
+            params,
+            state: State::Ramping {
+                concurrency: start,
+                first: true,
+            },
+            outcomes: Vec::new(),
+            last_good: None,
+            peak_index: None,
+        }
+    }
+
+    /// Rebuilds a search from the outcomes stored so far.
+    pub fn replay(params: RampParams, start: u32, outcomes: &[Outcome]) -> Self {
+        let mut search = Self::new(params, start);
+        for outcome in outcomes {
+            search.record(*outcome);
+        }
+        search
+    }
+
+    pub fn outcomes(&self) -> &[Outcome] {
+        &self.outcomes
+    }
+
+    fn elapsed(&self) -> f64 {
+        self.outcomes
+            .iter()
+            .filter(|o| !matches!(o.kind, PhaseKind::Retry(_)))
+            .map(|o| o.elapsed)
+            .sum()
+    }
+
+    /// Time for another ramp phase, and how long it may be.
+    fn ramp_phase_duration(&self) -> Option<f64> {
+        if self.outcomes.is_empty() {
+            return Some(self.params.ramp_duration.min(self.params.test_duration));
+        }
+        let remaining = self.params.test_duration - self.elapsed();
+        (remaining >= self.params.min_phase()).then(|| self.params.ramp_duration.min(remaining))
+    }
+
+    /// The phase to run next, or `None` when the point is measured.
+    pub fn next(&self) -> Option<PlannedPhase> {
+        match &self.state {
+            State::Ramping { concurrency, .. } => Some(PlannedPhase {
+                kind: PhaseKind::Ramp,
+                concurrency: *concurrency,
+                duration: self.ramp_phase_duration()?,
+            }),
+            State::Refining { good, bad, step } => Some(PlannedPhase {
+                kind: PhaseKind::Refine(step + 1),
+                concurrency: self.midpoint(*good, *bad)?,
+                duration: self.ramp_phase_duration()?,
+            }),
+            State::Retrying { done } => Some(PlannedPhase {
+                kind: PhaseKind::Retry(done + 1),
+                concurrency: self.outcomes[self.peak_index?].concurrency,
+                duration: self.params.ramp_duration,
+            }),
+            State::Done => None,
+        }
+    }
+
+    /// The increment-aligned midpoint strictly between `low` and `high`.
+    fn midpoint(&self, low: u32, high: u32) -> Option<u32> {
+        let increment = self.params.increment;
+        let steps = (high - low) / increment;
+        let mid = low + (steps / 2).max(1) * increment;
+        (mid > low && mid < high).then_some(mid)
+    }
+
+    /// Learns from the phase `next()` planned.
+    pub fn record(&mut self, outcome: Outcome) {
+        self.outcomes.push(outcome);
+        let params = self.params;
+        self.state = match self.state.clone() {
+            State::Ramping { concurrency, first } => {
+                if outcome.passed {
+                    self.last_good = Some(concurrency);
+                    let headroom = (params.max_ttft - outcome.ttft) / params.max_ttft;
+                    let next = concurrency
+                        .saturating_add(step_multiplier(headroom) * params.increment)
+                        .min(params.max_concurrency);
+                    if concurrency >= params.max_concurrency {
+                        self.finish_ramp()
+                    } else {
+                        State::Ramping {
+                            concurrency: next,
+                            first: false,
+                        }
+                    }
+                } else if first && concurrency > params.start_concurrency {
+                    // Started too high (from the previous rate's peak):
+                    // back off halfway towards the start and ramp again.
+                    let low = params.start_concurrency;
+                    let steps = (concurrency - low) / params.increment;
+                    State::Ramping {
+                        concurrency: low + steps / 2 * params.increment,
+                        first: true,
+                    }
+                } else {
+                    match self.last_good {
+                        Some(good) if concurrency - good > params.increment => State::Refining {
+                            good,
+                            bad: concurrency,
+                            step: 0,
+                        },
+                        _ => self.finish_ramp(),
+                    }
+                }
+            }
+            State::Refining { good, bad, step } => {
+                let (good, bad) = if outcome.passed {
+                    self.last_good = Some(outcome.concurrency);
+                    (outcome.concurrency, bad)
+                } else {
+                    (good, outcome.concurrency)
+                };
+                let step = step + 1;
+                if step >= MAX_REFINEMENTS || self.midpoint(good, bad).is_none() {
+                    self.finish_ramp()
+                } else {
+                    State::Refining { good, bad, step }
+                }
+            }
+            State::Retrying { done } => {
+                if done + 1 >= params.num_retries {
+                    State::Done
+                } else {
+                    State::Retrying { done: done + 1 }
+                }
+            }
+            State::Done => State::Done,
+        };
+        // A ramp with no time left ends here too.
+        if matches!(self.state, State::Ramping { .. } | State::Refining { .. })
+            && self.next().is_none()
+        {
+            self.state = self.finish_ramp();
+        }
+    }
+
+    /// Chooses the peak and moves on to the retries.
+    fn finish_ramp(&mut self) -> State {
+        let ramp = self
+            .outcomes
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| !matches!(o.kind, PhaseKind::Retry(_)));
+        let best_passing = ramp
+            .clone()
+            .filter(|(_, o)| o.passed)
+            .max_by(|(_, a), (_, b)| a.input_tps.total_cmp(&b.input_tps));
+        let best = best_passing.or_else(|| ramp.min_by(|(_, a), (_, b)| a.ttft.total_cmp(&b.ttft)));
+        self.peak_index = best.map(|(index, _)| index);
+        if self.params.num_retries == 0 {
+            State::Done
+        } else {
+            State::Retrying { done: 0 }
+        }
+    }
+
+    /// The peak, once the ramp is over.
+    pub fn peak(&self) -> Option<Peak> {
+        let index = self.peak_index?;
+        let peak = &self.outcomes[index];
+        let mut samples = vec![index];
+        samples.extend(
+            self.outcomes
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| matches!(o.kind, PhaseKind::Retry(_)))
+                .map(|(i, _)| i),
+        );
+        Some(Peak {
+            concurrency: peak.concurrency,
+            passed: peak.passed,
+            samples,
+        })
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> RampParams {
+        RampParams {
+            start_concurrency: 2,
+            increment: 2,
+            max_concurrency: 1000,
+            max_ttft: 2.0,
+            num_retries: 3,
+            test_duration: 10_000.0,
+            ramp_duration: 60.0,
+        }
+    }
+
+    /// Runs the search against a server whose TTFT is `ttft(c)` and whose
+    /// throughput grows with concurrency; returns the concurrencies run and
+    /// the peak.
+    fn drive(params: RampParams, start: u32, ttft: impl Fn(u32) -> f64) -> (Vec<String>, Peak) {
+        let mut search = PeakSearch::new(params, start);
+        let mut ran = Vec::new();
+        while let Some(phase) = search.next() {
+            ran.push(phase.kind.id(phase.concurrency));
+            let measured = ttft(phase.concurrency);
+            search.record(Outcome {
+                kind: phase.kind,
+                concurrency: phase.concurrency,
+                passed: measured <= params.max_ttft,
+                ttft: measured,
+                input_tps: f64::from(phase.concurrency) * 100.0,
+                elapsed: phase.duration,
+            });
+        }
+        (ran, search.peak().unwrap())
+    }
+
+    #[test]
+    fn steps_scale_with_headroom() {
+        assert_eq!(step_multiplier(0.9), 10);
+        assert_eq!(step_multiplier(0.6), 5);
+        assert_eq!(step_multiplier(0.4), 3);
+        assert_eq!(step_multiplier(0.2), 2);
+        assert_eq!(step_multiplier(0.1), 1);
+        assert_eq!(step_multiplier(-1.0), 1);
+    }
+
+    #[test]
+    fn ramps_up_then_bisects_the_gap_then_retries() {
+        // TTFT 0.1 s per concurrent request: the limit of 2 s is crossed
+        // above c = 20.
+        let (ran, peak) = drive(params(), 2, |c| f64::from(c) * 0.1);
+        assert_eq!(
+            ran,
+            [
+                "RAMP_c2",           // h = 0.9  -> +20
+                "RAMP_c22",          // 2.2 s: over; gap 20 > 2 -> bisect
+                "RAMP_REFINE_c12_1", // pass
+                "RAMP_REFINE_c16_2", // pass
+                "RAMP_REFINE_c18_3", // pass
+                "RAMP_REFINE_c20_4", // pass; 20..22 has no midpoint
+                "RETRY_1",
+                "RETRY_2",
+                "RETRY_3",
+            ]
+        );
+        assert_eq!(peak.concurrency, 20);
+        assert!(peak.passed);
+        assert_eq!(peak.samples, vec![5, 6, 7, 8]);
+    }
+
+    #[test]
+    fn backs_off_to_the_midpoint_when_the_previous_peak_is_too_high() {
+        let (ran, peak) = drive(params(), 40, |c| if c > 10 { 3.0 } else { 1.9 });
+        assert_eq!(&ran[..3], ["RAMP_c40", "RAMP_c20", "RAMP_c10"]);
+        assert_eq!(peak.concurrency, 10);
+    }
+
+    #[test]
+    fn never_exceeds_max_concurrency() {
+        let params = RampParams {
+            max_concurrency: 30,
+            num_retries: 1,
+            ..params()
+        };
+        let (ran, peak) = drive(params, 2, |_| 0.1);
+        assert_eq!(ran, ["RAMP_c2", "RAMP_c22", "RAMP_c30", "RETRY_1"]);
+        assert_eq!(peak.concurrency, 30);
+    }
+
+    #[test]
+    fn nothing_passing_picks_the_lowest_ttft_and_flags_it() {
+        let (ran, peak) = drive(params(), 2, |c| 5.0 + f64::from(c));
+        assert_eq!(ran, ["RAMP_c2", "RETRY_1", "RETRY_2", "RETRY_3"]);
+        assert!(!peak.passed);
+        assert_eq!(peak.concurrency, 2);
+    }
+
+    #[test]
+    fn the_time_budget_stops_the_ramp_but_not_the_retries() {
+        let params = RampParams {
+            test_duration: 25.0,
+            ramp_duration: 10.0,
+            num_retries: 2,
+            ..params()
+        };
+        // Two full phases (20 s), then 5 s left < min(10, 10): stop.
+        let (ran, peak) = drive(params, 2, |c| f64::from(c) * 0.01);
+        assert_eq!(ran, ["RAMP_c2", "RAMP_c22", "RETRY_1", "RETRY_2"]);
+        assert_eq!(peak.concurrency, 22);
+    }
+
+    #[test]
+    fn a_short_remainder_still_runs_when_it_is_at_least_the_minimum() {
+        let params = RampParams {
+            test_duration: 7.0,
+            ramp_duration: 3.0,
+            num_retries: 0,
+            ..params()
+        };
+        let mut search = PeakSearch::new(params, 2);
+        let mut durations = Vec::new();
+        while let Some(phase) = search.next() {
+            durations.push(phase.duration);
+            search.record(Outcome {
+                kind: phase.kind,
+                concurrency: phase.concurrency,
+                passed: true,
+                ttft: 1.9,
+                input_tps: 1.0,
+                elapsed: phase.duration,
+            });
+        }
+        // 3 + 3 = 6 s used, 1 s left < min(10, 3) = 3.
+        assert_eq!(durations, [3.0, 3.0]);
+    }
+
+    #[test]
+    fn replaying_outcomes_reaches_the_same_state() {
+        let mut search = PeakSearch::new(params(), 2);
+        for _ in 0..3 {
+            let phase = search.next().unwrap();
+            search.record(Outcome {
+                kind: phase.kind,
+                concurrency: phase.concurrency,
+                passed: phase.concurrency < 15,
+                ttft: f64::from(phase.concurrency) * 0.1,
+                input_tps: 1.0,
+                elapsed: phase.duration,
+            });
+        }
+        let replayed = PeakSearch::replay(params(), 2, search.outcomes());
+        assert_eq!(replayed.next(), search.next());
+        assert_eq!(replayed.state, search.state);
+    }
+}

@@ -1,0 +1,598 @@
+//! Resolves the options of `cacherate run` in one place: command line, then
+//! environment (clap reads `CACHERATE_*`), then the chosen profile (a user's
+//! `cacherate.toml` over the built-in ones), then the built-in defaults.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
+
+use crate::cli::RunArgs;
+use crate::error::{Error, Result};
+
+/// The embedded defaults and built-in profiles.
+pub const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
+
+/// The profile file read from the working directory when `--config` is not
+/// given.
+pub const CONFIG_FILE: &str = "cacherate.toml";
+
+/// Which TTFT statistic of a phase is held against `--max-ttft`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TtftMetric {
+    Max,
+    Avg,
+    P95,
+}
+
+/// Which per-request output-rate statistic is held against
+/// `--min-tokens-per-req`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TokensPerReqMetric {
+    Avg,
+    P5,
+    P10,
+}
+
+/// When the working set is sent again to (re)fill the server's cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum ReinitStrategy {
+    /// Once per context size.
+    Once,
+    /// Before every cache rate.
+    PerCacheRate,
+    /// Before every phase.
+    PerTest,
+}
+
+macro_rules! options {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty,)*) => {
+        /// One layer of options: a profile, the defaults, or the command line.
+        /// Every field is optional; [`Options::over`] stacks layers.
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(rename_all = "kebab-case", deny_unknown_fields)]
+        pub struct Options {
+            $($(#[$doc])* pub $field: Option<$ty>,)*
+        }
+
+        impl Options {
+            /// `self` with every field `top` sets replaced by `top`'s value.
+            pub fn over(self, top: Options) -> Options {
+                Options { $($field: top.$field.or(self.$field),)* }
+            }
+        }
+    };
+}
+
+options! {
+    api_endpoint: Vec<String>,
+    context_sizes: Vec<u64>,
+    working_set_size: u64,
+    output_tokens: u32,
+    max_ttft: f64,
+    ttft_metric: TtftMetric,
+    test_duration: f64,
+    ramp_duration: f64,
+    num_retries: u32,
+    start_concurrency: u32,
+    concurrency_increment: u32,
+    max_concurrency: u32,
+    init_concurrency: u32,
+    cache_hit_rates: Vec<u32>,
+    chunk_size: u64,
+    reinit_strategy: ReinitStrategy,
+    random_working_set_selection: bool,
+    output_dir: PathBuf,
+    tokenizer: String,
+    seed: u64,
+    kv_cache_quantization: u8,
+    strict_time_window: bool,
+    skip_graphs: bool,
+    model: String,
+    min_tokens_per_req: f64,
+    tokens_per_req_metric: TokensPerReqMetric,
+    request_timeout: f64,
+    max_error_rate: f64,
+    sim_time_scale: f64,
+    num_layers: u32,
+    num_kv_heads: u32,
+    head_dim: u32,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    defaults: Options,
+    #[serde(default)]
+    profile: BTreeMap<String, Options>,
+}
+
+fn parse_config(text: &str, origin: &str) -> Result<ConfigFile> {
+    toml::from_str(text).map_err(|e| {
+        Error::Usage(format!(
+            "{origin} is not a valid cacherate profile file: {e}\nkeys are the long option \
+             names of `cacherate run` without dashes, under [defaults] or [profile.NAME]"
+        ))
+    })
+}
+
+/// The options that decide what is measured: a run directory resumes only
+/// when these match. Context sizes are not among them, so a run can be
+/// resumed with fewer or more of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workload {
+    pub model: String,
+    pub working_set_size: u64,
+    pub output_tokens: u32,
+    pub max_ttft: f64,
+    pub ttft_metric: TtftMetric,
+    pub test_duration: f64,
+    pub ramp_duration: f64,
+    pub num_retries: u32,
+    pub start_concurrency: u32,
+    pub concurrency_increment: u32,
+    pub max_concurrency: u32,
+    pub init_concurrency: u32,
+    pub cache_hit_rates: Vec<u32>,
+    pub chunk_size: u64,
+    pub reinit_strategy: ReinitStrategy,
+    pub random_working_set_selection: bool,
+    pub seed: u64,
+    pub strict_time_window: bool,
+    pub min_tokens_per_req: Option<f64>,
+    pub tokens_per_req_metric: TokensPerReqMetric,
+    pub max_error_rate: f64,
+}
+
+impl Workload {
+    /// The options that differ from `other`, as `name: old -> new`.
+    pub fn differences(&self, other: &Workload) -> Vec<String> {
+        let (serde_json::Value::Object(old), serde_json::Value::Object(new)) = (
+            serde_json::to_value(other).expect("workload serializes"),
+            serde_json::to_value(self).expect("workload serializes"),
+        ) else {
+            unreachable!("a struct serializes to an object");
+        };
+        new.iter()
+            .filter(|(key, value)| old.get(*key) != Some(value))
+            .map(|(key, value)| {
+                let before = old.get(key).cloned().unwrap_or(serde_json::Value::Null);
+                format!("--{}: {before} -> {value}", key.replace('_', "-"))
+            })
+            .collect()
+    }
+}
+
+/// Fully resolved options of one `cacherate run`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSettings {
+    /// Base URLs without a trailing `/` or `/v1`; empty means the embedded
+    /// simulator.
+    pub endpoints: Vec<String>,
+    pub context_sizes: Vec<u64>,
+    pub working_set_size: u64,
+    pub output_tokens: u32,
+    pub max_ttft: f64,
+    pub ttft_metric: TtftMetric,
+    pub test_duration: f64,
+    pub ramp_duration: f64,
+    pub num_retries: u32,
+    pub start_concurrency: u32,
+    pub concurrency_increment: u32,
+    pub max_concurrency: u32,
+    pub init_concurrency: u32,
+    pub cache_hit_rates: Vec<u32>,
+    pub chunk_size: u64,
+    pub reinit_strategy: ReinitStrategy,
+    pub random_working_set_selection: bool,
+    pub output_dir: PathBuf,
+    pub tokenizer: Option<String>,
+    /// `None`: a seed is drawn at the start and recorded.
+    pub seed: Option<u64>,
+    pub kv_cache_quantization: u8,
+    pub strict_time_window: bool,
+    pub skip_graphs: bool,
+    pub model: Option<String>,
+    #[serde(skip)]
+    pub api_key: Option<String>,
+    pub min_tokens_per_req: Option<f64>,
+    pub tokens_per_req_metric: TokensPerReqMetric,
+    pub request_timeout: f64,
+    pub max_error_rate: f64,
+    pub sim_time_scale: f64,
+    pub num_layers: Option<u32>,
+    pub num_kv_heads: Option<u32>,
+    pub head_dim: Option<u32>,
+    pub profile: Option<String>,
+    pub force_restart: bool,
+    pub verbose: bool,
+    pub quiet: bool,
+}
+
+fn required<T>(value: Option<T>, option: &str) -> Result<T> {
+    value.ok_or_else(|| {
+        Error::Usage(format!(
+            "{option} is required: give it on the command line, or use a profile that sets \
+             it (--profile quick)"
+        ))
+    })
+}
+
+/// Normalises an endpoint to `scheme://host[:port][/path]` without a
+/// trailing `/` or `/v1`, so paths can be appended.
+pub fn normalize_endpoint(endpoint: &str) -> Result<String> {
+    let url = reqwest::Url::parse(endpoint).map_err(|e| {
+        Error::Usage(format!(
+            "--api-endpoint {endpoint:?} is not a URL ({e}); write it like \
+             http://localhost:8000"
+        ))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Error::Usage(format!(
+            "--api-endpoint {endpoint:?} must start with http:// or https://"
+        )));
+    }
+    let mut text = url.as_str().trim_end_matches('/').to_string();
+    if let Some(stripped) = text.strip_suffix("/v1") {
+        text = stripped.to_string();
+    }
+    Ok(text)
+}
+
+impl RunSettings {
+    /// Resolves `args` over the environment, the profile and the defaults.
+    /// `config_dir` is where `cacherate.toml` is looked for when `--config`
+    /// is not given.
+    pub fn resolve(args: RunArgs, config_dir: &Path) -> Result<RunSettings> {
+        let builtin = parse_config(DEFAULT_CONFIG, "the built-in configuration")?;
+        let user = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    Error::Usage(format!("cannot read --config {}: {e}", path.display()))
+                })?;
+                Some(parse_config(&text, &path.display().to_string())?)
+            }
+            None => {
+                let path = config_dir.join(CONFIG_FILE);
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => Some(parse_config(&text, &path.display().to_string())?),
+                    Err(_) => None,
+                }
+            }
+        };
+        let mut layered = builtin.defaults.clone();
+        if let Some(user) = &user {
+            layered = layered.over(user.defaults.clone());
+        }
+        if let Some(name) = &args.profile {
+            let builtin_profile = builtin.profile.get(name);
+            let user_profile = user.as_ref().and_then(|user| user.profile.get(name));
+            if builtin_profile.is_none() && user_profile.is_none() {
+                let mut known: Vec<&String> = builtin.profile.keys().collect();
+                if let Some(user) = &user {
+                    known.extend(user.profile.keys());
+                }
+                known.sort();
+                known.dedup();
+                return Err(Error::Usage(format!(
+                    "no profile named {name:?}; known profiles: {}",
+                    known
+                        .iter()
+                        .map(|k| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            if let Some(profile) = builtin_profile {
+                layered = layered.over(profile.clone());
+            }
+            if let Some(profile) = user_profile {
+                layered = layered.over(profile.clone());
+            }
+        }
+        let o = layered.over(args.layer());
+        let endpoints = o
+            .api_endpoint
+            .unwrap_or_default()
+            .iter()
+            .map(|e| normalize_endpoint(e))
+            .collect::<Result<Vec<_>>>()?;
+        let mut cache_hit_rates = required(o.cache_hit_rates, "--cache-hit-rates")?;
+        cache_hit_rates.sort_unstable();
+        cache_hit_rates.dedup();
+        let settings = RunSettings {
+            endpoints,
+            context_sizes: required(o.context_sizes, "--context-sizes")?,
+            working_set_size: required(o.working_set_size, "--working-set-size")?,
+            output_tokens: required(o.output_tokens, "--output-tokens")?,
+            max_ttft: required(o.max_ttft, "--max-ttft")?,
+            ttft_metric: required(o.ttft_metric, "--ttft-metric")?,
+            test_duration: required(o.test_duration, "--test-duration")?,
+            ramp_duration: required(o.ramp_duration, "--ramp-duration")?,
+            num_retries: required(o.num_retries, "--num-retries")?,
+            start_concurrency: required(o.start_concurrency, "--start-concurrency")?,
+            concurrency_increment: required(o.concurrency_increment, "--concurrency-increment")?,
+            max_concurrency: required(o.max_concurrency, "--max-concurrency")?,
+            init_concurrency: required(o.init_concurrency, "--init-concurrency")?,
+            cache_hit_rates,
+            chunk_size: required(o.chunk_size, "--chunk-size")?,
+            reinit_strategy: required(o.reinit_strategy, "--reinit-strategy")?,
+            random_working_set_selection: o.random_working_set_selection.unwrap_or(false),
+            output_dir: required(o.output_dir, "--output-dir")?,
+            tokenizer: o.tokenizer,
+            seed: o.seed,
+            kv_cache_quantization: required(o.kv_cache_quantization, "--kv-cache-quantization")?,
+            strict_time_window: o.strict_time_window.unwrap_or(false),
+            skip_graphs: o.skip_graphs.unwrap_or(false),
+            model: o.model,
+            api_key: args.api_key.filter(|key| !key.is_empty()),
+            min_tokens_per_req: o.min_tokens_per_req,
+            tokens_per_req_metric: required(o.tokens_per_req_metric, "--tokens-per-req-metric")?,
+            request_timeout: required(o.request_timeout, "--request-timeout")?,
+            max_error_rate: required(o.max_error_rate, "--max-error-rate")?,
+            sim_time_scale: required(o.sim_time_scale, "--sim-time-scale")?,
+            num_layers: o.num_layers,
+            num_kv_heads: o.num_kv_heads,
+            head_dim: o.head_dim,
+            profile: args.profile,
+            force_restart: args.force_restart,
+            verbose: args.verbose,
+            quiet: args.quiet,
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let fail = |message: String| Err(Error::Usage(message));
+        if self.context_sizes.is_empty() || self.context_sizes.contains(&0) {
+            return fail("--context-sizes needs one or more sizes above 0, e.g. 8000 32000".into());
+        }
+        if self.working_set_size == 0 {
+            return fail("--working-set-size must be above 0 tokens".into());
+        }
+        if self.output_tokens == 0 {
+            return fail("--output-tokens must be at least 1".into());
+        }
+        if let Some(rate) = self.cache_hit_rates.iter().find(|&&rate| rate > 100) {
+            return fail(format!(
+                "--cache-hit-rates are percentages: {rate} is above 100"
+            ));
+        }
+        if self.cache_hit_rates.is_empty() {
+            return fail("--cache-hit-rates needs at least one rate".into());
+        }
+        if self.chunk_size == 0 {
+            return fail("--chunk-size must be at least 1 token".into());
+        }
+        for (name, value) in [
+            ("--max-ttft", self.max_ttft),
+            ("--test-duration", self.test_duration),
+            ("--ramp-duration", self.ramp_duration),
+            ("--request-timeout", self.request_timeout),
+        ] {
+            if !(value.is_finite() && value > 0.0) {
+                return fail(format!(
+                    "{name} must be a number of seconds above 0, got {value}"
+                ));
+            }
+        }
+        for (name, value) in [
+            ("--start-concurrency", self.start_concurrency),
+            ("--concurrency-increment", self.concurrency_increment),
+            ("--init-concurrency", self.init_concurrency),
+        ] {
+            if value == 0 {
+                return fail(format!("{name} must be at least 1"));
+            }
+        }
+        if self.max_concurrency < self.start_concurrency {
+            return fail(format!(
+                "--max-concurrency ({}) is below --start-concurrency ({})",
+                self.max_concurrency, self.start_concurrency
+            ));
+        }
+        if !matches!(self.kv_cache_quantization, 1 | 2) {
+            return fail(format!(
+                "--kv-cache-quantization is bytes per element: 1 (FP8) or 2 (FP16), got {}",
+                self.kv_cache_quantization
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.max_error_rate) {
+            return fail(format!(
+                "--max-error-rate is a share between 0 and 1, got {}",
+                self.max_error_rate
+            ));
+        }
+        if let Some(min) = self.min_tokens_per_req
+            && !(min.is_finite() && min >= 0.0)
+        {
+            return fail(format!("--min-tokens-per-req must be >= 0, got {min}"));
+        }
+        if !(self.sim_time_scale.is_finite() && self.sim_time_scale > 0.0) {
+            return fail(format!(
+                "--sim-time-scale must be above 0, got {}",
+                self.sim_time_scale
+            ));
+        }
+        if let Some(tokenizer) = &self.tokenizer {
+            return fail(format!(
+                "--tokenizer {tokenizer:?}: local tokenizer.json files and Hugging Face ids are \
+                 not supported by this version yet; leave --tokenizer out and cacherate \
+                 tokenizes through the server's /tokenize"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The options a resumed run must share with the stored one.
+    pub fn workload(&self, model: &str, seed: u64) -> Workload {
+        Workload {
+            model: model.to_string(),
+            working_set_size: self.working_set_size,
+            output_tokens: self.output_tokens,
+            max_ttft: self.max_ttft,
+            ttft_metric: self.ttft_metric,
+            test_duration: self.test_duration,
+            ramp_duration: self.ramp_duration,
+            num_retries: self.num_retries,
+            start_concurrency: self.start_concurrency,
+            concurrency_increment: self.concurrency_increment,
+            max_concurrency: self.max_concurrency,
+            init_concurrency: self.init_concurrency,
+            cache_hit_rates: self.cache_hit_rates.clone(),
+            chunk_size: self.chunk_size,
+            reinit_strategy: self.reinit_strategy,
+            random_working_set_selection: self.random_working_set_selection,
+            seed,
+            strict_time_window: self.strict_time_window,
+            min_tokens_per_req: self.min_tokens_per_req,
+            tokens_per_req_metric: self.tokens_per_req_metric,
+            max_error_rate: self.max_error_rate,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn resolve(args: &[&str], dir: &Path) -> Result<RunSettings> {
+        let mut argv = vec!["cacherate", "run"];
+        argv.extend_from_slice(args);
+        let Command::Run(args) = Cli::try_parse_from(argv).unwrap().command else {
+            panic!("run command");
+        };
+        RunSettings::resolve(*args, dir)
+    }
+
+    #[test]
+    fn seed_defaults_apply() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = resolve(
+            &["--context-sizes", "8000", "--working-set-size", "100000"],
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(s.output_tokens, 256);
+        assert_eq!(s.max_ttft, 2.0);
+        assert_eq!(s.ttft_metric, TtftMetric::P95);
+        assert_eq!(s.test_duration, 300.0);
+        assert_eq!(s.ramp_duration, 60.0);
+        assert_eq!(s.num_retries, 3);
+        assert_eq!((s.start_concurrency, s.concurrency_increment), (2, 2));
+        assert_eq!((s.max_concurrency, s.init_concurrency), (1000, 16));
+        assert_eq!(s.cache_hit_rates, (0..=100).step_by(5).collect::<Vec<_>>());
+        assert_eq!(s.chunk_size, 256);
+        assert_eq!(s.reinit_strategy, ReinitStrategy::Once);
+        assert_eq!(s.output_dir, PathBuf::from("./output"));
+        assert_eq!(s.kv_cache_quantization, 2);
+        assert!(!s.strict_time_window && !s.random_working_set_selection && !s.skip_graphs);
+        assert!(s.endpoints.is_empty() && s.seed.is_none() && s.tokenizer.is_none());
+    }
+
+    #[test]
+    fn command_line_beats_user_profile_beats_builtin_profile_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "[defaults]\nchunk-size = 128\n[profile.quick]\nmax-ttft = 0.5\noutput-tokens = 8\n",
+        )
+        .unwrap();
+        let s = resolve(&["--profile", "quick", "--output-tokens", "16"], dir.path()).unwrap();
+        assert_eq!(s.output_tokens, 16, "command line wins");
+        assert_eq!(s.max_ttft, 0.5, "user profile over built-in profile");
+        assert_eq!(s.ramp_duration, 3.0, "built-in profile over defaults");
+        assert_eq!(s.chunk_size, 128, "user defaults over built-in defaults");
+        assert_eq!(s.num_retries, 2);
+        assert_eq!(s.cache_hit_rates, vec![0, 50, 100]);
+    }
+
+    #[test]
+    fn unknown_profile_and_bad_file_are_usage_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = resolve(&["--profile", "nope"], dir.path()).unwrap_err();
+        assert!(
+            error.to_string().contains("known profiles: full, quick"),
+            "{error}"
+        );
+        std::fs::write(dir.path().join(CONFIG_FILE), "[profile.x]\nmax-ttf = 1\n").unwrap();
+        let error = resolve(&["--profile", "x"], dir.path()).unwrap_err();
+        assert!(error.to_string().contains("max-ttf"), "{error}");
+        assert_eq!(error.exit_code(), crate::exit::USAGE);
+    }
+
+    #[test]
+    fn required_and_invalid_options_say_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = resolve(&["--working-set-size", "1000"], dir.path()).unwrap_err();
+        assert!(error.to_string().contains("--context-sizes is required"));
+        let error = resolve(
+            &["--profile", "quick", "--cache-hit-rates", "0", "150"],
+            dir.path(),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("above 100"));
+        let error = resolve(
+            &["--profile", "quick", "--api-endpoint", "localhost"],
+            dir.path(),
+        )
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("http://localhost:8000"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn endpoints_are_normalised() {
+        assert_eq!(
+            normalize_endpoint("http://h:8000/v1/").unwrap(),
+            "http://h:8000"
+        );
+        assert_eq!(
+            normalize_endpoint("https://h/api").unwrap(),
+            "https://h/api"
+        );
+    }
+
+    #[test]
+    fn rates_are_sorted_and_fractional_durations_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = resolve(
+            &[
+                "--profile",
+                "quick",
+                "--cache-hit-rates",
+                "100",
+                "0",
+                "50",
+                "--ramp-duration",
+                "0.5",
+            ],
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(s.cache_hit_rates, vec![0, 50, 100]);
+        assert_eq!(s.ramp_duration, 0.5);
+    }
+
+    #[test]
+    fn workload_differences_name_the_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = resolve(&["--profile", "quick"], dir.path()).unwrap();
+        let a = s.workload("m", 1);
+        let mut b = a.clone();
+        b.max_ttft = 2.0;
+        assert_eq!(b.differences(&a), vec!["--max-ttft: 1.0 -> 2.0"]);
+    }
+}

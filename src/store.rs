@@ -1,0 +1,582 @@
+//! The run directory (SPEC §4): every file a later look needs, written as
+//! the run goes. JSON and summary files are replaced by atomic rename; the
+//! per-request and per-phase CSVs are appended after each phase and their
+//! committed lengths recorded in `progress.json`, so a killed run loses at
+//! most the phase in flight and a resumed run cuts off its partial rows.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::runner::ramp::{Outcome, PhaseKind};
+use crate::settings::Workload;
+use crate::stats::{Latency, PhaseFigures};
+
+/// Version of the files' layout; bumped when a field changes meaning.
+pub const SCHEMA_VERSION: u32 = 1;
+
+pub const PROGRESS: &str = "progress.json";
+pub const RESULTS: &str = "results.json";
+pub const RUN: &str = "run.json";
+
+fn io_error(action: &str, path: &Path, e: std::io::Error) -> Error {
+    Error::Internal(anyhow::anyhow!("cannot {action} {}: {e}", path.display()))
+}
+
+/// One phase: a row of `phase_metadata_{ctx}.csv`, and what a resumed run
+/// replays.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseRecord {
+    pub context_size: u64,
+    pub cache_hit_rate: u32,
+    pub phase_index: u32,
+    pub phase_id: String,
+    pub kind: PhaseKind,
+    pub concurrency: u32,
+    pub start_unix_s: f64,
+    /// End of the launch window; requests in flight then still finish.
+    pub window_end_unix_s: f64,
+    pub end_unix_s: f64,
+    pub planned_duration_s: f64,
+    pub passed: bool,
+    /// Why the phase failed its thresholds.
+    pub reason: Option<String>,
+    /// The TTFT statistic held against --max-ttft.
+    pub decision_ttft_s: f64,
+    pub figures: PhaseFigures,
+}
+
+impl PhaseRecord {
+    pub fn outcome(&self) -> Outcome {
+        Outcome {
+            kind: self.kind,
+            concurrency: self.concurrency,
+            passed: self.passed,
+            ttft: self.decision_ttft_s,
+            input_tps: self.figures.input_tps,
+            elapsed: self.end_unix_s - self.start_unix_s,
+        }
+    }
+}
+
+/// One measured point, as `summary.csv` and the comparison read it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointResult {
+    pub context_size: u64,
+    pub cache_hit_rate: u32,
+    /// Tokens of every prompt (the context rounded up to the chunk).
+    pub prompt_tokens_per_request: u64,
+    pub target_cached_tokens: u64,
+    pub peak_concurrency: u32,
+    /// False when no level held the thresholds (the best compromise).
+    pub peak_passed: bool,
+    /// The phases at the peak: the ramp phase, then the retries.
+    pub sample_phases: Vec<String>,
+    pub input_tps_samples: Vec<f64>,
+    pub output_tps_samples: Vec<f64>,
+    /// Means over the sample phases.
+    pub input_tps: f64,
+    pub output_tps: f64,
+    /// From the merged TTFT histogram of the sample phases.
+    pub ttft: Latency,
+    /// Means over the sample phases.
+    pub ttlt: Latency,
+    pub itl: Latency,
+    pub req_output_tps_avg: f64,
+    pub req_output_tps_p5: f64,
+    pub req_output_tps_p10: f64,
+    /// Requests of the sample phases, and of those the failed share.
+    pub requests: u64,
+    pub error_rate: f64,
+    /// Requests of every phase of the point, and the failed ones.
+    pub total_requests: u64,
+    pub failed_requests: u64,
+    pub errors: BTreeMap<String, u64>,
+    /// Σ cached / Σ prompt tokens over the samples, when reported.
+    pub achieved_cache_rate: Option<f64>,
+    /// Seconds from the point's first phase start to its last phase end.
+    pub duration_s: f64,
+    pub ttft_histogram: String,
+}
+
+/// Resume state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Progress {
+    pub schema_version: u32,
+    pub tool_version: String,
+    pub workload: Workload,
+    /// 0 for a fresh run, +1 at every resume.
+    pub attempt: u64,
+    pub next_request_id: u64,
+    /// `(context, rate)` of the measured points.
+    pub completed: Vec<(u64, u32)>,
+    /// The phases done of the point in flight.
+    pub current: Option<CurrentPoint>,
+    /// Committed byte length of each appended CSV.
+    pub files: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CurrentPoint {
+    pub context_size: u64,
+    pub cache_hit_rate: u32,
+    pub start_concurrency: u32,
+    pub phases: Vec<PhaseRecord>,
+}
+
+/// `results.json`: the measured points.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Results {
+    pub schema_version: u32,
+    pub points: Vec<PointResult>,
+}
+
+/// A flat `phase_metadata_{ctx}.csv` row.
+#[derive(Debug, Serialize)]
+struct PhaseRow<'a> {
+    context_size: u64,
+    cache_hit_rate: u32,
+    phase_index: u32,
+    phase_id: &'a str,
+    phase_type: &'static str,
+    concurrency: u32,
+    start_unix_s: f64,
+    window_end_unix_s: f64,
+    end_unix_s: f64,
+    planned_duration_s: f64,
+    launched: u64,
+    completed: u64,
+    failed: u64,
+    error_rate: f64,
+    input_tps: f64,
+    output_tps: f64,
+    ttft_avg_s: f64,
+    ttft_p50_s: f64,
+    ttft_p95_s: f64,
+    ttft_p99_s: f64,
+    ttft_max_s: f64,
+    ttlt_avg_s: f64,
+    ttlt_p95_s: f64,
+    itl_avg_s: f64,
+    itl_p95_s: f64,
+    req_output_tps_avg: f64,
+    req_output_tps_p5: f64,
+    req_output_tps_p10: f64,
+    achieved_cache_rate: Option<f64>,
+    decision_ttft_s: f64,
+    passed: bool,
+    reason: Option<&'a str>,
+}
+
+impl<'a> From<&'a PhaseRecord> for PhaseRow<'a> {
+    fn from(p: &'a PhaseRecord) -> Self {
+        let f = &p.figures;
+        PhaseRow {
+            context_size: p.context_size,
+            cache_hit_rate: p.cache_hit_rate,
+            phase_index: p.phase_index,
+            phase_id: &p.phase_id,
+            phase_type: p.kind.label(),
+            concurrency: p.concurrency,
+            start_unix_s: p.start_unix_s,
+            window_end_unix_s: p.window_end_unix_s,
+            end_unix_s: p.end_unix_s,
+            planned_duration_s: p.planned_duration_s,
+            launched: f.launched,
+            completed: f.completed,
+            failed: f.failed,
+            error_rate: f.error_rate,
+            input_tps: f.input_tps,
+            output_tps: f.output_tps,
+            ttft_avg_s: f.ttft.avg,
+            ttft_p50_s: f.ttft.p50,
+            ttft_p95_s: f.ttft.p95,
+            ttft_p99_s: f.ttft.p99,
+            ttft_max_s: f.ttft.max,
+            ttlt_avg_s: f.ttlt.avg,
+            ttlt_p95_s: f.ttlt.p95,
+            itl_avg_s: f.itl.avg,
+            itl_p95_s: f.itl.p95,
+            req_output_tps_avg: f.req_output_tps_avg,
+            req_output_tps_p5: f.req_output_tps_p5,
+            req_output_tps_p10: f.req_output_tps_p10,
+            achieved_cache_rate: f.achieved_cache_rate,
+            decision_ttft_s: p.decision_ttft_s,
+            passed: p.passed,
+            reason: p.reason.as_deref(),
+        }
+    }
+}
+
+/// A flat `summary.csv` row.
+#[derive(Debug, Serialize)]
+struct SummaryRow {
+    context_size: u64,
+    cache_hit_rate: u32,
+    achieved_cache_rate: Option<f64>,
+    peak_concurrency: u32,
+    peak_passed: bool,
+    input_tps: f64,
+    output_tps: f64,
+    ttft_avg_s: f64,
+    ttft_p50_s: f64,
+    ttft_p95_s: f64,
+    ttft_p99_s: f64,
+    ttlt_avg_s: f64,
+    ttlt_p50_s: f64,
+    ttlt_p95_s: f64,
+    ttlt_p99_s: f64,
+    itl_avg_s: f64,
+    itl_p50_s: f64,
+    itl_p95_s: f64,
+    itl_p99_s: f64,
+    req_output_tps_avg: f64,
+    req_output_tps_p5: f64,
+    req_output_tps_p10: f64,
+    requests: u64,
+    error_rate: f64,
+    total_requests: u64,
+    failed_requests: u64,
+    duration_s: f64,
+    input_tps_samples: String,
+    output_tps_samples: String,
+}
+
+fn join(values: &[f64]) -> String {
+    values
+        .iter()
+        .map(|v| format!("{v:.3}"))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+impl From<&PointResult> for SummaryRow {
+    fn from(p: &PointResult) -> Self {
+        SummaryRow {
+            context_size: p.context_size,
+            cache_hit_rate: p.cache_hit_rate,
+            achieved_cache_rate: p.achieved_cache_rate,
+            peak_concurrency: p.peak_concurrency,
+            peak_passed: p.peak_passed,
+            input_tps: p.input_tps,
+            output_tps: p.output_tps,
+            ttft_avg_s: p.ttft.avg,
+            ttft_p50_s: p.ttft.p50,
+            ttft_p95_s: p.ttft.p95,
+            ttft_p99_s: p.ttft.p99,
+            ttlt_avg_s: p.ttlt.avg,
+            ttlt_p50_s: p.ttlt.p50,
+            ttlt_p95_s: p.ttlt.p95,
+            ttlt_p99_s: p.ttlt.p99,
+            itl_avg_s: p.itl.avg,
+            itl_p50_s: p.itl.p50,
+            itl_p95_s: p.itl.p95,
+            itl_p99_s: p.itl.p99,
+            req_output_tps_avg: p.req_output_tps_avg,
+            req_output_tps_p5: p.req_output_tps_p5,
+            req_output_tps_p10: p.req_output_tps_p10,
+            requests: p.requests,
+            error_rate: p.error_rate,
+            total_requests: p.total_requests,
+            failed_requests: p.failed_requests,
+            duration_s: p.duration_s,
+            input_tps_samples: join(&p.input_tps_samples),
+            output_tps_samples: join(&p.output_tps_samples),
+        }
+    }
+}
+
+pub fn detailed_results(context: u64) -> String {
+    format!("detailed_results_{context}.csv")
+}
+
+pub fn phase_metadata(context: u64) -> String {
+    format!("phase_metadata_{context}.csv")
+}
+
+/// Does this file name belong to a run (and so move aside on a restart)?
+fn is_run_file(name: &str) -> bool {
+    name == PROGRESS
+        || name == RESULTS
+        || name == RUN
+        || name == "summary.csv"
+        || name == "index.html"
+        || (name.starts_with("detailed_results_")
+            || name.starts_with("phase_metadata_")
+            || name.starts_with("summary_")
+            || name.starts_with("run_command_")
+            || name.starts_with("performance_vs_cache_rate_")
+            || name.starts_with("ramp_ctx")
+            || name.ends_with("_comparison.html")
+            || name == "ttft_heatmap.html")
+}
+
+/// The run directory.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    path: PathBuf,
+}
+
+impl RunDir {
+    pub fn open(path: &Path) -> Result<RunDir> {
+        fs::create_dir_all(path).map_err(|e| {
+            Error::Usage(format!(
+                "cannot create --output-dir {}: {e}",
+                path.display()
+            ))
+        })?;
+        Ok(RunDir {
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    fn read_json<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
+        let path = self.file(name);
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error("read", &path, e)),
+        };
+        serde_json::from_str(&text).map(Some).map_err(|e| {
+            Error::Usage(format!(
+                "{} is damaged or from an incompatible version ({e}); run with \
+                 --force-restart to move this run aside and start over, or choose another \
+                 --output-dir",
+                path.display()
+            ))
+        })
+    }
+
+    pub fn load_progress(&self) -> Result<Option<Progress>> {
+        let progress: Option<Progress> = self.read_json(PROGRESS)?;
+        if let Some(progress) = &progress
+            && progress.schema_version != SCHEMA_VERSION
+        {
+            return Err(Error::Usage(format!(
+                "{} has schema version {}, this cacherate writes {SCHEMA_VERSION}; use \
+                 --force-restart to move it aside, or the cacherate version that wrote it",
+                self.file(PROGRESS).display(),
+                progress.schema_version
+            )));
+        }
+        Ok(progress)
+    }
+
+    pub fn load_results(&self) -> Result<Results> {
+        Ok(self.read_json(RESULTS)?.unwrap_or(Results {
+            schema_version: SCHEMA_VERSION,
+            points: Vec::new(),
+        }))
+    }
+
+    /// Whether any file of a run is here.
+    pub fn has_run_files(&self) -> Result<bool> {
+        Ok(!self.run_files()?.is_empty())
+    }
+
+    fn run_files(&self) -> Result<Vec<PathBuf>> {
+        let entries = fs::read_dir(&self.path).map_err(|e| io_error("list", &self.path, e))?;
+        let mut files = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error("list", &self.path, e))?;
+            let name = entry.file_name();
+            if entry.path().is_file() && is_run_file(&name.to_string_lossy()) {
+                files.push(entry.path());
+            }
+        }
+        Ok(files)
+    }
+
+    /// Moves an earlier run's files into `previous-<time>/`; returns it.
+    pub fn archive(&self) -> Result<Option<PathBuf>> {
+        let files = self.run_files()?;
+        if files.is_empty() {
+            return Ok(None);
+        }
+        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+            .to_string()
+            .replace(':', "");
+        let mut target = self.path.join(format!("previous-{stamp}"));
+        let mut n = 1;
+        while target.exists() {
+            target = self.path.join(format!("previous-{stamp}-{n}"));
+            n += 1;
+        }
+        fs::create_dir_all(&target).map_err(|e| io_error("create", &target, e))?;
+        for file in files {
+            let to = target.join(file.file_name().expect("a file has a name"));
+            fs::rename(&file, &to).map_err(|e| io_error("move", &file, e))?;
+        }
+        Ok(Some(target))
+    }
+
+    /// Writes `bytes` to `name` through a temporary file and a rename.
+    pub fn write_atomic(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let path = self.file(name);
+        let temporary = self.file(&format!(".{name}.tmp"));
+        let mut file = File::create(&temporary).map_err(|e| io_error("create", &temporary, e))?;
+        file.write_all(bytes)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| io_error("write", &temporary, e))?;
+        fs::rename(&temporary, &path).map_err(|e| io_error("replace", &path, e))
+    }
+
+    pub fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(value).map_err(anyhow::Error::from)?;
+        bytes.push(b'\n');
+        self.write_atomic(name, &bytes)
+    }
+
+    /// Appends rows to a CSV (with a header if it is new); returns its
+    /// length after the append, once it is on disk.
+    pub fn append_csv<T: Serialize>(&self, name: &str, rows: &[T]) -> Result<u64> {
+        let path = self.file(name);
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| io_error("open", &path, e))?;
+        let is_new = file.metadata().map(|m| m.len() == 0).unwrap_or(true);
+        let mut writer = csv::WriterBuilder::new()
+            .has_headers(is_new)
+            .from_writer(Vec::new());
+        for row in rows {
+            writer.serialize(row).map_err(anyhow::Error::from)?;
+        }
+        let bytes = writer.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+        file.write_all(&bytes)
+            .and_then(|()| file.sync_data())
+            .map_err(|e| io_error("append to", &path, e))?;
+        let length = file
+            .metadata()
+            .map_err(|e| io_error("stat", &path, e))?
+            .len();
+        Ok(length)
+    }
+
+    /// Appends a phase's rows to the phase metadata CSV.
+    pub fn append_phase(&self, phase: &PhaseRecord) -> Result<u64> {
+        self.append_csv(
+            &phase_metadata(phase.context_size),
+            &[PhaseRow::from(phase)],
+        )
+    }
+
+    /// Cuts appended CSVs back to their committed lengths, and removes ones
+    /// never committed: the rows of a phase that was in flight.
+    pub fn truncate_to(&self, committed: &BTreeMap<String, u64>) -> Result<()> {
+        let entries = fs::read_dir(&self.path).map_err(|e| io_error("list", &self.path, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error("list", &self.path, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !(name.starts_with("detailed_results_") || name.starts_with("phase_metadata_")) {
+                continue;
+            }
+            let path = entry.path();
+            match committed.get(&name) {
+                Some(&length) => {
+                    let file = OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .map_err(|e| io_error("open", &path, e))?;
+                    if file.metadata().map(|m| m.len()).unwrap_or(0) > length {
+                        file.set_len(length)
+                            .map_err(|e| io_error("truncate", &path, e))?;
+                    }
+                }
+                None => fs::remove_file(&path).map_err(|e| io_error("remove", &path, e))?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Rewrites `summary_{ctx}.csv` and `summary.csv` from the points.
+    pub fn write_summaries(&self, points: &[PointResult]) -> Result<()> {
+        let render = |points: &mut dyn Iterator<Item = &PointResult>| -> Result<Vec<u8>> {
+            let mut writer = csv::Writer::from_writer(Vec::new());
+            for point in points {
+                writer
+                    .serialize(SummaryRow::from(point))
+                    .map_err(anyhow::Error::from)?;
+            }
+            Ok(writer.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?)
+        };
+        let mut contexts: Vec<u64> = points.iter().map(|p| p.context_size).collect();
+        contexts.sort_unstable();
+        contexts.dedup();
+        for context in contexts {
+            let bytes = render(&mut points.iter().filter(|p| p.context_size == context))?;
+            self.write_atomic(&format!("summary_{context}.csv"), &bytes)?;
+        }
+        self.write_atomic("summary.csv", &render(&mut points.iter())?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct Row {
+        a: u32,
+        b: Option<String>,
+    }
+
+    #[test]
+    fn appended_rows_beyond_the_committed_length_are_cut_on_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::open(dir.path()).unwrap();
+        let name = detailed_results(1000);
+        let committed = run.append_csv(&name, &[Row { a: 1, b: None }]).unwrap();
+        run.append_csv(
+            &name,
+            &[Row {
+                a: 2,
+                b: Some("x".into()),
+            }],
+        )
+        .unwrap();
+        fs::write(run.file(&phase_metadata(1000)), "partial").unwrap();
+        run.truncate_to(&BTreeMap::from([(name.clone(), committed)]))
+            .unwrap();
+        assert_eq!(fs::read_to_string(run.file(&name)).unwrap(), "a,b\n1,\n");
+        assert!(!run.file(&phase_metadata(1000)).exists());
+    }
+
+    #[test]
+    fn archive_moves_only_run_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::open(dir.path()).unwrap();
+        run.write_atomic(PROGRESS, b"{}").unwrap();
+        run.write_atomic("summary_8000.csv", b"x").unwrap();
+        fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+        let moved = run.archive().unwrap().unwrap();
+        assert!(moved.join(PROGRESS).exists() && moved.join("summary_8000.csv").exists());
+        assert!(dir.path().join("notes.txt").exists());
+        assert!(!run.has_run_files().unwrap());
+        assert_eq!(run.archive().unwrap(), None);
+    }
+
+    #[test]
+    fn a_damaged_progress_file_is_a_usage_error_with_a_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::open(dir.path()).unwrap();
+        fs::write(run.file(PROGRESS), "{ not json").unwrap();
+        let error = run.load_progress().unwrap_err();
+        assert!(error.to_string().contains("--force-restart"), "{error}");
+        assert_eq!(error.exit_code(), crate::exit::USAGE);
+    }
+}
