@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::settings::{Options, ReinitStrategy, TokensPerReqMetric, TtftMetric};
 use crate::sim::SimConfig;
@@ -37,7 +37,7 @@ pub enum Command {
 pub struct RunArgs {
     /// Inference server base URL(s), e.g. http://localhost:8000; several are
     /// used round-robin. Without one, the embedded simulator is started.
-    #[arg(long, num_args = 1.., env = "CACHERATE_API_ENDPOINT", value_delimiter = ',')]
+    #[arg(long, num_args = 1.., action = ArgAction::Set, env = "CACHERATE_API_ENDPOINT", value_delimiter = ',')]
     pub api_endpoint: Option<Vec<String>>,
 
     /// Model id to request (default: the first id of /v1/models).
@@ -85,7 +85,7 @@ pub struct RunArgs {
 #[derive(Debug, Clone, Args)]
 pub struct RunOptionArgs {
     /// Context lengths to test, in tokens (e.g. 8000 32000 64000).
-    #[arg(long, num_args = 1.., env = "CACHERATE_CONTEXT_SIZES", value_delimiter = ',', help_heading = "Workload")]
+    #[arg(long, num_args = 1.., action = ArgAction::Set, env = "CACHERATE_CONTEXT_SIZES", value_delimiter = ',', help_heading = "Workload")]
     pub context_sizes: Option<Vec<u64>>,
 
     /// Total tokens in the working set (e.g. 2000000).
@@ -97,7 +97,7 @@ pub struct RunOptionArgs {
     pub output_tokens: Option<u32>,
 
     /// Cache hit rates to test, in percent [default: 0 5 10 ... 100].
-    #[arg(long, num_args = 1.., env = "CACHERATE_CACHE_HIT_RATES", value_delimiter = ',', help_heading = "Workload")]
+    #[arg(long, num_args = 1.., action = ArgAction::Set, env = "CACHERATE_CACHE_HIT_RATES", value_delimiter = ',', help_heading = "Workload")]
     pub cache_hit_rates: Option<Vec<u32>>,
 
     /// Server KV block alignment in tokens: cached prefixes round down to

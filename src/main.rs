@@ -5,10 +5,12 @@ use clap::Parser;
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     let cli = cacherate::cli::Cli::parse();
+    let verbose = matches!(&cli.command, cacherate::cli::Command::Run(args) if args.verbose);
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CACHERATE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_env("CACHERATE_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(if verbose { "cacherate=debug" } else { "warn" })
+            }),
         )
         .with_writer(std::io::stderr)
         .init();

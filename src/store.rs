@@ -110,6 +110,10 @@ pub struct Progress {
     pub schema_version: u32,
     pub tool_version: String,
     pub workload: Workload,
+    /// Drawn when the run starts; with the attempt, it keeps the unique
+    /// suffixes of this run apart from any other run's, even one with the
+    /// same seed against a server that still caches the first.
+    pub run_nonce: u64,
     /// 0 for a fresh run, +1 at every resume.
     pub attempt: u64,
     pub next_request_id: u64,

@@ -284,7 +284,7 @@ impl Client {
             // A server that has just started may refuse a moment longer.
             for attempt in 0..4 {
                 if attempt > 0 {
-                    tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+                    tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
                 }
                 match self.get(url.clone()).send().await {
                     Ok(response) if response.status().is_success() => {

@@ -58,6 +58,15 @@ fn to_record(shared: &Shared, sent: Sent<'_>) -> RequestRecord {
         dispatch_delay,
         window_end,
     } = sent;
+    if let Some(kind) = m.error_kind {
+        tracing::debug!(
+            request = built.request_id,
+            phase = %label.phase_id,
+            "request failed ({}): {}",
+            kind.name(),
+            m.error.as_deref().unwrap_or("")
+        );
+    }
     RequestRecord {
         context_size: label.context_size,
         cache_hit_rate: label.cache_hit_rate,

@@ -283,6 +283,7 @@ fn open_progress(
         schema_version: SCHEMA_VERSION,
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         workload,
+        run_nonce: rand::random(),
         attempt: 0,
         next_request_id: 0,
         completed: Vec::new(),
@@ -567,6 +568,13 @@ impl Sweep<'_> {
                 .as_ref()
                 .map_or(0, |c| c.phases.len() as u32);
             let phase_id = plan.kind.id(plan.concurrency);
+            tracing::debug!(
+                context,
+                rate,
+                phase = %phase_id,
+                seconds = plan.duration,
+                "starting phase"
+            );
             let live = Arc::new(Live::new());
             let bar = self.ui.phase(
                 format!("ctx {context} {rate:>3}% {phase_id}"),
@@ -761,6 +769,10 @@ async fn sweep(
         .unwrap_or_else(|| u64::from(rand::random::<u32>()));
     let workload = settings.workload(&model, seed);
     let (progress, results) = open_progress(&dir, workload, settings, ui)?;
+    // The attempt (and so the suffix nonce) is on disk before any request
+    // goes out: a crash before the first phase ends must not let the next
+    // resume send the same suffixes again.
+    dir.write_json(store::PROGRESS, &progress)?;
 
     let started_at = now_rfc3339();
     let server_version = client.server_version().await;
@@ -841,7 +853,7 @@ async fn sweep(
         clock: Clock::new(),
         request_ids: AtomicU64::new(progress.next_request_id),
     });
-    let attempt = progress.attempt;
+    let suffix_nonce = progress.run_nonce ^ progress.attempt.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let mut sweep = Sweep {
         settings,
         ui: *ui,
@@ -876,7 +888,7 @@ async fn sweep(
                 working_set_size: settings.working_set_size,
                 output_tokens: settings.output_tokens,
                 seed,
-                attempt,
+                nonce: suffix_nonce,
                 random_selection: settings.random_working_set_selection,
             },
         ));

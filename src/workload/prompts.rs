@@ -6,9 +6,13 @@
 //! the seed (so no two share a prefix by accident) followed by pool content
 //! from a seeded offset. A request at rate r is the first
 //! `floor(ctx * r / 100 / chunk) * chunk` tokens of a working-set prompt,
-//! then a suffix that starts with a 16-token head drawn from the seed, the
-//! run attempt and the request id — unique across the run and across
-//! resumes — so the server cannot reuse anything past the intended prefix.
+//! then a suffix that starts with a 16-token head drawn from the seed, a
+//! nonce of the run and its attempt, and the request id — unique across the
+//! run, its resumes and other runs — so the server cannot reuse anything
+//! past the intended prefix. The seed alone fixes the content, the working
+//! set and every prompt's structure; only the suffix heads change from run
+//! to run, so repeating a run against a server that still caches the first
+//! measures the same thing.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -159,7 +163,7 @@ pub struct PromptFactory {
     pub context: u64,
     chunk: u64,
     seed: u64,
-    attempt: u64,
+    nonce: u64,
     /// Number of working-set prompts.
     pub working_set: u32,
     random_selection: bool,
@@ -178,9 +182,9 @@ pub struct FactoryOptions<'m> {
     pub working_set_size: u64,
     pub output_tokens: u32,
     pub seed: u64,
-    /// How many times this run directory was resumed: keeps suffixes of a
-    /// phase lost to a kill from being sent again.
-    pub attempt: u64,
+    /// Differs for every run and every resume of a run: keeps suffixes from
+    /// being sent again (a phase lost to a kill, an earlier run).
+    pub nonce: u64,
     pub random_selection: bool,
 }
 
@@ -206,7 +210,7 @@ impl PromptFactory {
             context,
             chunk: options.chunk_size,
             seed: options.seed,
-            attempt: options.attempt,
+            nonce: options.nonce,
             working_set: u32::try_from(working_set).unwrap_or(u32::MAX),
             random_selection: options.random_selection,
             round_robin: AtomicU64::new(0),
@@ -226,7 +230,7 @@ impl PromptFactory {
     }
 
     fn suffix_seed(&self, request_id: u64) -> u64 {
-        mix(&[self.seed, 0x5346, self.attempt, request_id])
+        mix(&[self.seed, 0x5346, self.nonce, request_id])
     }
 
     fn finish(&self, mut body: Vec<u8>, end: &[u8]) -> Vec<u8> {
@@ -258,8 +262,7 @@ impl PromptFactory {
     /// A request at `rate` percent cache hits.
     pub fn request(&self, rate: u32, request_id: u64) -> BuiltRequest {
         let index = if self.random_selection {
-            (mix(&[self.seed, 0x524e, self.attempt, request_id]) % u64::from(self.working_set))
-                as u32
+            (mix(&[self.seed, 0x524e, self.nonce, request_id]) % u64::from(self.working_set)) as u32
         } else {
             (self.round_robin.fetch_add(1, Ordering::Relaxed) % u64::from(self.working_set)) as u32
         };
@@ -300,7 +303,7 @@ mod tests {
             working_set_size: 3000,
             output_tokens: 8,
             seed: 42,
-            attempt: 0,
+            nonce: 0,
             random_selection: false,
         }
     }
@@ -374,14 +377,14 @@ mod tests {
         let resumed = PromptFactory::new(
             pool.clone(),
             &FactoryOptions {
-                attempt: 1,
+                nonce: 1,
                 ..options("m")
             },
         );
         assert_ne!(
             prompt_of(&resumed.request(0, 7).body)[..HEAD_TOKENS],
             a[..HEAD_TOKENS],
-            "a resumed run never repeats a lost phase's suffixes"
+            "another run or a resume never repeats a suffix"
         );
     }
 

@@ -1,0 +1,168 @@
+//! The binary as a user meets it: help, exit codes, error messages.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+
+fn cacherate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cacherate"))
+        .args(args)
+        .current_dir(env!("CARGO_TARGET_TMPDIR"))
+        .output()
+        .unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn run_has_every_option_of_the_seed_tool() {
+    let output = cacherate(&["run", "--help"]);
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for option in [
+        "--api-endpoint",
+        "--context-sizes",
+        "--working-set-size",
+        "--output-tokens",
+        "--max-ttft",
+        "--ttft-metric",
+        "--test-duration",
+        "--ramp-duration",
+        "--num-retries",
+        "--start-concurrency",
+        "--concurrency-increment",
+        "--max-concurrency",
+        "--init-concurrency",
+        "--cache-hit-rates",
+        "--chunk-size",
+        "--reinit-strategy",
+        "--random-working-set-selection",
+        "--output-dir",
+        "--tokenizer",
+        "--seed",
+        "--kv-cache-quantization",
+        "--strict-time-window",
+        "--skip-graphs",
+        "--force-restart",
+        "--verbose",
+        "--model",
+        "--api-key",
+        "--profile",
+        "--min-tokens-per-req",
+        "--tokens-per-req-metric",
+        "--request-timeout",
+    ] {
+        assert!(help.contains(option), "run --help lacks {option}");
+    }
+}
+
+#[test]
+fn top_level_help_documents_the_exit_codes() {
+    let output = cacherate(&["--help"]);
+    let help = String::from_utf8_lossy(&output.stdout);
+    for line in [
+        "0   pass",
+        "1   regression",
+        "2   usage",
+        "3   target unreachable",
+        "70  internal",
+    ] {
+        assert!(help.contains(line), "{help}");
+    }
+}
+
+#[test]
+fn kv_size_prints_the_estimate() {
+    let output = cacherate(&[
+        "kv-size",
+        "--model",
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "--context-sizes",
+        "8000",
+        "32000",
+        "--working-set-size",
+        "2000000",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("128.00 KiB per token"), "{text}");
+    assert!(
+        text.contains("context 8000 (8192 aligned): 1.00 GiB per request"),
+        "{text}"
+    );
+    assert!(text.contains("working set of 245 prompts"), "{text}");
+
+    let output = cacherate(&[
+        "kv-size",
+        "--model",
+        "acme/unknown",
+        "--context-sizes",
+        "8000",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("--num-layers"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn bad_options_are_usage_errors() {
+    let output = cacherate(&["run", "--profile", "quick", "--kv-cache-quantization", "3"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("1 (FP8) or 2 (FP16)"),
+        "{}",
+        stderr(&output)
+    );
+    let output = cacherate(&["run", "--context-sizes", "abc"]);
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn an_unreachable_server_exits_3_and_says_what_to_check() {
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let output = cacherate(&[
+        "run",
+        "--profile",
+        "quick",
+        "--api-endpoint",
+        &format!("http://127.0.0.1:{port}"),
+        "--output-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("is the server running"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn sim_prints_its_address_and_stops_on_sigterm() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cacherate"))
+        .args(["sim", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("listening on http://127.0.0.1:"), "{line}");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(child.wait().unwrap().success(), "clean exit on SIGTERM");
+}

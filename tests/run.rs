@@ -1,0 +1,429 @@
+//! `cacherate run` against the simulator on port 0: the sweep's curves, the
+//! exactness of cached prefixes, resume after a kill, refusal to resume
+//! with other options, failures counted, and the reproduce script.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cacherate::cli::{Cli, Command as CliCommand};
+use cacherate::record::RequestRecord;
+use cacherate::settings::RunSettings;
+use cacherate::sim::{SimConfig, SimServer};
+use cacherate::store::{PointResult, Progress, Results};
+use clap::Parser;
+
+/// The simulator's time runs this much faster than modelled.
+const TIME_SCALE: f64 = 0.05;
+
+/// A small, fast sweep: 512-token prompts, rates 0/50/100, half-second
+/// phases, concurrency capped at 8 so every rate ends at the same level.
+fn sweep_args(url: &str, dir: &Path) -> Vec<String> {
+    [
+        "--api-endpoint",
+        url,
+        "--output-dir",
+        dir.to_str().unwrap(),
+        "--context-sizes",
+        "512",
+        "--working-set-size",
+        "2048",
+        "--cache-hit-rates",
+        "0",
+        "50",
+        "100",
+        "--output-tokens",
+        "8",
+        "--max-ttft",
+        "0.5",
+        "--ramp-duration",
+        "0.5",
+        "--test-duration",
+        "1.5",
+        "--num-retries",
+        "1",
+        "--start-concurrency",
+        "4",
+        "--concurrency-increment",
+        "4",
+        "--max-concurrency",
+        "8",
+        "--init-concurrency",
+        "4",
+        // Refill the cache before every rate: a long 0% point evicts the
+        // working set, as on a real server.
+        "--reinit-strategy",
+        "per_cache_rate",
+        "--request-timeout",
+        "10",
+        "--seed",
+        "7",
+        "--quiet",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn settings(args: &[String]) -> RunSettings {
+    let mut argv = vec!["cacherate".to_string(), "run".to_string()];
+    argv.extend_from_slice(args);
+    let CliCommand::Run(run) = Cli::try_parse_from(argv).unwrap().command else {
+        unreachable!()
+    };
+    let no_profiles = tempfile::tempdir().unwrap();
+    RunSettings::resolve(*run, no_profiles.path()).unwrap()
+}
+
+async fn simulator(config: SimConfig) -> SimServer {
+    common::start(SimConfig {
+        time_scale: TIME_SCALE,
+        ..config
+    })
+    .await
+}
+
+fn records(dir: &Path, context: u64) -> Vec<RequestRecord> {
+    let path = dir.join(format!("detailed_results_{context}.csv"));
+    csv::Reader::from_path(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .deserialize()
+        .map(|row| row.expect("every row parses"))
+        .collect()
+}
+
+fn results(dir: &Path) -> Vec<PointResult> {
+    let text = std::fs::read_to_string(dir.join("results.json")).unwrap();
+    let mut points = serde_json::from_str::<Results>(&text).unwrap().points;
+    points.sort_by_key(|p| (p.context_size, p.cache_hit_rate));
+    points
+}
+
+fn progress(dir: &Path) -> Option<Progress> {
+    let text = std::fs::read_to_string(dir.join("progress.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// What the simulator (16-token blocks) must report for a request: the
+/// block-aligned target prefix, and never more; a whole prompt hits all but
+/// its last block.
+fn expected_cached(record: &RequestRecord) -> u64 {
+    let block = 16;
+    record
+        .target_cached_tokens
+        .min((record.expected_prompt_tokens - 1) / block * block)
+}
+
+fn assert_cached_prefixes_exact(rows: &[RequestRecord]) {
+    let measured: Vec<&RequestRecord> = rows
+        .iter()
+        .filter(|r| r.phase_id != "WARMUP" && r.ok())
+        .collect();
+    assert!(!measured.is_empty());
+    for row in measured {
+        assert_eq!(
+            row.cached_tokens.unwrap_or(0),
+            expected_cached(row),
+            "request {} at {}% reused more or less than its prefix",
+            row.request_id,
+            row.cache_hit_rate
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_rate_sweep_rises_with_the_cache_rate_and_reuses_exactly_the_prefix() {
+    let server = simulator(SimConfig::for_tests(TIME_SCALE)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let args = sweep_args(&server.url(), dir.path());
+    let outcome = cacherate::runner::run(settings(&args), &args)
+        .await
+        .unwrap();
+    server.stop().await.unwrap();
+
+    let points = outcome.points;
+    assert_eq!(points.len(), 3);
+    for point in &points {
+        assert_eq!(point.peak_concurrency, 8, "{point:?}");
+        assert!(point.peak_passed);
+        assert_eq!(point.error_rate, 0.0);
+        assert_eq!(point.input_tps_samples.len(), 2, "ramp phase + 1 retry");
+    }
+    let (cold, half, warm) = (&points[0], &points[1], &points[2]);
+    assert!(
+        cold.input_tps < half.input_tps && half.input_tps < warm.input_tps,
+        "input tok/s {} < {} < {}",
+        cold.input_tps,
+        half.input_tps,
+        warm.input_tps
+    );
+    assert!(
+        cold.ttft.p50 > half.ttft.p50 && half.ttft.p50 > warm.ttft.p50,
+        "TTFT p50 {} > {} > {}",
+        cold.ttft.p50,
+        half.ttft.p50,
+        warm.ttft.p50
+    );
+    // Achieved rates: 0, 256/512, 496/512 (the last block is recomputed).
+    assert_eq!(cold.achieved_cache_rate, Some(0.0));
+    assert_eq!(half.achieved_cache_rate, Some(0.5));
+    assert_eq!(warm.achieved_cache_rate, Some(496.0 / 512.0));
+
+    let rows = records(dir.path(), 512);
+    assert_cached_prefixes_exact(&rows);
+    let mut ids: Vec<u64> = rows.iter().map(|r| r.request_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), rows.len(), "request ids are unique");
+    // Every artifact of the run directory is there.
+    for file in [
+        "progress.json",
+        "results.json",
+        "run.json",
+        "summary.csv",
+        "summary_512.csv",
+        "phase_metadata_512.csv",
+    ] {
+        assert!(dir.path().join(file).is_file(), "{file}");
+    }
+    let summary = std::fs::read_to_string(dir.path().join("summary.csv")).unwrap();
+    assert_eq!(summary.lines().count(), 4, "header and three points");
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run.json")).unwrap())
+            .unwrap();
+    assert_eq!(run["status"], "complete");
+    assert_eq!(run["model"], "cacherate-sim");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_from_the_fault_knobs_are_rows_and_count() {
+    let server = simulator(SimConfig {
+        error_rate: 0.1,
+        rate_limit_rate: 0.05,
+        disconnect_rate: 0.1,
+        ..SimConfig::for_tests(TIME_SCALE)
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = sweep_args(&server.url(), dir.path());
+    args.extend(["--cache-hit-rates", "50"].map(String::from));
+    let outcome = cacherate::runner::run(settings(&args), &args)
+        .await
+        .unwrap();
+    server.stop().await.unwrap();
+
+    let rows = records(dir.path(), 512);
+    let count = |kind: &str| {
+        rows.iter()
+            .filter(|r| r.error_kind.is_some_and(|k| k.name() == kind))
+            .count()
+    };
+    assert!(count("http_5xx") > 0 && count("rate_limited") > 0 && count("disconnect") > 0);
+    let failed = rows.iter().filter(|r| !r.ok()).count();
+    let share = failed as f64 / rows.len() as f64;
+    assert!(
+        (0.12..0.38).contains(&share),
+        "about 25% failed, got {share}"
+    );
+    for row in rows.iter().filter(|r| !r.ok()) {
+        assert!(row.error.is_some(), "a failed row says why");
+    }
+    let point = &outcome.points[0];
+    assert!(point.failed_requests > 0 && point.error_rate > 0.05);
+    assert!(
+        !point.peak_passed,
+        "25% errors exceed --max-error-rate at every level"
+    );
+    assert!(point.errors["http_5xx"] > 0);
+}
+
+fn binary(args: &[String]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cacherate"));
+    command.arg("run").args(args);
+    command
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_run_resumes_where_it_stopped() {
+    let server = simulator(SimConfig::for_tests(TIME_SCALE)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = sweep_args(&server.url(), dir.path());
+    // Longer phases so the kill lands inside a point.
+    args.extend(["--ramp-duration", "1", "--test-duration", "3"].map(String::from));
+    let mut child = binary(&args).stderr(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the run never reached a second point"
+        );
+        if let Some(progress) = progress(dir.path())
+            && progress.completed.len() == 1
+            && progress
+                .current
+                .as_ref()
+                .is_some_and(|c| !c.phases.is_empty())
+        {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Let the next phase get under way, then kill without warning.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = progress(dir.path()).unwrap();
+    let committed = before.files["detailed_results_512.csv"] as usize;
+    let written = std::fs::read(dir.path().join("detailed_results_512.csv")).unwrap();
+    assert!(written.len() >= committed);
+    let kept = written[..committed].to_vec();
+
+    let status = binary(&args).stderr(Stdio::null()).status().unwrap();
+    assert!(status.success());
+    server.stop().await.unwrap();
+
+    let after = progress(dir.path()).unwrap();
+    assert_eq!(after.attempt, 1);
+    assert_eq!(after.completed.len(), 3);
+    let points = results(dir.path());
+    assert_eq!(points.len(), 3);
+    let rows = records(dir.path(), 512);
+    // The committed rows are untouched, byte for byte, and the resumed run
+    // added its own after them (the partial rows of the killed phase are
+    // gone: every row parses and no request id repeats).
+    let bytes = std::fs::read(dir.path().join("detailed_results_512.csv")).unwrap();
+    assert_eq!(&bytes[..committed], &kept[..]);
+    assert!(bytes.len() > committed);
+    // No request id twice, and the phases of each point numbered 0, 1, ...
+    // with none lost or doubled by the kill.
+    let mut ids: Vec<u64> = rows.iter().map(|r| r.request_id).collect();
+    ids.sort_unstable();
+    let unique = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), unique);
+    let phases = std::fs::read_to_string(dir.path().join("phase_metadata_512.csv")).unwrap();
+    let mut reader = csv::Reader::from_reader(phases.as_bytes());
+    let mut seen: Vec<(u32, u32)> = reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[1].parse().unwrap(), r[2].parse().unwrap())
+        })
+        .collect();
+    let total = seen.len();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), total, "no phase written twice");
+    for rate in [0, 50, 100] {
+        let indexes: Vec<u32> = seen.iter().filter(|s| s.0 == rate).map(|s| s.1).collect();
+        assert_eq!(indexes, (0..indexes.len() as u32).collect::<Vec<_>>());
+    }
+    // Suffixes of the phase lost to the kill were not sent again as cache
+    // hits: every request still reused exactly its prefix.
+    assert_cached_prefixes_exact(&rows);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_options_start_a_new_run_and_keep_the_old_one() {
+    let server = simulator(SimConfig::for_tests(TIME_SCALE)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = sweep_args(&server.url(), dir.path());
+    args.extend(["--cache-hit-rates", "100", "--num-retries", "0"].map(String::from));
+    let mut both = args.clone();
+    both.extend(["--context-sizes", "256", "512"].map(String::from));
+    assert!(
+        binary(&both)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(results(dir.path()).len(), 2);
+
+    // The same options with a subset of the context sizes resume, and find
+    // nothing left to measure.
+    let output = binary(&args).output().unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.is_empty() || !stderr.contains("cannot be resumed"),
+        "{stderr}"
+    );
+    assert_eq!(progress(dir.path()).unwrap().attempt, 1);
+    assert_eq!(results(dir.path()).len(), 2);
+
+    let mut changed = args.clone();
+    changed.retain(|a| a != "--quiet");
+    changed.extend(["--max-ttft", "0.4"].map(String::from));
+    let output = binary(&changed).output().unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot be resumed") && stderr.contains("--max-ttft: 0.5 -> 0.4"),
+        "{stderr}"
+    );
+    server.stop().await.unwrap();
+    let archived: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(archived.len(), 1, "the earlier run moved aside");
+    assert!(archived[0].join("results.json").is_file());
+    assert!(archived[0].join("detailed_results_512.csv").is_file());
+    let new = progress(dir.path()).unwrap();
+    assert_eq!(new.attempt, 0);
+    assert_eq!(new.workload.max_ttft, 0.4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_command_script_reproduces_the_options() {
+    let server = simulator(SimConfig::for_tests(TIME_SCALE)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = sweep_args(&server.url(), dir.path());
+    args.extend(["--cache-hit-rates", "50", "--num-retries", "0"].map(String::from));
+    assert!(
+        binary(&args)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    );
+    let script = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("run_command_")
+        })
+        .expect("a run_command script");
+    let again = tempfile::tempdir().unwrap();
+    let status = Command::new(&script)
+        .args(["--output-dir", again.path().to_str().unwrap(), "--quiet"])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    server.stop().await.unwrap();
+    let (first, second) = (
+        progress(dir.path()).unwrap(),
+        progress(again.path()).unwrap(),
+    );
+    assert_eq!(first.workload, second.workload, "same options and seed");
+    let settings = |dir: &Path| -> serde_json::Value {
+        let run: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+        let mut settings = run["settings"].clone();
+        // The script names the model the first run found on its own.
+        settings.as_object_mut().unwrap().remove("output_dir");
+        settings.as_object_mut().unwrap().remove("model");
+        settings
+    };
+    assert_eq!(settings(dir.path()), settings(again.path()));
+    assert_eq!(results(again.path()).len(), 1);
+}
