@@ -69,8 +69,9 @@ pub struct RequestRecord {
     /// The working-set prompt whose prefix was sent.
     pub working_set_prompt: u32,
     pub launch_unix_s: f64,
-    /// Time from the slot's previous request ending to this launch.
-    pub dispatch_delay_s: f64,
+    /// Time from the slot's previous request ending to this launch; empty
+    /// for a slot's first request.
+    pub dispatch_delay_s: Option<f64>,
     /// Time to the first event carrying generated text.
     pub ttft_s: Option<f64>,
     /// Time to the last event carrying generated text.

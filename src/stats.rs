@@ -292,7 +292,7 @@ mod tests {
             endpoint: 0,
             working_set_prompt: 0,
             launch_unix_s: launch,
-            dispatch_delay_s: 0.0,
+            dispatch_delay_s: None,
             ttft_s: Some(ttft),
             ttlt_s: Some(ttlt),
             finish_s: finish,

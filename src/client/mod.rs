@@ -4,7 +4,6 @@
 
 pub mod sse;
 
-use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -78,13 +77,34 @@ impl Measured {
         }
     }
 
+    /// Counts an event that may carry generated text.
+    fn token_event(&mut self, has_text: bool, at: Duration) {
+        if !has_text {
+            return;
+        }
+        self.chunks += 1;
+        self.ttft.get_or_insert(at);
+        if let Some(previous) = self.last_token {
+            let gap = at - previous;
+            if self.max_chunk_gap.is_none_or(|max| gap > max) {
+                self.max_chunk_gap = Some(gap);
+            }
+        }
+        self.last_token = Some(at);
+        self.ttlt = Some(at);
+    }
+
     /// Reads one event's data, received `at` after launch.
     fn event(&mut self, data: &[u8], at: Duration) {
         if data == b"[DONE]" {
             self.done = true;
             return;
         }
-        let chunk: ChunkView<'_> = match serde_json::from_slice(data) {
+        if let Some(has_text) = quick_scan(data) {
+            self.token_event(has_text, at);
+            return;
+        }
+        let chunk: ChunkView = match serde_json::from_slice(data) {
             Ok(chunk) => chunk,
             Err(e) => {
                 let shown = String::from_utf8_lossy(&data[..data.len().min(200)]).into_owned();
@@ -99,32 +119,10 @@ impl Measured {
             self.fail(ErrorKind::StreamError, error.to_string());
             return;
         }
-        let mut has_text = false;
-        for choice in &chunk.choices {
-            let text_len = |text: &Option<Cow<'_, str>>| text.as_ref().map_or(0, |t| t.len());
-            let mut len = text_len(&choice.text);
-            if let Some(delta) = &choice.delta {
-                len += text_len(&delta.content)
-                    + text_len(&delta.reasoning_content)
-                    + text_len(&delta.reasoning);
-            }
-            has_text |= len > 0;
-            if choice.finish_reason.is_some() {
-                self.done = true;
-            }
+        if chunk.choices.finished {
+            self.done = true;
         }
-        if has_text {
-            self.chunks += 1;
-            self.ttft.get_or_insert(at);
-            if let Some(previous) = self.last_token {
-                let gap = at - previous;
-                if self.max_chunk_gap.is_none_or(|max| gap > max) {
-                    self.max_chunk_gap = Some(gap);
-                }
-            }
-            self.last_token = Some(at);
-            self.ttlt = Some(at);
-        }
+        self.token_event(chunk.choices.has_text, at);
         if let Some(usage) = chunk.usage {
             self.prompt_tokens = usage.prompt_tokens.or(self.prompt_tokens);
             self.completion_tokens = usage.completion_tokens.or(self.completion_tokens);
@@ -135,34 +133,139 @@ impl Measured {
     }
 }
 
+/// The values that follow `"key"` wherever it stands as an object key (a
+/// quoted `key` then a colon: inside a string value quotes are escaped, and
+/// a string value is never followed by a colon).
+fn key_values<'a>(data: &'a [u8], key: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+    memchr::memmem::find_iter(data, key).filter_map(move |at| {
+        let rest = data[at + key.len()..].trim_ascii_start();
+        let rest = rest.strip_prefix(b":")?;
+        Some(rest.trim_ascii_start())
+    })
+}
+
+/// The fast path for the events that make up most of a stream: one token,
+/// no usage, no finish, no error. Returns whether it carries generated
+/// text, or `None` when the event needs a full parse.
+fn quick_scan(data: &[u8]) -> Option<bool> {
+    let trimmed = data.trim_ascii();
+    if !(trimmed.starts_with(b"{") && trimmed.ends_with(b"}"))
+        || key_values(data, b"\"choices\"").next().is_none()
+        || memchr::memmem::find(data, b"\"error\"").is_some()
+    {
+        return None;
+    }
+    for key in [&b"\"usage\""[..], b"\"finish_reason\""] {
+        if key_values(data, key).any(|value| !value.starts_with(b"null")) {
+            return None;
+        }
+    }
+    let has_text = [
+        &b"\"text\""[..],
+        b"\"content\"",
+        b"\"reasoning_content\"",
+        b"\"reasoning\"",
+    ]
+    .iter()
+    .any(|key| {
+        key_values(data, key).any(|value| value.len() > 1 && value[0] == b'"' && value[1] != b'"')
+    });
+    Some(has_text)
+}
+
+/// One stream event, read for what a measurement needs and nothing more:
+/// no allocation and no UTF-8 validation on the path of a token event.
 #[derive(Deserialize)]
-struct ChunkView<'a> {
-    #[serde(default, borrow)]
-    choices: Vec<ChoiceView<'a>>,
+struct ChunkView {
+    #[serde(default)]
+    choices: ChoicesSummary,
     #[serde(default)]
     usage: Option<UsageView>,
     #[serde(default)]
     error: Option<serde_json::Value>,
 }
 
-#[derive(Deserialize)]
-struct ChoiceView<'a> {
-    #[serde(default, borrow)]
-    text: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    delta: Option<DeltaView<'a>>,
-    #[serde(default, borrow)]
-    finish_reason: Option<Cow<'a, str>>,
+/// The byte length of a JSON string (escapes not undone, UTF-8 not checked).
+struct TextLen(usize);
+
+impl<'de> Deserialize<'de> for TextLen {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Length;
+        impl serde::de::Visitor<'_> for Length {
+            type Value = TextLen;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_bytes<E>(self, bytes: &[u8]) -> Result<TextLen, E> {
+                Ok(TextLen(bytes.len()))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<TextLen, E> {
+                Ok(TextLen(text.len()))
+            }
+        }
+        deserializer.deserialize_bytes(Length)
+    }
+}
+
+/// What the choices of an event say, folded without collecting them.
+#[derive(Default)]
+struct ChoicesSummary {
+    has_text: bool,
+    finished: bool,
+}
+
+impl<'de> Deserialize<'de> for ChoicesSummary {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fold;
+        impl<'de> serde::de::Visitor<'de> for Fold {
+            type Value = ChoicesSummary;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of choices")
+            }
+            fn visit_unit<E>(self) -> Result<ChoicesSummary, E> {
+                Ok(ChoicesSummary::default())
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<ChoicesSummary, A::Error> {
+                let mut summary = ChoicesSummary::default();
+                while let Some(choice) = seq.next_element::<ChoiceView>()? {
+                    let len = |text: &Option<TextLen>| text.as_ref().map_or(0, |t| t.0);
+                    let mut text = len(&choice.text);
+                    if let Some(delta) = &choice.delta {
+                        text += len(&delta.content)
+                            + len(&delta.reasoning_content)
+                            + len(&delta.reasoning);
+                    }
+                    summary.has_text |= text > 0;
+                    summary.finished |= choice.finish_reason.is_some();
+                }
+                Ok(summary)
+            }
+        }
+        deserializer.deserialize_any(Fold)
+    }
 }
 
 #[derive(Deserialize)]
-struct DeltaView<'a> {
-    #[serde(default, borrow)]
-    content: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    reasoning_content: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    reasoning: Option<Cow<'a, str>>,
+struct ChoiceView {
+    #[serde(default)]
+    text: Option<TextLen>,
+    #[serde(default)]
+    delta: Option<DeltaView>,
+    #[serde(default)]
+    finish_reason: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct DeltaView {
+    #[serde(default)]
+    content: Option<TextLen>,
+    #[serde(default)]
+    reasoning_content: Option<TextLen>,
+    #[serde(default)]
+    reasoning: Option<TextLen>,
 }
 
 #[derive(Deserialize)]
@@ -493,6 +596,46 @@ mod tests {
             (Some(7), Some(3), Some(4))
         );
         assert!(m.done && m.error_kind.is_none());
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_a_full_parse() {
+        let events: [&[u8]; 10] = [
+            br#"{"id":"cmpl-1","object":"text_completion","created":1,"model":"m","choices":[{"index":0,"text":" Hi","logprobs":null,"finish_reason":null,"stop_reason":null}],"usage":null}"#,
+            br#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}"#,
+            br#"{"choices": [{"index": 0, "delta": {"content": "x"}, "finish_reason": null}]}"#,
+            br#"{"choices":[{"index":0,"text":"\"usage\":{","finish_reason":null}],"usage":null}"#,
+            br#"{"choices":[{"index":0,"text":"say \"error\"","finish_reason":null}]}"#,
+            br#"{"choices":[{"text":"!","finish_reason":"length"}],"usage":null}"#,
+            br#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1}}"#,
+            br#"{not json}"#,
+            br#"{"error":{"message":"boom"}}"#,
+            br#"{"choices":[{"delta":{"reasoning_content":"hm"},"finish_reason":null}]}"#,
+        ];
+        let expected = [
+            Some(true),
+            Some(false),
+            Some(true),
+            Some(true),
+            Some(true),
+            None,
+            None,
+            None,
+            None,
+            Some(true),
+        ];
+        for (event, want) in events.iter().zip(expected) {
+            assert_eq!(
+                quick_scan(event),
+                want,
+                "{}",
+                String::from_utf8_lossy(event)
+            );
+            if let Some(has_text) = want {
+                let full: ChunkView = serde_json::from_slice(event).unwrap();
+                assert_eq!(full.choices.has_text, has_text);
+            }
+        }
     }
 
     #[test]

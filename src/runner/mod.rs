@@ -1,6 +1,6 @@
 //! Running a sweep: the peak search, the load phases and the orchestration.
 
-mod phase;
+pub mod phase;
 pub mod ramp;
 mod sweep;
 

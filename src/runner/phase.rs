@@ -45,7 +45,8 @@ struct Sent<'a> {
     built: BuiltRequest,
     measured: Measured,
     launch: Instant,
-    dispatch_delay: Duration,
+    /// Since the slot's previous request ended; none for its first.
+    dispatch_delay: Option<Duration>,
     window_end: Instant,
 }
 
@@ -77,7 +78,7 @@ fn to_record(shared: &Shared, sent: Sent<'_>) -> RequestRecord {
         endpoint: m.endpoint,
         working_set_prompt: built.working_set_prompt,
         launch_unix_s: shared.clock.unix(launch),
-        dispatch_delay_s: dispatch_delay.as_secs_f64(),
+        dispatch_delay_s: dispatch_delay.map(|d| d.as_secs_f64()),
         ttft_s: m.ttft.map(|d| d.as_secs_f64()),
         ttlt_s: m.ttlt.map(|d| d.as_secs_f64()),
         finish_s: m.finish.as_secs_f64(),
@@ -116,7 +117,7 @@ pub async fn run_phase(
         );
         slots.spawn(async move {
             let mut records = Vec::new();
-            let mut slot_free = start;
+            let mut slot_free: Option<Instant> = None;
             loop {
                 let now = Instant::now();
                 if now >= window_end {
@@ -140,11 +141,11 @@ pub async fn run_phase(
                         built,
                         measured,
                         launch,
-                        dispatch_delay: launch - slot_free,
+                        dispatch_delay: slot_free.map(|free| launch - free),
                         window_end,
                     },
                 ));
-                slot_free = end;
+                slot_free = Some(end);
             }
             records
         });
@@ -188,7 +189,7 @@ pub async fn run_warmup(
         );
         slots.spawn(async move {
             let mut records = Vec::new();
-            let mut slot_free = Instant::now();
+            let mut slot_free: Option<Instant> = None;
             loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 if index >= u64::from(factory.working_set) {
@@ -207,12 +208,12 @@ pub async fn run_warmup(
                         built,
                         measured,
                         launch,
-                        dispatch_delay: launch - slot_free,
+                        dispatch_delay: slot_free.map(|free| launch - free),
                         window_end: end,
                     },
                 ));
                 bar.inc();
-                slot_free = end;
+                slot_free = Some(end);
             }
             records
         });
