@@ -427,3 +427,44 @@ async fn the_run_command_script_reproduces_the_options() {
     assert_eq!(settings(dir.path()), settings(again.path()));
     assert_eq!(results(again.path()).len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_endpoints_share_the_load_and_keep_prefixes_where_they_were_warmed() {
+    let (a, b) = (
+        simulator(SimConfig::for_tests(TIME_SCALE)).await,
+        simulator(SimConfig::for_tests(TIME_SCALE)).await,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = sweep_args(&a.url(), dir.path());
+    args.extend(
+        [
+            "--api-endpoint",
+            &a.url(),
+            &b.url(),
+            "--cache-hit-rates",
+            "0",
+            "50",
+            "--num-retries",
+            "0",
+        ]
+        .map(String::from),
+    );
+    let outcome = cacherate::runner::run(settings(&args), &args)
+        .await
+        .unwrap();
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+    let rows = records(dir.path(), 512);
+    for endpoint in [0, 1] {
+        let served = rows.iter().filter(|r| r.endpoint == endpoint).count();
+        assert!(
+            served > rows.len() / 4,
+            "endpoint {endpoint} served {served} of {}",
+            rows.len()
+        );
+    }
+    // Each working-set prompt goes back to the server that was warmed with
+    // it, so every prefix is still a hit.
+    assert_cached_prefixes_exact(&rows);
+    assert_eq!(outcome.points[1].achieved_cache_rate, Some(0.5));
+}

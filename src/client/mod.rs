@@ -496,10 +496,15 @@ impl Client {
     }
 
     /// Sends one streaming completion and measures it. Never fails: what
-    /// went wrong is in the result.
-    pub async fn stream(&self, body: Vec<u8>, launch: Instant) -> Measured {
-        let endpoint =
-            (self.next.fetch_add(1, Ordering::Relaxed) % self.completions.len() as u64) as usize;
+    /// went wrong is in the result. With several endpoints, a request with
+    /// an `affinity` (its working-set prompt) always goes to the same one,
+    /// the one its prefix was warmed on; others go round-robin.
+    pub async fn stream(&self, body: Vec<u8>, launch: Instant, affinity: Option<u64>) -> Measured {
+        let endpoints = self.completions.len() as u64;
+        let endpoint = match affinity {
+            Some(key) => key % endpoints,
+            None => self.next.fetch_add(1, Ordering::Relaxed) % endpoints,
+        } as usize;
         let mut measured = Measured {
             endpoint: endpoint as u32,
             ..Measured::default()

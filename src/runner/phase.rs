@@ -126,8 +126,10 @@ pub async fn run_phase(
                 let request_id = shared.request_ids.fetch_add(1, Ordering::Relaxed);
                 let mut built = factory.request(label.cache_hit_rate, request_id);
                 let body = std::mem::take(&mut built.body);
+                let affinity =
+                    (built.cached_tokens > 0).then_some(u64::from(built.working_set_prompt));
                 let launch = Instant::now();
-                let measured = shared.client.stream(body, launch).await;
+                let measured = shared.client.stream(body, launch, affinity).await;
                 let end = Instant::now();
                 live.record(
                     measured.error_kind.is_none(),
@@ -199,7 +201,7 @@ pub async fn run_warmup(
                 let mut built = factory.warmup(index as u32, request_id);
                 let body = std::mem::take(&mut built.body);
                 let launch = Instant::now();
-                let measured = shared.client.stream(body, launch).await;
+                let measured = shared.client.stream(body, launch, Some(index)).await;
                 let end = Instant::now();
                 records.push(to_record(
                     &shared,
