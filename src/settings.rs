@@ -127,6 +127,9 @@ fn parse_config(text: &str, origin: &str) -> Result<ConfigFile> {
 /// resumed with fewer or more of them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Workload {
+    /// The endpoints, or the embedded simulator and its time scale: another
+    /// server is another measurement.
+    pub target: Vec<String>,
     pub model: String,
     pub working_set_size: u64,
     pub output_tokens: u32,
@@ -262,7 +265,13 @@ impl RunSettings {
                 let path = config_dir.join(CONFIG_FILE);
                 match std::fs::read_to_string(&path) {
                     Ok(text) => Some(parse_config(&text, &path.display().to_string())?),
-                    Err(_) => None,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    Err(e) => {
+                        return Err(Error::Usage(format!(
+                            "cannot read {}: {e}; fix it or point --config elsewhere",
+                            path.display()
+                        )));
+                    }
                 }
             }
         };
@@ -415,6 +424,14 @@ impl RunSettings {
         {
             return fail(format!("--min-tokens-per-req must be >= 0, got {min}"));
         }
+        let min_phase = self.ramp_duration.min(10.0);
+        if self.test_duration < min_phase {
+            return fail(format!(
+                "--test-duration ({} s) is shorter than the shortest phase that may run, \
+                 min(10 s, --ramp-duration) = {min_phase} s: raise it or lower --ramp-duration",
+                self.test_duration
+            ));
+        }
         if !(self.sim_time_scale.is_finite() && self.sim_time_scale > 0.0) {
             return fail(format!(
                 "--sim-time-scale must be above 0, got {}",
@@ -433,7 +450,16 @@ impl RunSettings {
 
     /// The options a resumed run must share with the stored one.
     pub fn workload(&self, model: &str, seed: u64) -> Workload {
+        let target = if self.endpoints.is_empty() {
+            vec![format!(
+                "embedded simulator, --sim-time-scale {}",
+                self.sim_time_scale
+            )]
+        } else {
+            self.endpoints.clone()
+        };
         Workload {
+            target,
             model: model.to_string(),
             working_set_size: self.working_set_size,
             output_tokens: self.output_tokens,

@@ -58,6 +58,7 @@ impl PhaseRecord {
             concurrency: self.concurrency,
             passed: self.passed,
             ttft: self.decision_ttft_s,
+            completed: self.figures.counted,
             input_tps: self.figures.input_tps,
             elapsed: self.end_unix_s - self.start_unix_s,
         }
@@ -121,6 +122,11 @@ pub struct Progress {
     pub completed: Vec<(u64, u32)>,
     /// The phases done of the point in flight.
     pub current: Option<CurrentPoint>,
+    /// Points left unfinished by an earlier attempt that measured other
+    /// points first (a reordered or shortened context list); they resume
+    /// from their phases when their turn comes.
+    #[serde(default)]
+    pub parked: Vec<CurrentPoint>,
     /// Committed byte length of each appended CSV.
     pub files: BTreeMap<String, u64>,
 }

@@ -277,9 +277,16 @@ async fn a_killed_run_resumes_where_it_stopped() {
     child.wait().unwrap();
     let before = progress(dir.path()).unwrap();
     let committed = before.files["detailed_results_512.csv"] as usize;
-    let written = std::fs::read(dir.path().join("detailed_results_512.csv")).unwrap();
-    assert!(written.len() >= committed);
+    let csv_path = dir.path().join("detailed_results_512.csv");
+    let written = std::fs::read(&csv_path).unwrap();
     let kept = written[..committed].to_vec();
+    // Rows are appended when a phase ends, so the kill most likely left
+    // nothing uncommitted; make it the worst case: a torn append.
+    std::fs::write(
+        &csv_path,
+        [&written[..], b"2048,50,RAMP_c8,1,8,99999,0,0,17"].concat(),
+    )
+    .unwrap();
 
     let status = binary(&args).stderr(Stdio::null()).status().unwrap();
     assert!(status.success());
@@ -467,4 +474,60 @@ async fn several_endpoints_share_the_load_and_keep_prefixes_where_they_were_warm
     // it, so every prefix is still a hit.
     assert_cached_prefixes_exact(&rows);
     assert_eq!(outcome.points[1].achieved_cache_rate, Some(0.5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_restart_recovers_from_a_damaged_progress_file() {
+    let server = simulator(SimConfig::for_tests(TIME_SCALE)).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("progress.json"), "{ torn").unwrap();
+    let mut args = sweep_args(&server.url(), dir.path());
+    args.extend(["--cache-hit-rates", "100", "--num-retries", "0"].map(String::from));
+    let output = binary(&args).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--force-restart"));
+    args.push("--force-restart".into());
+    let output = binary(&args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    server.stop().await.unwrap();
+    assert_eq!(results(dir.path()).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_goes_away_ends_the_run_with_exit_3_and_keeps_the_phases() {
+    let server = simulator(SimConfig::for_tests(TIME_SCALE)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = sweep_args(&server.url(), dir.path());
+    args.extend(["--ramp-duration", "1", "--test-duration", "5"].map(String::from));
+    let run = tokio::spawn({
+        let args = args.clone();
+        async move { cacherate::runner::run(settings(&args), &args).await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while progress(dir.path())
+        .and_then(|p| p.current)
+        .is_none_or(|c| c.phases.is_empty())
+    {
+        assert!(Instant::now() < deadline, "no phase finished");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.stop().await.unwrap();
+    let error = run.await.unwrap().unwrap_err();
+    assert_eq!(error.exit_code(), cacherate::exit::UNREACHABLE, "{error}");
+    assert!(
+        error.to_string().contains("run the same command again"),
+        "{error}"
+    );
+    let kept = progress(dir.path()).unwrap();
+    assert!(kept.current.is_some_and(|c| !c.phases.is_empty()));
+    let rows = records(dir.path(), 512);
+    assert!(rows.iter().any(|r| r.ok()));
+    assert!(
+        rows.iter()
+            .any(|r| r.error_kind.is_some_and(|k| k.name() == "connect"))
+    );
 }

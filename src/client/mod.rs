@@ -453,6 +453,11 @@ impl Client {
             match self.post_json(url.clone(), body).send().await {
                 Ok(response) if response.status().is_success() => {
                     match response.json::<Tokens>().await {
+                        // llama.cpp answers a body without `content` with
+                        // no tokens rather than an error.
+                        Ok(tokens) if tokens.tokens.is_empty() && !text.is_empty() => {
+                            failures.push(format!("{shape} shape: no tokens"));
+                        }
                         Ok(tokens) => return Ok((tokens.tokens, shape)),
                         Err(e) => failures.push(format!("{shape} shape: {e}")),
                     }

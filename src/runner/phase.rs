@@ -118,10 +118,22 @@ pub async fn run_phase(
         slots.spawn(async move {
             let mut records = Vec::new();
             let mut slot_free: Option<Instant> = None;
+            let mut failures_in_a_row = 0u32;
             loop {
                 let now = Instant::now();
                 if now >= window_end {
                     break;
+                }
+                if failures_in_a_row > 0 {
+                    // A server that fails at once (refused, 429, 5xx) would
+                    // otherwise be hammered by a tight loop: back off
+                    // 10 ms, 20 ms, ... up to 1 s, within the window.
+                    let pause = Duration::from_millis(10 << failures_in_a_row.min(7))
+                        .min(Duration::from_secs(1));
+                    tokio::time::sleep_until((now + pause).min(window_end).into()).await;
+                    if Instant::now() >= window_end {
+                        break;
+                    }
                 }
                 let request_id = shared.request_ids.fetch_add(1, Ordering::Relaxed);
                 let mut built = factory.request(label.cache_hit_rate, request_id);
@@ -131,6 +143,11 @@ pub async fn run_phase(
                 let launch = Instant::now();
                 let measured = shared.client.stream(body, launch, affinity).await;
                 let end = Instant::now();
+                if measured.error_kind.is_some() {
+                    failures_in_a_row += 1;
+                } else {
+                    failures_in_a_row = 0;
+                }
                 live.record(
                     measured.error_kind.is_none(),
                     measured.prompt_tokens.unwrap_or(built.prompt_tokens),

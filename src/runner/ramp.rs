@@ -7,13 +7,15 @@
 //!    or 1 as the headroom `(max_ttft - measured) / max_ttft` is above 0.7,
 //!    0.5, 0.3, 0.15 or not; never past the maximum.
 //! 3. Over it: on the first phase of a ramp that started above the start
-//!    concurrency, back off to the midpoint and ramp again; else, when the
-//!    gap to the last good level is more than one increment, bisect it
-//!    (at most 10 refinements, on increment multiples); then stop.
+//!    concurrency, back off to the midpoint and ramp again (never stepping
+//!    back up to a level known to fail: that gap is bisected instead);
+//!    else, when the gap to the last good level is more than one increment,
+//!    bisect it (at most 10 refinements, on increment multiples); then stop.
 //! 4. No new ramp phase once the point's time budget leaves less than
 //!    `min(10 s, ramp duration)`.
 //! 5. Peak: the passing level with the highest input throughput (or, when
-//!    none passed, the level with the lowest TTFT, flagged).
+//!    none passed, a level where requests completed with the lowest TTFT,
+//!    flagged).
 //! 6. Retries: more phases at the peak; with the peak's own phase they are
 //!    the samples.
 
@@ -87,6 +89,8 @@ pub struct Outcome {
     pub passed: bool,
     /// The TTFT statistic compared with the threshold, seconds.
     pub ttft: f64,
+    /// Requests that completed and were counted.
+    pub completed: u64,
     pub input_tps: f64,
     /// Seconds the phase took, in-flight requests included.
     pub elapsed: f64,
@@ -128,6 +132,8 @@ pub struct PeakSearch {
     state: State,
     outcomes: Vec<Outcome>,
     last_good: Option<u32>,
+    /// The lowest level that failed: the ramp does not step up to it again.
+    ceiling: Option<u32>,
     /// Set when the retries start.
     peak_index: Option<usize>,
 }
@@ -154,6 +160,7 @@ impl PeakSearch {
             },
             outcomes: Vec::new(),
             last_good: None,
+            ceiling: None,
             peak_index: None,
         }
     }
@@ -221,6 +228,12 @@ impl PeakSearch {
     /// Learns from the phase `next()` planned.
     pub fn record(&mut self, outcome: Outcome) {
         self.outcomes.push(outcome);
+        if !outcome.passed {
+            self.ceiling = Some(
+                self.ceiling
+                    .map_or(outcome.concurrency, |c| c.min(outcome.concurrency)),
+            );
+        }
         let params = self.params;
         self.state = match self.state.clone() {
             State::Ramping { concurrency, first } => {
@@ -230,13 +243,23 @@ impl PeakSearch {
                     let next = concurrency
                         .saturating_add(step_multiplier(headroom) * params.increment)
                         .min(params.max_concurrency);
-                    if concurrency >= params.max_concurrency {
-                        self.finish_ramp()
-                    } else {
-                        State::Ramping {
+                    match self.ceiling {
+                        _ if concurrency >= params.max_concurrency => self.finish_ramp(),
+                        Some(bad) if next >= bad => {
+                            if self.midpoint(concurrency, bad).is_some() {
+                                State::Refining {
+                                    good: concurrency,
+                                    bad,
+                                    step: 0,
+                                }
+                            } else {
+                                self.finish_ramp()
+                            }
+                        }
+                        _ => State::Ramping {
                             concurrency: next,
                             first: false,
-                        }
+                        },
                     }
                 } else if first && concurrency > params.start_concurrency {
                     // Started too high (from the previous rate's peak):
@@ -300,7 +323,15 @@ impl PeakSearch {
             .clone()
             .filter(|(_, o)| o.passed)
             .max_by(|(_, a), (_, b)| a.input_tps.total_cmp(&b.input_tps));
-        let best = best_passing.or_else(|| ramp.min_by(|(_, a), (_, b)| a.ttft.total_cmp(&b.ttft)));
+        // With nothing passing, a level where requests completed beats one
+        // where none did (whose TTFT means nothing), then the lowest TTFT.
+        let best = best_passing.or_else(|| {
+            ramp.min_by(|(_, a), (_, b)| {
+                (a.completed == 0)
+                    .cmp(&(b.completed == 0))
+                    .then(a.ttft.total_cmp(&b.ttft))
+            })
+        });
         self.peak_index = best.map(|(index, _)| index);
         if self.params.num_retries == 0 {
             State::Done
@@ -363,6 +394,7 @@ mod tests {
                 concurrency: phase.concurrency,
                 passed: measured <= params.max_ttft,
                 ttft: measured,
+                completed: 10,
                 input_tps: f64::from(phase.concurrency) * 100.0,
                 elapsed: phase.duration,
             });
@@ -446,7 +478,7 @@ mod tests {
     }
 
     #[test]
-    fn a_short_remainder_still_runs_when_it_is_at_least_the_minimum() {
+    fn a_remainder_below_the_minimum_phase_is_not_run() {
         let params = RampParams {
             test_duration: 7.0,
             ramp_duration: 3.0,
@@ -462,12 +494,82 @@ mod tests {
                 concurrency: phase.concurrency,
                 passed: true,
                 ttft: 1.9,
+                completed: 10,
                 input_tps: 1.0,
                 elapsed: phase.duration,
             });
         }
         // 3 + 3 = 6 s used, 1 s left < min(10, 3) = 3.
         assert_eq!(durations, [3.0, 3.0]);
+    }
+
+    #[test]
+    fn the_last_ramp_phase_is_shortened_to_the_budget_left() {
+        let params = RampParams {
+            test_duration: 25.0,
+            ramp_duration: 15.0,
+            num_retries: 0,
+            ..params()
+        };
+        let mut search = PeakSearch::new(params, 2);
+        let mut durations = Vec::new();
+        while let Some(phase) = search.next() {
+            durations.push(phase.duration);
+            search.record(Outcome {
+                kind: phase.kind,
+                concurrency: phase.concurrency,
+                passed: true,
+                ttft: 0.1,
+                completed: 10,
+                input_tps: 1.0,
+                elapsed: phase.duration,
+            });
+        }
+        // 10 s left >= min(10, 15): run, shortened to 10 s.
+        assert_eq!(durations, [15.0, 10.0]);
+    }
+
+    #[test]
+    fn after_a_back_off_the_failed_level_is_bisected_not_rerun() {
+        // 40 fails, 20 passes with lots of headroom: the next step would be
+        // 40 again; the gap 20..40 is bisected instead.
+        let (ran, peak) = drive(params(), 40, |c| if c >= 32 { 3.0 } else { 0.2 });
+        assert_eq!(
+            ran,
+            [
+                "RAMP_c40",
+                "RAMP_c20",
+                "RAMP_REFINE_c30_1",
+                "RAMP_REFINE_c34_2",
+                "RAMP_REFINE_c32_3",
+                "RETRY_1",
+                "RETRY_2",
+                "RETRY_3",
+            ]
+        );
+        assert_eq!(peak.concurrency, 30);
+    }
+
+    #[test]
+    fn with_nothing_passing_a_level_where_nothing_completed_is_not_the_peak() {
+        let mut search = PeakSearch::new(params(), 8);
+        // 8: every request timed out (no TTFT at all); 4 and 2: slow.
+        let results = [(8, 0, 0.0), (4, 10, 4.0), (2, 10, 3.0)];
+        for (concurrency, completed, ttft) in results {
+            let phase = search.next().unwrap();
+            assert_eq!(phase.concurrency, concurrency);
+            search.record(Outcome {
+                kind: phase.kind,
+                concurrency,
+                passed: false,
+                ttft,
+                completed,
+                input_tps: 1.0,
+                elapsed: phase.duration,
+            });
+        }
+        let peak = search.peak().unwrap();
+        assert_eq!((peak.concurrency, peak.passed), (2, false));
     }
 
     #[test]
@@ -480,6 +582,7 @@ mod tests {
                 concurrency: phase.concurrency,
                 passed: phase.concurrency < 15,
                 ttft: f64::from(phase.concurrency) * 0.1,
+                completed: 10,
                 input_tps: 1.0,
                 elapsed: phase.duration,
             });

@@ -273,12 +273,7 @@ async fn start_simulator(settings: &RunSettings) -> Result<SimServer> {
 }
 
 /// Decides between resuming and starting fresh.
-fn open_progress(
-    dir: &RunDir,
-    workload: Workload,
-    settings: &RunSettings,
-    ui: &Ui,
-) -> Result<(Progress, Results)> {
+fn open_progress(dir: &RunDir, workload: Workload, ui: &Ui) -> Result<(Progress, Results)> {
     let fresh = |workload: Workload| Progress {
         schema_version: SCHEMA_VERSION,
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -288,6 +283,7 @@ fn open_progress(
         next_request_id: 0,
         completed: Vec::new(),
         current: None,
+        parked: Vec::new(),
         files: Default::default(),
     };
     let empty = Results {
@@ -296,15 +292,6 @@ fn open_progress(
     };
     let where_ = dir.path().display();
     match dir.load_progress()? {
-        Some(_) if settings.force_restart => {
-            if let Some(moved) = dir.archive()? {
-                ui.line(&format!(
-                    "--force-restart: moved the earlier run to {}",
-                    moved.display()
-                ));
-            }
-            Ok((fresh(workload), empty))
-        }
         Some(existing) => {
             let differences = workload.differences(&existing.workload);
             if !differences.is_empty() {
@@ -541,17 +528,21 @@ impl Sweep<'_> {
         start: u32,
         warm_first: bool,
     ) -> Result<PointResult> {
-        let resumed = match self.progress.current.take() {
-            Some(current) if current.context_size == context && current.cache_hit_rate == rate => {
-                current
-            }
-            _ => CurrentPoint {
+        let this = |c: &CurrentPoint| c.context_size == context && c.cache_hit_rate == rate;
+        let mut other: Vec<CurrentPoint> = self.progress.current.take().into_iter().collect();
+        let resumed = if let Some(i) = other.iter().position(this) {
+            other.remove(i)
+        } else if let Some(i) = self.progress.parked.iter().position(this) {
+            self.progress.parked.remove(i)
+        } else {
+            CurrentPoint {
                 context_size: context,
                 cache_hit_rate: rate,
                 start_concurrency: start,
                 phases: Vec::new(),
-            },
+            }
         };
+        self.progress.parked.extend(other);
         let outcomes: Vec<_> = resumed.phases.iter().map(PhaseRecord::outcome).collect();
         let mut search = PeakSearch::replay(self.params, resumed.start_concurrency, &outcomes);
         self.progress.current = Some(resumed);
@@ -618,6 +609,15 @@ impl Sweep<'_> {
             };
             self.commit(context, &run.records, Some(&phase))?;
             let f = &phase.figures;
+            if f.completed == 0 && f.errors.keys().all(|kind| kind == "connect") && f.failed > 0 {
+                let first = run.records.iter().find_map(|r| r.error.clone());
+                return Err(Error::Unreachable(format!(
+                    "the server stopped answering during {phase_id} (ctx {context}, {rate}%): \
+                     {}; what was measured is saved, so run the same command again to resume \
+                     once it is back",
+                    first.unwrap_or_default()
+                )));
+            }
             self.ui.line(&format!(
                 "ctx {context} {rate:>3}% {phase_id:<20} {:>6} ok {:>4} failed  input \
                  {:>9.0} tok/s  TTFT p95 {:.3}s  {}",
@@ -762,13 +762,23 @@ async fn sweep(
         })?,
     };
     let dir = RunDir::open(&settings.output_dir)?;
+    // Before anything is read: a damaged progress.json must not stop the
+    // restart that its error message suggests.
+    if settings.force_restart
+        && let Some(moved) = dir.archive()?
+    {
+        ui.line(&format!(
+            "--force-restart: moved the earlier run to {}",
+            moved.display()
+        ));
+    }
     let stored_seed = dir.load_progress()?.map(|p| p.workload.seed);
     let seed = settings
         .seed
         .or(stored_seed)
         .unwrap_or_else(|| u64::from(rand::random::<u32>()));
     let workload = settings.workload(&model, seed);
-    let (progress, results) = open_progress(&dir, workload, settings, ui)?;
+    let (progress, results) = open_progress(&dir, workload, ui)?;
     // The attempt (and so the suffix nonce) is on disk before any request
     // goes out: a crash before the first phase ends must not let the next
     // resume send the same suffixes again.

@@ -262,7 +262,7 @@ impl PromptFactory {
     /// A request at `rate` percent cache hits.
     pub fn request(&self, rate: u32, request_id: u64) -> BuiltRequest {
         let index = if self.random_selection {
-            (mix(&[self.seed, 0x524e, self.nonce, request_id]) % u64::from(self.working_set)) as u32
+            (mix(&[self.seed, 0x524e, request_id]) % u64::from(self.working_set)) as u32
         } else {
             (self.round_robin.fetch_add(1, Ordering::Relaxed) % u64::from(self.working_set)) as u32
         };
