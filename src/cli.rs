@@ -216,6 +216,24 @@ pub struct RunOptionArgs {
     #[arg(long, help_heading = "KV size estimate")]
     pub head_dim: Option<u32>,
 
+    /// Flag a point whose achieved cache-hit rate misses the target by more
+    /// than this many percentage points [default: max(0.5, one chunk as a
+    /// share of the context)].
+    #[arg(long, env = "CACHERATE_MAX_CACHE_RATE_GAP", help_heading = "Cache")]
+    pub max_cache_rate_gap: Option<f64>,
+
+    /// Read the server's prefix-cache counters (vLLM, llama.cpp) before and
+    /// after each phase: a Prometheus URL, or `auto` for the first
+    /// endpoint's /metrics.
+    #[arg(long, env = "CACHERATE_METRICS_URL", help_heading = "Cache")]
+    pub metrics_url: Option<String>,
+
+    /// Empty the server's prefix cache before each warm-up: `none`, `auto`
+    /// (vLLM /reset_prefix_cache, SGLang /flush_cache, llama.cpp slot
+    /// erase), or a URL to POST to [default: none].
+    #[arg(long, env = "CACHERATE_FLUSH_CACHE", help_heading = "Cache")]
+    pub flush_cache: Option<String>,
+
     /// Wall seconds per simulated second of the embedded simulator (used
     /// only without --api-endpoint) [default: 1].
     #[arg(
@@ -265,6 +283,9 @@ impl RunArgs {
             num_layers: o.num_layers,
             num_kv_heads: o.num_kv_heads,
             head_dim: o.head_dim,
+            max_cache_rate_gap: o.max_cache_rate_gap,
+            metrics_url: o.metrics_url,
+            flush_cache: o.flush_cache,
         }
     }
 }

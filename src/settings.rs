@@ -37,6 +37,32 @@ pub enum TokensPerReqMetric {
     P10,
 }
 
+/// Whether and how the server's prefix cache is emptied before a warm-up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlushCache {
+    None,
+    /// Try vLLM's, SGLang's and llama.cpp's endpoints.
+    Auto,
+    /// POST to this URL.
+    Url(String),
+}
+
+impl FlushCache {
+    pub fn parse(text: &str) -> Result<FlushCache> {
+        match text {
+            "none" => Ok(FlushCache::None),
+            "auto" => Ok(FlushCache::Auto),
+            url if url.starts_with("http://") || url.starts_with("https://") => {
+                Ok(FlushCache::Url(url.to_string()))
+            }
+            other => Err(Error::Usage(format!(
+                "--flush-cache takes none, auto or a URL to POST to, not {other:?}"
+            ))),
+        }
+    }
+}
+
 /// When the working set is sent again to (re)fill the server's cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -102,6 +128,9 @@ options! {
     num_layers: u32,
     num_kv_heads: u32,
     head_dim: u32,
+    max_cache_rate_gap: f64,
+    metrics_url: String,
+    flush_cache: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -212,6 +241,12 @@ pub struct RunSettings {
     pub num_layers: Option<u32>,
     pub num_kv_heads: Option<u32>,
     pub head_dim: Option<u32>,
+    /// Percentage points the achieved cache-hit rate may miss the target by
+    /// before the point is flagged; `None`: max(0.5, one chunk / context).
+    pub max_cache_rate_gap: Option<f64>,
+    /// Where to read the server's prefix-cache counters, if anywhere.
+    pub metrics_url: Option<String>,
+    pub flush_cache: FlushCache,
     pub profile: Option<String>,
     pub force_restart: bool,
     pub verbose: bool,
@@ -349,6 +384,9 @@ impl RunSettings {
             num_layers: o.num_layers,
             num_kv_heads: o.num_kv_heads,
             head_dim: o.head_dim,
+            max_cache_rate_gap: o.max_cache_rate_gap,
+            metrics_url: o.metrics_url.filter(|url| url != "none"),
+            flush_cache: FlushCache::parse(o.flush_cache.as_deref().unwrap_or("none"))?,
             profile: args.profile,
             force_restart: args.force_restart,
             verbose: args.verbose,
@@ -438,6 +476,13 @@ impl RunSettings {
                 self.sim_time_scale
             ));
         }
+        if let Some(gap) = self.max_cache_rate_gap
+            && !(gap.is_finite() && gap >= 0.0)
+        {
+            return fail(format!(
+                "--max-cache-rate-gap is in percentage points, >= 0; got {gap}"
+            ));
+        }
         if let Some(tokenizer) = &self.tokenizer {
             return fail(format!(
                 "--tokenizer {tokenizer:?}: local tokenizer.json files and Hugging Face ids are \
@@ -446,6 +491,16 @@ impl RunSettings {
             ));
         }
         Ok(())
+    }
+
+    /// The allowed gap, in percentage points, between the target and the
+    /// achieved cache-hit rate at a context: the option, or max(0.5, one
+    /// chunk as a share of the context).
+    pub fn cache_rate_gap(&self, context: u64) -> f64 {
+        self.max_cache_rate_gap.unwrap_or_else(|| {
+            let rounded = crate::kvsize::round_up(context, self.chunk_size) as f64;
+            (100.0 * self.chunk_size as f64 / rounded).max(0.5)
+        })
     }
 
     /// The options a resumed run must share with the stored one.

@@ -114,7 +114,13 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 }
 
 impl PhaseFigures {
-    pub fn from_records(records: &[RequestRecord], strict_window: bool) -> PhaseFigures {
+    /// `reports_cached`: the server is known to report cached tokens, so a
+    /// request without them had none cached (vLLM leaves zeros out).
+    pub fn from_records(
+        records: &[RequestRecord],
+        strict_window: bool,
+        reports_cached: bool,
+    ) -> PhaseFigures {
         let launched = records.len() as u64;
         let failed = records.iter().filter(|r| !r.ok()).count() as u64;
         let mut errors = BTreeMap::new();
@@ -175,7 +181,7 @@ impl PhaseFigures {
         };
         // A server that reports cached tokens for some requests leaves them
         // out for requests with none cached (vLLM), so those count as 0.
-        let achieved_cache_rate = (cached_reported > 0 && prompt_tokens > 0)
+        let achieved_cache_rate = ((reports_cached || cached_reported > 0) && prompt_tokens > 0)
             .then(|| cached_tokens as f64 / prompt_tokens as f64);
         PhaseFigures {
             launched,
@@ -316,7 +322,7 @@ mod tests {
             record(100.0, 0.5, 1.5, 1.6, 11),
             record(100.5, 0.25, 1.25, 2.0, 11),
         ];
-        let figures = PhaseFigures::from_records(&records, false);
+        let figures = PhaseFigures::from_records(&records, false, false);
         // 2000 prompt tokens over 100.0 .. 102.5.
         assert!((figures.input_tps - 800.0).abs() < 1e-9);
         assert!((figures.output_tps - 22.0 / 2.5).abs() < 1e-9);
@@ -333,7 +339,7 @@ mod tests {
         failed.error_kind = Some(ErrorKind::Http5xx);
         failed.ttft_s = None;
         let records = [record(100.0, 0.5, 1.5, 1.6, 11), failed];
-        let figures = PhaseFigures::from_records(&records, false);
+        let figures = PhaseFigures::from_records(&records, false, false);
         assert_eq!(
             (figures.launched, figures.completed, figures.failed),
             (2, 1, 1)
@@ -360,13 +366,16 @@ mod tests {
         let mut late = record(101.0, 0.5, 1.5, 9.0, 11);
         late.in_window = false;
         let records = [record(100.0, 0.5, 1.5, 2.0, 11), late];
-        assert_eq!(PhaseFigures::from_records(&records, true).counted, 1);
-        assert_eq!(PhaseFigures::from_records(&records, false).counted, 2);
+        assert_eq!(PhaseFigures::from_records(&records, true, false).counted, 1);
+        assert_eq!(
+            PhaseFigures::from_records(&records, false, false).counted,
+            2
+        );
     }
 
     #[test]
     fn histograms_round_trip_and_merge() {
-        let figures = PhaseFigures::from_records(&[record(0.0, 0.5, 1.0, 1.0, 3)], false);
+        let figures = PhaseFigures::from_records(&[record(0.0, 0.5, 1.0, 1.0, 3)], false, false);
         let merged = merge_histograms([figures.ttft_histogram.as_str(); 2]);
         assert_eq!(merged.len(), 2);
         assert!((Latency::from_histogram(&merged).p50 - 0.5).abs() < 1e-3);

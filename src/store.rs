@@ -48,6 +48,10 @@ pub struct PhaseRecord {
     pub reason: Option<String>,
     /// The TTFT statistic held against --max-ttft.
     pub decision_ttft_s: f64,
+    /// The server's own prefix-cache hit rate over the phase (from its
+    /// counters, with --metrics-url).
+    #[serde(default)]
+    pub server_cache_rate: Option<f64>,
     pub figures: PhaseFigures,
 }
 
@@ -98,8 +102,18 @@ pub struct PointResult {
     pub total_requests: u64,
     pub failed_requests: u64,
     pub errors: BTreeMap<String, u64>,
+    /// The cached share every request aimed at: the block-aligned prefix
+    /// over the prompt.
+    pub target_cache_rate: f64,
     /// Σ cached / Σ prompt tokens over the samples, when reported.
     pub achieved_cache_rate: Option<f64>,
+    /// Percentage points the achieved rate may miss the target by.
+    pub max_cache_rate_gap: f64,
+    /// The achieved rate missed the target by more than that: the working
+    /// set does not stay in the server's cache (or prompts are re-tokenised).
+    pub cache_rate_missed: bool,
+    /// The server's own hit rate over the samples (with --metrics-url).
+    pub server_cache_rate: Option<f64>,
     /// Seconds from the point's first phase start to its last phase end.
     pub duration_s: f64,
     pub ttft_histogram: String,
@@ -178,6 +192,7 @@ struct PhaseRow<'a> {
     req_output_tps_p5: f64,
     req_output_tps_p10: f64,
     achieved_cache_rate: Option<f64>,
+    server_cache_rate: Option<f64>,
     decision_ttft_s: f64,
     passed: bool,
     reason: Option<&'a str>,
@@ -216,6 +231,7 @@ impl<'a> From<&'a PhaseRecord> for PhaseRow<'a> {
             req_output_tps_p5: f.req_output_tps_p5,
             req_output_tps_p10: f.req_output_tps_p10,
             achieved_cache_rate: f.achieved_cache_rate,
+            server_cache_rate: p.server_cache_rate,
             decision_ttft_s: p.decision_ttft_s,
             passed: p.passed,
             reason: p.reason.as_deref(),
@@ -228,7 +244,10 @@ impl<'a> From<&'a PhaseRecord> for PhaseRow<'a> {
 struct SummaryRow {
     context_size: u64,
     cache_hit_rate: u32,
+    target_cache_rate: f64,
     achieved_cache_rate: Option<f64>,
+    cache_rate_missed: bool,
+    server_cache_rate: Option<f64>,
     peak_concurrency: u32,
     peak_passed: bool,
     input_tps: f64,
@@ -270,7 +289,10 @@ impl From<&PointResult> for SummaryRow {
         SummaryRow {
             context_size: p.context_size,
             cache_hit_rate: p.cache_hit_rate,
+            target_cache_rate: p.target_cache_rate,
             achieved_cache_rate: p.achieved_cache_rate,
+            cache_rate_missed: p.cache_rate_missed,
+            server_cache_rate: p.server_cache_rate,
             peak_concurrency: p.peak_concurrency,
             peak_passed: p.peak_passed,
             input_tps: p.input_tps,

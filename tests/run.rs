@@ -531,3 +531,89 @@ async fn a_server_that_goes_away_ends_the_run_with_exit_3_and_keeps_the_phases()
             .any(|r| r.error_kind.is_some_and(|k| k.name() == "connect"))
     );
 }
+
+fn run_json(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_side_view_flush_and_fingerprint_are_recorded() {
+    let server = simulator(SimConfig::for_tests(TIME_SCALE)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = sweep_args(&server.url(), dir.path());
+    args.extend(
+        [
+            "--cache-hit-rates",
+            "50",
+            "--num-retries",
+            "0",
+            "--flush-cache",
+            "auto",
+            "--metrics-url",
+            "auto",
+        ]
+        .map(String::from),
+    );
+    let outcome = cacherate::runner::run(settings(&args), &args)
+        .await
+        .unwrap();
+    server.stop().await.unwrap();
+    let run = run_json(dir.path());
+    assert_eq!(run["flush_cache"], "vLLM POST /reset_prefix_cache");
+    assert_eq!(run["server"]["kind"], "cacherate-sim");
+    assert_eq!(run["server"]["max_model_len"], 32_768);
+    let point = &outcome.points[0];
+    assert!(!point.cache_rate_missed);
+    // The server counts every prompt it looked up; its view matches ours.
+    let server_rate = point.server_cache_rate.expect("counters read");
+    assert!((server_rate - 0.5).abs() < 0.01, "server saw {server_rate}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_working_set_larger_than_the_cache_is_flagged() {
+    // 4096 tokens of KV; the working set is 16 prompts of 512 tokens.
+    let server = simulator(SimConfig {
+        kv_capacity_tokens: 4096,
+        max_model_len: 1024,
+        ..SimConfig::for_tests(TIME_SCALE)
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = sweep_args(&server.url(), dir.path());
+    args.retain(|a| a != "--quiet");
+    args.extend(
+        [
+            "--working-set-size",
+            "8192",
+            "--cache-hit-rates",
+            "100",
+            "--num-retries",
+            "0",
+        ]
+        .map(String::from),
+    );
+    let output = binary(&args).output().unwrap();
+    server.stop().await.unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("more than the server's KV cache of 4096 tokens"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("does not stay in the server's prefix cache"),
+        "{stderr}"
+    );
+    let point = &results(dir.path())[0];
+    assert!(point.cache_rate_missed);
+    assert!(
+        point.achieved_cache_rate.unwrap() < 0.5,
+        "{:?}",
+        point.achieved_cache_rate
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("* the achieved cache-hit rate missed the target"),
+        "{stdout}"
+    );
+}

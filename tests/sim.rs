@@ -553,3 +553,16 @@ async fn streaming_headers_match_uvicorn() {
     assert_eq!(response.headers()["transfer-encoding"], "chunked");
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn reset_prefix_cache_forgets_cached_prompts() {
+    let server = start(SimConfig::for_tests(0.0)).await;
+    let url = server.url();
+    let prompt = tokens(0, 200);
+    stream(&url, "/v1/completions", token_request(&prompt, 1)).await;
+    let (status, _, _) = post(&url, "/reset_prefix_cache", "").await;
+    assert_eq!(status, 200);
+    let again = stream(&url, "/v1/completions", token_request(&prompt, 1)).await;
+    assert_eq!(again.cached_tokens(), 0);
+    server.stop().await.unwrap();
+}

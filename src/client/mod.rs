@@ -2,6 +2,7 @@
 //! clock, plus the small calls a run needs (models, tokenize, version,
 //! metrics). Endpoints are used round-robin.
 
+pub mod prometheus;
 pub mod sse;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -130,6 +131,13 @@ impl Measured {
                 self.cached_tokens = Some(cached);
             }
         }
+        // llama.cpp also reports the prompt tokens it took from its cache
+        // in `timings.cache_n`; usage details win when both are there.
+        if let Some(cached) = chunk.timings.and_then(|t| t.cache_n)
+            && self.cached_tokens.is_none()
+        {
+            self.cached_tokens = Some(cached);
+        }
     }
 }
 
@@ -155,7 +163,7 @@ fn quick_scan(data: &[u8]) -> Option<bool> {
     {
         return None;
     }
-    for key in [&b"\"usage\""[..], b"\"finish_reason\""] {
+    for key in [&b"\"usage\""[..], b"\"finish_reason\"", b"\"timings\""] {
         if key_values(data, key).any(|value| !value.starts_with(b"null")) {
             return None;
         }
@@ -182,7 +190,15 @@ struct ChunkView {
     #[serde(default)]
     usage: Option<UsageView>,
     #[serde(default)]
+    timings: Option<TimingsView>,
+    #[serde(default)]
     error: Option<serde_json::Value>,
+}
+
+/// llama.cpp's per-request timings.
+#[derive(Deserialize)]
+struct TimingsView {
+    cache_n: Option<u64>,
 }
 
 /// The byte length of a JSON string (escapes not undone, UTF-8 not checked).
@@ -489,15 +505,39 @@ impl Client {
 
     /// `GET /metrics` of the first endpoint, when it serves one.
     pub async fn metrics(&self) -> Option<String> {
+        self.get_text(&format!("{}/metrics", self.endpoints[0]))
+            .await
+            .ok()
+    }
+
+    /// The body of a successful `GET url`, or why not.
+    pub async fn get_text(&self, url: &str) -> std::result::Result<String, String> {
         let response = self
-            .get(format!("{}/metrics", self.endpoints[0]))
+            .get(url.to_string())
             .send()
             .await
-            .ok()?;
-        if !response.status().is_success() {
-            return None;
+            .map_err(|e| describe(&e))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("{url} answered {status}"));
         }
-        response.text().await.ok()
+        response.text().await.map_err(|e| describe(&e))
+    }
+
+    /// `POST url` with a JSON body; the status and body text.
+    pub async fn post_text(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+    ) -> std::result::Result<(u16, String), String> {
+        let body = serde_json::to_vec(body).expect("json serializes");
+        let response = self
+            .post_json(url.to_string(), body)
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
+        let status = response.status().as_u16();
+        Ok((status, response.text().await.unwrap_or_default()))
     }
 
     /// Sends one streaming completion and measures it. Never fails: what

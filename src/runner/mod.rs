@@ -3,5 +3,6 @@
 pub mod phase;
 pub mod ramp;
 mod sweep;
+pub mod target;
 
 pub use sweep::{RunOutcome, render_table, run};

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::phase::{PhaseLabel, Shared, run_phase, run_warmup};
 use super::ramp::{Peak, PeakSearch, RampParams};
+use crate::client::prometheus::rate_between;
 use crate::client::{Client, Clock};
 use crate::error::{Error, Result};
 use crate::kvsize::{Estimate, ModelShape};
@@ -92,8 +93,14 @@ struct RunInfo<'a> {
     model: &'a str,
     endpoints: &'a [String],
     embedded_simulator: bool,
-    server_version: Option<String>,
+    server: super::target::Fingerprint,
     tokenizer: String,
+    /// How the prefix cache was emptied before warm-ups, if it was.
+    flush_cache: Option<String>,
+    /// Where the server's prefix-cache counters were read.
+    metrics_url: Option<String>,
+    /// The same prompt sent twice came back with cached tokens.
+    server_reports_cached_tokens: bool,
     seed: u64,
     git: Option<GitInfo>,
     host: Option<String>,
@@ -378,13 +385,14 @@ fn point_result(
     context: u64,
     phases: &[PhaseRecord],
     peak: &Peak,
+    max_cache_rate_gap: f64,
 ) -> PointResult {
     let samples: Vec<&PhaseRecord> = peak.samples.iter().map(|&i| &phases[i]).collect();
     let figures: Vec<&PhaseFigures> = samples.iter().map(|p| &p.figures).collect();
     let merged = merge_histograms(figures.iter().map(|f| f.ttft_histogram.as_str()));
     let requests: u64 = figures.iter().map(|f| f.launched).sum();
     let failed: u64 = figures.iter().map(|f| f.failed).sum();
-    let reported = figures.iter().any(|f| f.cached_reported > 0);
+    let reported = figures.iter().any(|f| f.achieved_cache_rate.is_some());
     let prompt: u64 = figures.iter().map(|f| f.prompt_tokens).sum();
     let cached: u64 = figures.iter().map(|f| f.cached_tokens).sum();
     let mut errors = std::collections::BTreeMap::new();
@@ -420,7 +428,14 @@ fn point_result(
         total_requests: phases.iter().map(|p| p.figures.launched).sum(),
         failed_requests: phases.iter().map(|p| p.figures.failed).sum(),
         errors,
+        target_cache_rate: factory.cached_tokens(rate) as f64 / factory.context as f64,
         achieved_cache_rate: (reported && prompt > 0).then(|| cached as f64 / prompt as f64),
+        max_cache_rate_gap,
+        cache_rate_missed: false,
+        server_cache_rate: {
+            let rates: Vec<f64> = samples.iter().filter_map(|p| p.server_cache_rate).collect();
+            (!rates.is_empty()).then(|| mean(rates.into_iter()))
+        },
         duration_s: match (phases.first(), phases.last()) {
             (Some(first), Some(last)) => last.end_unix_s - first.start_unix_s,
             _ => 0.0,
@@ -432,11 +447,16 @@ fn point_result(
 /// vLLM reports cached tokens only when there are some: once the server
 /// has reported them for any point of the run, a point where it never did
 /// had none cached.
-fn fill_unreported_cache_rates(points: &mut [PointResult]) {
+fn settle_cache_rates(points: &mut [PointResult]) {
     if points.iter().any(|p| p.achieved_cache_rate.is_some()) {
         for point in points.iter_mut() {
             point.achieved_cache_rate.get_or_insert(0.0);
         }
+    }
+    for point in points.iter_mut() {
+        point.cache_rate_missed = point.achieved_cache_rate.is_some_and(|achieved| {
+            (achieved - point.target_cache_rate).abs() * 100.0 > point.max_cache_rate_gap
+        });
     }
 }
 
@@ -450,6 +470,11 @@ struct Sweep<'a> {
     results: Results,
     thresholds: Thresholds,
     params: RampParams,
+    metrics_url: Option<String>,
+    /// How the prefix cache was emptied, once it was.
+    flushed_with: Option<String>,
+    /// The server reports cached tokens (a missing count means none).
+    reports_cached: bool,
 }
 
 impl Sweep<'_> {
@@ -481,6 +506,11 @@ impl Sweep<'_> {
         context: u64,
         rate: u32,
     ) -> Result<()> {
+        if let Some(how) =
+            super::target::flush(&self.shared.client, &self.settings.flush_cache).await?
+        {
+            self.flushed_with = Some(how);
+        }
         let label = PhaseLabel {
             context_size: context,
             cache_hit_rate: rate,
@@ -566,6 +596,8 @@ impl Sweep<'_> {
                 seconds = plan.duration,
                 "starting phase"
             );
+            let counters_before =
+                super::target::counters(&self.shared.client, self.metrics_url.as_deref()).await;
             let live = Arc::new(Live::new());
             let bar = self.ui.phase(
                 format!("ctx {context} {rate:>3}% {phase_id}"),
@@ -587,8 +619,16 @@ impl Sweep<'_> {
             )
             .await;
             bar.finish();
-            let figures =
-                PhaseFigures::from_records(&run.records, self.settings.strict_time_window);
+            let counters_after =
+                super::target::counters(&self.shared.client, self.metrics_url.as_deref()).await;
+            let server_cache_rate = counters_before
+                .zip(counters_after)
+                .and_then(|(before, after)| rate_between(before, after));
+            let figures = PhaseFigures::from_records(
+                &run.records,
+                self.settings.strict_time_window,
+                self.reports_cached,
+            );
             let verdict = self.thresholds.check(&figures);
             let clock = self.shared.clock;
             let phase = PhaseRecord {
@@ -605,6 +645,7 @@ impl Sweep<'_> {
                 passed: verdict.is_ok(),
                 reason: verdict.as_ref().err().cloned(),
                 decision_ttft_s: figures.ttft_metric(self.settings.ttft_metric),
+                server_cache_rate,
                 figures,
             };
             self.commit(context, &run.records, Some(&phase))?;
@@ -641,9 +682,22 @@ impl Sweep<'_> {
         let peak = search.peak().ok_or_else(|| {
             Error::Internal(anyhow::anyhow!("the peak search ended without a peak"))
         })?;
-        let point = point_result(factory, rate, context, &phases, &peak);
+        let gap = self.settings.cache_rate_gap(context);
+        let point = point_result(factory, rate, context, &phases, &peak, gap);
         self.results.points.push(point.clone());
-        fill_unreported_cache_rates(&mut self.results.points);
+        settle_cache_rates(&mut self.results.points);
+        let point = self.results.points.last().cloned().unwrap_or(point);
+        if point.cache_rate_missed {
+            self.ui.warn(&format!(
+                "ctx {context} at {rate}%: the achieved cache-hit rate {:.1}% misses the \
+                 target {:.1}% by more than {gap:.1} percentage points: the working set \
+                 ({} prompts of {} tokens) does not stay in the server's prefix cache",
+                point.achieved_cache_rate.unwrap_or(0.0) * 100.0,
+                point.target_cache_rate * 100.0,
+                factory.working_set,
+                factory.context
+            ));
+        }
         self.dir.write_json(store::RESULTS, &self.results)?;
         self.dir.write_summaries(&self.results.points)?;
         self.progress.completed.push((context, rate));
@@ -664,7 +718,7 @@ impl Sweep<'_> {
                 .achieved_cache_rate
                 .map_or("not reported".to_string(), |r| format!("{:.1}%", r * 100.0))
         ));
-        Ok(self.results.points.last().cloned().unwrap_or(point))
+        Ok(point)
     }
 }
 
@@ -688,8 +742,11 @@ pub fn render_table(points: &[PointResult]) -> String {
             "{:>8} {:>6} {:>9} {:>5}{} {:>12.0} {:>11.0} {:>8.3}s {:>8.3}s {:>7.1}ms {:>6.2}\n",
             p.context_size,
             p.cache_hit_rate,
-            p.achieved_cache_rate
-                .map_or("-".to_string(), |r| format!("{:.1}", r * 100.0)),
+            p.achieved_cache_rate.map_or("-".to_string(), |r| format!(
+                "{:.1}{}",
+                r * 100.0,
+                if p.cache_rate_missed { "*" } else { "" }
+            )),
             p.peak_concurrency,
             if p.peak_passed { " " } else { "!" },
             p.input_tps,
@@ -699,6 +756,12 @@ pub fn render_table(points: &[PointResult]) -> String {
             p.itl.avg * 1e3,
             p.error_rate * 100.0
         ));
+    }
+    if points.iter().any(|p| p.cache_rate_missed) {
+        out.push_str(
+            "* the achieved cache-hit rate missed the target: the working set does not stay \
+             in the server's cache\n",
+        );
     }
     if points.iter().any(|p| !p.peak_passed) {
         out.push_str("! no concurrency level held the thresholds; the best compromise is shown\n");
@@ -785,7 +848,20 @@ async fn sweep(
     dir.write_json(store::PROGRESS, &progress)?;
 
     let started_at = now_rfc3339();
-    let server_version = client.server_version().await;
+    let server = super::target::fingerprint(&client, &model).await;
+    let metrics_url = match settings.metrics_url.as_deref() {
+        Some("auto") => Some(format!("{}/metrics", endpoints[0])),
+        other => other.map(str::to_string),
+    };
+    if let Some(url) = &metrics_url
+        && super::target::counters(&client, Some(url)).await.is_none()
+    {
+        return Err(Error::Usage(format!(
+            "--metrics-url {url}: no prefix-cache counters there (vLLM's \
+             vllm:prefix_cache_queries_total and _hits_total, or llama.cpp's \
+             llamacpp:prompt_tokens_total with --metrics); leave the option out to skip them"
+        )));
+    }
     let (pool, tokenizer) = token_pool(&client, &model, seed).await?;
     let pool = Arc::new(pool);
     let mut info = RunInfo {
@@ -799,8 +875,11 @@ async fn sweep(
         model: &model,
         endpoints: &endpoints,
         embedded_simulator: embedded,
-        server_version,
+        server,
         tokenizer: tokenizer.clone(),
+        flush_cache: None,
+        metrics_url: metrics_url.clone(),
+        server_reports_cached_tokens: false,
         seed,
         git: git_info(),
         host: hostname(),
@@ -887,7 +966,37 @@ async fn sweep(
             test_duration: settings.test_duration,
             ramp_duration: settings.ramp_duration,
         },
+        metrics_url,
+        flushed_with: None,
+        reports_cached: false,
     };
+    if let Some(&first) = settings.context_sizes.first() {
+        let probe = PromptFactory::new(
+            Arc::clone(&pool),
+            &FactoryOptions {
+                model: &model,
+                context_size: first.min(1024),
+                chunk_size: settings.chunk_size,
+                working_set_size: 1,
+                output_tokens: 1,
+                seed,
+                nonce: suffix_nonce ^ 0x9_40be,
+                random_selection: false,
+            },
+        );
+        let id = sweep.shared.request_ids.fetch_add(1, Ordering::Relaxed);
+        let body = probe.request(0, id).body;
+        sweep.reports_cached =
+            super::target::reports_cached_tokens(&sweep.shared.client, body).await;
+        if !sweep.reports_cached {
+            ui.warn(
+                "the server does not report cached prompt tokens \
+                 (usage.prompt_tokens_details.cached_tokens), so achieved cache-hit rates \
+                 are unknown; vLLM reports them with --enable-prompt-tokens-details",
+            );
+        }
+        info.server_reports_cached_tokens = sweep.reports_cached;
+    }
     for &context in &settings.context_sizes {
         let factory = Arc::new(PromptFactory::new(
             Arc::clone(&pool),
@@ -925,6 +1034,7 @@ async fn sweep(
             previous_peak = Some(point.peak_concurrency);
         }
     }
+    info.flush_cache = sweep.flushed_with.clone();
     info.status = "complete";
     info.finished_at = Some(now_rfc3339());
     dir.write_json(store::RUN, &info)?;

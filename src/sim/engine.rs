@@ -78,17 +78,32 @@ pub struct EngineSnapshot {
     pub kv: KvCounters,
 }
 
+/// What the HTTP layer asks of the engine.
+#[derive(Debug)]
+pub enum Command {
+    Generate(EngineRequest),
+    /// Forget the cached prefixes; answers how many blocks went.
+    ResetPrefixCache(tokio::sync::oneshot::Sender<usize>),
+}
+
 /// The handle the HTTP layer holds.
 #[derive(Clone)]
 pub struct EngineHandle {
-    requests: mpsc::UnboundedSender<EngineRequest>,
+    requests: mpsc::UnboundedSender<Command>,
     snapshot: Arc<Mutex<EngineSnapshot>>,
 }
 
 impl EngineHandle {
     /// Queues a request; `false` once the engine has stopped.
     pub fn submit(&self, request: EngineRequest) -> bool {
-        self.requests.send(request).is_ok()
+        self.requests.send(Command::Generate(request)).is_ok()
+    }
+
+    /// Empties the prefix cache; `None` once the engine has stopped.
+    pub async fn reset_prefix_cache(&self) -> Option<usize> {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        self.requests.send(Command::ResetPrefixCache(done)).ok()?;
+        answer.await.ok()
     }
 
     pub fn snapshot(&self) -> EngineSnapshot {
@@ -206,7 +221,7 @@ impl Engine {
 
     async fn run(
         mut self,
-        mut inbox: mpsc::UnboundedReceiver<EngineRequest>,
+        mut inbox: mpsc::UnboundedReceiver<Command>,
         shutdown: CancellationToken,
     ) {
         let mut deadline: Option<Instant> = None;
@@ -214,15 +229,15 @@ impl Engine {
             if self.running.is_empty() && self.waiting.is_empty() {
                 deadline = None;
                 tokio::select! {
-                    request = inbox.recv() => match request {
-                        Some(request) => self.enqueue(request),
+                    command = inbox.recv() => match command {
+                        Some(command) => self.handle(command),
                         None => return,
                     },
                     () = shutdown.cancelled() => return,
                 }
             }
-            while let Ok(request) = inbox.try_recv() {
-                self.enqueue(request);
+            while let Ok(command) = inbox.try_recv() {
+                self.handle(command);
             }
             self.drop_abandoned();
             self.admit();
@@ -247,6 +262,16 @@ impl Engine {
                 tokio::task::yield_now().await;
             }
             self.apply(step);
+        }
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Generate(request) => self.enqueue(request),
+            Command::ResetPrefixCache(done) => {
+                let _ = done.send(self.kv.reset());
+                self.publish();
+            }
         }
     }
 

@@ -143,6 +143,7 @@ fn router(app: Shared) -> Router {
         .route("/v1/chat/completions", post(chat_completions))
         .route("/tokenize", post(tokenize))
         .route("/detokenize", post(detokenize))
+        .route("/reset_prefix_cache", post(reset_prefix_cache))
         .route("/health", get(health))
         .route("/version", get(version))
         .route("/metrics", get(prometheus))
@@ -264,6 +265,21 @@ async fn method_not_allowed() -> Response {
         r#"{"detail":"Method Not Allowed"}"#,
     )
         .into_response()
+}
+
+/// vLLM's dev-mode endpoint: empties the prefix cache.
+async fn reset_prefix_cache(State(app): State<Shared>) -> ApiResult {
+    match app.engine.reset_prefix_cache().await {
+        Some(dropped) => {
+            tracing::debug!(dropped, "prefix cache reset");
+            Ok(StatusCode::OK.into_response())
+        }
+        None => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableError",
+            "the engine is shutting down",
+        )),
+    }
 }
 
 async fn health() -> StatusCode {

@@ -233,6 +233,18 @@ impl KvCache {
         block.refs += 1;
     }
 
+    /// Forgets every cached block no sequence holds, in both tiers (vLLM's
+    /// `/reset_prefix_cache`). Returns how many blocks were dropped.
+    pub fn reset(&mut self) -> usize {
+        let dropped = self.evictable.len() + self.offload.len();
+        for (_, hash) in std::mem::take(&mut self.evictable) {
+            self.cached.remove(&hash);
+        }
+        self.offload.clear();
+        self.offload_order.clear();
+        dropped
+    }
+
     /// Evicts unreferenced blocks, oldest first, until the tier fits.
     fn evict_to_fit(&mut self) {
         while self.cached.len() + self.private_blocks > self.capacity_blocks {
@@ -360,6 +372,17 @@ mod tests {
         // Loading puts them back in the first tier.
         run(&mut cache, &first, 4);
         assert_eq!(cache.lookup(&first, 4).first_tier_blocks, 4);
+    }
+
+    #[test]
+    fn reset_forgets_unreferenced_blocks_of_both_tiers() {
+        let mut cache = KvCache::new(4, 16);
+        let first = chain(0, 4);
+        run(&mut cache, &first, 4);
+        run(&mut cache, &chain(100, 4), 4);
+        assert_eq!(cache.reset(), 8);
+        assert_eq!(cache.lookup(&first, 4).blocks(), 0);
+        assert_eq!(cache.cached_blocks(), 0);
     }
 
     #[test]
