@@ -16,7 +16,7 @@ use cacherate::client::{Client, Clock};
 use cacherate::progress::Live;
 use cacherate::runner::phase::{PhaseLabel, Shared, run_phase};
 use cacherate::workload::text::synthetic_text;
-use cacherate::workload::{FactoryOptions, PromptFactory, TokenPool};
+use cacherate::workload::{Content, FactoryOptions, PromptFactory, TokenPool};
 
 const OUTPUT_TOKENS: u32 = 256;
 const CONTEXT: u64 = 128;
@@ -141,7 +141,7 @@ fn main() {
         let (tokens, _) = client.tokenize("cacherate-sim", &text).await.unwrap();
         let pool = Arc::new(TokenPool::new(&tokens).unwrap());
         let factory = Arc::new(PromptFactory::new(
-            pool,
+            Content::Tokens(pool),
             &FactoryOptions {
                 model: "cacherate-sim",
                 context_size: CONTEXT,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::settings::{Options, ReinitStrategy, TokensPerReqMetric, TtftMetric};
+use crate::settings::{Options, PromptMode, ReinitStrategy, TokensPerReqMetric, TtftMetric};
 use crate::sim::SimConfig;
 
 /// Benchmark OpenAI-compatible LLM inference servers across KV-cache hit
@@ -48,7 +48,9 @@ pub struct RunArgs {
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
 
-    /// Tokenizer for counting tokens (default: the server's /tokenize).
+    /// Tokenizer: a local tokenizer.json (or a directory with one) or a
+    /// Hugging Face model id (downloaded once; HF_TOKEN, HF_ENDPOINT
+    /// honoured) [default: the server's /tokenize].
     #[arg(long, env = "CACHERATE_TOKENIZER")]
     pub tokenizer: Option<String>,
 
@@ -112,6 +114,12 @@ pub struct RunOptionArgs {
     /// Pick working-set prompts at random instead of round-robin.
     #[arg(long, help_heading = "Workload")]
     pub random_working_set_selection: bool,
+
+    /// How prompts are sent: token ids (exact), text or chat (the server
+    /// re-tokenises; the drift is reported), or auto (token ids, text if
+    /// the server refuses them) [default: tokens].
+    #[arg(long, env = "CACHERATE_PROMPT_MODE", help_heading = "Workload")]
+    pub prompt_mode: Option<PromptMode>,
 
     /// Seed for prompts and selection (default: drawn and recorded).
     #[arg(long, env = "CACHERATE_SEED", help_heading = "Workload")]
@@ -286,6 +294,7 @@ impl RunArgs {
             max_cache_rate_gap: o.max_cache_rate_gap,
             metrics_url: o.metrics_url,
             flush_cache: o.flush_cache,
+            prompt_mode: o.prompt_mode,
         }
     }
 }

@@ -63,6 +63,21 @@ impl FlushCache {
     }
 }
 
+/// How prompts are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum PromptMode {
+    /// Token ids to /v1/completions: exact prefixes.
+    Tokens,
+    /// Text to /v1/completions; the server re-tokenises it.
+    Text,
+    /// Text as a user message to /v1/chat/completions, through the chat
+    /// template.
+    Chat,
+    /// Token ids, or text when the server refuses token ids.
+    Auto,
+}
+
 /// When the working set is sent again to (re)fill the server's cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -131,6 +146,7 @@ options! {
     max_cache_rate_gap: f64,
     metrics_url: String,
     flush_cache: String,
+    prompt_mode: PromptMode,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -160,6 +176,8 @@ pub struct Workload {
     /// server is another measurement.
     pub target: Vec<String>,
     pub model: String,
+    pub prompt_mode: PromptMode,
+    pub tokenizer: Option<String>,
     pub working_set_size: u64,
     pub output_tokens: u32,
     pub max_ttft: f64,
@@ -247,6 +265,7 @@ pub struct RunSettings {
     /// Where to read the server's prefix-cache counters, if anywhere.
     pub metrics_url: Option<String>,
     pub flush_cache: FlushCache,
+    pub prompt_mode: PromptMode,
     pub profile: Option<String>,
     pub force_restart: bool,
     pub verbose: bool,
@@ -387,6 +406,7 @@ impl RunSettings {
             max_cache_rate_gap: o.max_cache_rate_gap,
             metrics_url: o.metrics_url.filter(|url| url != "none"),
             flush_cache: FlushCache::parse(o.flush_cache.as_deref().unwrap_or("none"))?,
+            prompt_mode: o.prompt_mode.unwrap_or(PromptMode::Tokens),
             profile: args.profile,
             force_restart: args.force_restart,
             verbose: args.verbose,
@@ -483,13 +503,6 @@ impl RunSettings {
                 "--max-cache-rate-gap is in percentage points, >= 0; got {gap}"
             ));
         }
-        if let Some(tokenizer) = &self.tokenizer {
-            return fail(format!(
-                "--tokenizer {tokenizer:?}: local tokenizer.json files and Hugging Face ids are \
-                 not supported by this version yet; leave --tokenizer out and cacherate \
-                 tokenizes through the server's /tokenize"
-            ));
-        }
         Ok(())
     }
 
@@ -516,6 +529,8 @@ impl RunSettings {
         Workload {
             target,
             model: model.to_string(),
+            prompt_mode: self.prompt_mode,
+            tokenizer: self.tokenizer.clone(),
             working_set_size: self.working_set_size,
             output_tokens: self.output_tokens,
             max_ttft: self.max_ttft,

@@ -99,6 +99,10 @@ pub struct PhaseFigures {
     pub req_output_tps_p10: f64,
     /// Σ cached / Σ prompt tokens, when the server reported cached tokens.
     pub achieved_cache_rate: Option<f64>,
+    /// Mean of the server's prompt-token count minus the target, over the
+    /// requests whose usage said (0 for token ids; text is re-tokenised).
+    #[serde(default)]
+    pub prompt_token_drift: Option<f64>,
     pub errors: BTreeMap<String, u64>,
     /// TTFT histogram (µs), encoded.
     pub ttft_histogram: String,
@@ -183,6 +187,12 @@ impl PhaseFigures {
         // out for requests with none cached (vLLM), so those count as 0.
         let achieved_cache_rate = ((reports_cached || cached_reported > 0) && prompt_tokens > 0)
             .then(|| cached_tokens as f64 / prompt_tokens as f64);
+        let drifts: Vec<f64> = counted
+            .iter()
+            .filter_map(|r| Some(r.prompt_tokens? as f64 - r.expected_prompt_tokens as f64))
+            .collect();
+        let prompt_token_drift =
+            (!drifts.is_empty()).then(|| drifts.iter().sum::<f64>() / drifts.len() as f64);
         PhaseFigures {
             launched,
             completed: launched - failed,
@@ -207,6 +217,7 @@ impl PhaseFigures {
             req_output_tps_p5: percentile(&rates, 0.05),
             req_output_tps_p10: percentile(&rates, 0.10),
             achieved_cache_rate,
+            prompt_token_drift,
             errors,
             ttft_histogram: encode_histogram(&ttft),
         }

@@ -114,6 +114,8 @@ pub struct PointResult {
     pub cache_rate_missed: bool,
     /// The server's own hit rate over the samples (with --metrics-url).
     pub server_cache_rate: Option<f64>,
+    /// Mean server prompt-token count minus the target, over the samples.
+    pub prompt_token_drift: Option<f64>,
     /// Seconds from the point's first phase start to its last phase end.
     pub duration_s: f64,
     pub ttft_histogram: String,
@@ -248,6 +250,7 @@ struct SummaryRow {
     achieved_cache_rate: Option<f64>,
     cache_rate_missed: bool,
     server_cache_rate: Option<f64>,
+    prompt_token_drift: Option<f64>,
     peak_concurrency: u32,
     peak_passed: bool,
     input_tps: f64,
@@ -293,6 +296,7 @@ impl From<&PointResult> for SummaryRow {
             achieved_cache_rate: p.achieved_cache_rate,
             cache_rate_missed: p.cache_rate_missed,
             server_cache_rate: p.server_cache_rate,
+            prompt_token_drift: p.prompt_token_drift,
             peak_concurrency: p.peak_concurrency,
             peak_passed: p.peak_passed,
             input_tps: p.input_tps,

@@ -360,6 +360,17 @@ impl Client {
         })
     }
 
+    /// Sends completions to `path` (e.g. `/v1/chat/completions`) instead
+    /// of `/v1/completions`.
+    pub fn with_path(mut self, path: &str) -> Client {
+        self.completions = self
+            .endpoints
+            .iter()
+            .map(|base| format!("{base}{path}"))
+            .collect();
+        self
+    }
+
     pub fn endpoints(&self) -> &[String] {
         &self.endpoints
     }

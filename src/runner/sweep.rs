@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::kvsize::{Estimate, ModelShape};
 use crate::progress::{Live, Ui};
 use crate::record::RequestRecord;
-use crate::settings::{ReinitStrategy, RunSettings, Workload};
+use crate::settings::{PromptMode, ReinitStrategy, RunSettings, Workload};
 use crate::sim::{SimConfig, SimServer};
 use crate::stats::{Latency, PhaseFigures, Thresholds, merge_histograms};
 use crate::store::{
@@ -26,7 +26,8 @@ use crate::store::{
     detailed_results, phase_metadata,
 };
 use crate::workload::text::synthetic_text;
-use crate::workload::{FactoryOptions, PromptFactory, TokenPool};
+use crate::workload::tokenizer::Tokenizer;
+use crate::workload::{Content, FactoryOptions, PromptFactory, TextPool, TokenPool};
 
 /// Words of synthetic content tokenised into the pool (a few tens of
 /// thousands of tokens), in pieces of this many lines.
@@ -197,6 +198,27 @@ fn reproduce_args(settings: &RunSettings, model: &str, seed: u64, embedded: bool
     }
     push("request-timeout", one(&settings.request_timeout));
     push("max-error-rate", one(&settings.max_error_rate));
+    push(
+        "prompt-mode",
+        one(&format!("{:?}", settings.prompt_mode).to_lowercase()),
+    );
+    if let Some(tokenizer) = &settings.tokenizer {
+        push("tokenizer", one(tokenizer));
+    }
+    push(
+        "flush-cache",
+        one(&match &settings.flush_cache {
+            crate::settings::FlushCache::None => "none".to_string(),
+            crate::settings::FlushCache::Auto => "auto".to_string(),
+            crate::settings::FlushCache::Url(url) => url.clone(),
+        }),
+    );
+    if let Some(url) = &settings.metrics_url {
+        push("metrics-url", one(url));
+    }
+    if let Some(gap) = settings.max_cache_rate_gap {
+        push("max-cache-rate-gap", one(&gap));
+    }
     for (flag, set) in [
         (
             "random-working-set-selection",
@@ -345,21 +367,119 @@ fn open_progress(dir: &RunDir, workload: Workload, ui: &Ui) -> Result<(Progress,
     }
 }
 
-/// Tokenises the synthetic content through the server, once.
-async fn token_pool(client: &Client, model: &str, seed: u64) -> Result<(TokenPool, String)> {
+/// Tokenises the synthetic content once, in pieces.
+async fn token_pool(
+    client: &Client,
+    tokenizer: &Tokenizer,
+    model: &str,
+    seed: u64,
+) -> Result<TokenPool> {
     let text = synthetic_text(seed, POOL_WORDS);
     let lines: Vec<&str> = text.lines().collect();
     let mut tokens = Vec::new();
-    let mut shape = "";
     for piece in lines.chunks(POOL_PIECE_LINES) {
-        let (ids, used) = client.tokenize(model, &piece.join("\n")).await?;
-        tokens.extend(ids);
-        shape = used;
+        tokens.extend(tokenizer.encode(client, model, &piece.join("\n")).await?);
     }
-    Ok((
-        TokenPool::new(&tokens)?,
-        format!("the server's /tokenize ({shape} request shape)"),
-    ))
+    TokenPool::new(&tokens)
+}
+
+/// Builds what prompts are made of, in the prompt mode asked for; `auto`
+/// tries token ids first and falls back to text when the server refuses
+/// them.
+async fn prompt_content(
+    client: &Client,
+    tokenizer: &Tokenizer,
+    model: &str,
+    seed: u64,
+    settings: &RunSettings,
+    nonce: u64,
+    ui: &Ui,
+) -> Result<(Content, PromptMode)> {
+    match settings.prompt_mode {
+        PromptMode::Text | PromptMode::Chat => {
+            let pool = Arc::new(text_pool(client, tokenizer, model, seed).await?);
+            return Ok(if settings.prompt_mode == PromptMode::Text {
+                (Content::Text(pool), PromptMode::Text)
+            } else {
+                (Content::Chat(pool), PromptMode::Chat)
+            });
+        }
+        PromptMode::Tokens | PromptMode::Auto => {}
+    }
+    let tokens = Content::Tokens(Arc::new(token_pool(client, tokenizer, model, seed).await?));
+    if settings.prompt_mode == PromptMode::Tokens {
+        return Ok((tokens, PromptMode::Tokens));
+    }
+    let probe = PromptFactory::new(
+        tokens.clone(),
+        &FactoryOptions {
+            model,
+            context_size: 64,
+            chunk_size: 16,
+            working_set_size: 1,
+            output_tokens: 1,
+            seed,
+            nonce: nonce ^ 0x70_6b,
+            random_selection: false,
+        },
+    );
+    let measured = client
+        .stream(
+            probe.request(0, u64::MAX).body,
+            std::time::Instant::now(),
+            None,
+        )
+        .await;
+    if (400..500).contains(&measured.status) && measured.status != 429 {
+        ui.warn(&format!(
+            "the server refused a token-ID prompt ({}); sending text prompts instead \
+             (--prompt-mode auto): the server re-tokenises them, and the drift from the \
+             target length is reported",
+            measured.error.unwrap_or_default()
+        ));
+        let pool = Arc::new(text_pool(client, tokenizer, model, seed).await?);
+        return Ok((Content::Text(pool), PromptMode::Text));
+    }
+    Ok((tokens, PromptMode::Tokens))
+}
+
+/// Distinct words whose token counts are measured for the text modes.
+const TEXT_WORDS: usize = 1500;
+
+/// The synthetic content as words with their token counts, each distinct
+/// word tokenised once.
+async fn text_pool(
+    client: &Client,
+    tokenizer: &Tokenizer,
+    model: &str,
+    seed: u64,
+) -> Result<TextPool> {
+    let text = synthetic_text(seed, POOL_WORDS);
+    let words: Vec<String> = text.split_whitespace().map(|w| format!(" {w}")).collect();
+    let mut distinct: Vec<&str> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for word in &words {
+        if distinct.len() < TEXT_WORDS && seen.insert(word.as_str()) {
+            distinct.push(word);
+        }
+    }
+    let mut counts = std::collections::HashMap::new();
+    for batch in distinct.chunks(16) {
+        let encoded = futures_util::future::join_all(
+            batch
+                .iter()
+                .map(|word| tokenizer.encode(client, model, word)),
+        )
+        .await;
+        for (word, ids) in batch.iter().zip(encoded) {
+            counts.insert(*word, ids?.len() as u32);
+        }
+    }
+    let sequence: Vec<(String, u32)> = words
+        .iter()
+        .filter_map(|w| counts.get(w.as_str()).map(|&count| (w.clone(), count)))
+        .collect();
+    TextPool::new(&sequence)
 }
 
 fn mean(values: impl Iterator<Item = f64>) -> f64 {
@@ -435,6 +555,13 @@ fn point_result(
         server_cache_rate: {
             let rates: Vec<f64> = samples.iter().filter_map(|p| p.server_cache_rate).collect();
             (!rates.is_empty()).then(|| mean(rates.into_iter()))
+        },
+        prompt_token_drift: {
+            let drifts: Vec<f64> = figures
+                .iter()
+                .filter_map(|f| f.prompt_token_drift)
+                .collect();
+            (!drifts.is_empty()).then(|| mean(drifts.into_iter()))
         },
         duration_s: match (phases.first(), phases.last()) {
             (Some(first), Some(last)) => last.end_unix_s - first.start_unix_s,
@@ -687,6 +814,16 @@ impl Sweep<'_> {
         self.results.points.push(point.clone());
         settle_cache_rates(&mut self.results.points);
         let point = self.results.points.last().cloned().unwrap_or(point);
+        if let Some(drift) = point.prompt_token_drift
+            && drift.abs() >= 0.5
+        {
+            self.ui.warn(&format!(
+                "ctx {context} at {rate}%: the server counted {drift:+.1} tokens per prompt \
+                 against the target of {} (prompts were re-tokenised, or the chat template \
+                 added tokens)",
+                factory.context
+            ));
+        }
         if point.cache_rate_missed {
             self.ui.warn(&format!(
                 "ctx {context} at {rate}%: the achieved cache-hit rate {:.1}% misses the \
@@ -862,8 +999,27 @@ async fn sweep(
              llamacpp:prompt_tokens_total with --metrics); leave the option out to skip them"
         )));
     }
-    let (pool, tokenizer) = token_pool(&client, &model, seed).await?;
-    let pool = Arc::new(pool);
+    let tokenizer_source = Tokenizer::resolve(settings.tokenizer.as_deref()).await?;
+    let (content, mode) = prompt_content(
+        &client,
+        &tokenizer_source,
+        &model,
+        seed,
+        settings,
+        progress.run_nonce,
+        ui,
+    )
+    .await?;
+    let client = if mode == PromptMode::Chat {
+        client.with_path("/v1/chat/completions")
+    } else {
+        client
+    };
+    let tokenizer = format!(
+        "{}, {} prompts",
+        tokenizer_source.describe(),
+        format!("{mode:?}").to_lowercase()
+    );
     let mut info = RunInfo {
         tool: "cacherate",
         version: env!("CARGO_PKG_VERSION"),
@@ -972,7 +1128,7 @@ async fn sweep(
     };
     if let Some(&first) = settings.context_sizes.first() {
         let probe = PromptFactory::new(
-            Arc::clone(&pool),
+            content.clone(),
             &FactoryOptions {
                 model: &model,
                 context_size: first.min(1024),
@@ -999,7 +1155,7 @@ async fn sweep(
     }
     for &context in &settings.context_sizes {
         let factory = Arc::new(PromptFactory::new(
-            Arc::clone(&pool),
+            content.clone(),
             &FactoryOptions {
                 model: &model,
                 context_size: context,

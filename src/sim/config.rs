@@ -96,6 +96,10 @@ pub struct SimConfig {
     #[arg(long, default_value_t = 0.0)]
     pub stall_rate: f64,
 
+    /// Refuse token-ID prompts with 400, as servers that take only text do.
+    #[arg(long)]
+    pub reject_token_prompts: bool,
+
     /// Seed of the jitter, the fault draws and the generated tokens.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

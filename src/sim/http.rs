@@ -456,6 +456,11 @@ async fn completions(State(app): State<Shared>, body: Bytes) -> ApiResult {
     check_model(&app, request.model.as_deref())?;
     let prompt = match &request.prompt {
         Prompt::Text(text) => tokenizer::encode(text),
+        Prompt::Tokens(_) | Prompt::TokenBatch(_) if app.config.reject_token_prompts => {
+            return Err(ApiError::bad_request(
+                "this server takes text prompts only (cacherate sim --reject-token-prompts)",
+            ));
+        }
         Prompt::Tokens(ids) => token_ids(ids)?,
         Prompt::TextBatch(texts) if texts.len() == 1 => tokenizer::encode(&texts[0]),
         Prompt::TokenBatch(batch) if batch.len() == 1 => token_ids(&batch[0])?,

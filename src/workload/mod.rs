@@ -3,5 +3,8 @@
 
 pub mod prompts;
 pub mod text;
+pub mod text_pool;
+pub mod tokenizer;
 
-pub use prompts::{BuiltRequest, FactoryOptions, PromptFactory, TokenPool};
+pub use prompts::{BuiltRequest, Content, FactoryOptions, PromptFactory, TokenPool};
+pub use text_pool::TextPool;

@@ -17,6 +17,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::text_pool::TextPool;
 use crate::error::{Error, Result};
 use crate::kvsize::{round_up, working_set_prompts};
 
@@ -26,7 +27,7 @@ pub const HEAD_TOKENS: usize = 16;
 /// The smallest pool that gives heads enough entropy and content variety.
 const MIN_DISTINCT_TOKENS: usize = 64;
 
-fn splitmix64(state: &mut u64) -> u64 {
+pub(crate) fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
     let mut z = *state;
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -145,6 +146,17 @@ fn parse_ids(json: &[u8]) -> Vec<u32> {
         .collect()
 }
 
+/// What prompts are made of, by prompt mode.
+#[derive(Debug, Clone)]
+pub enum Content {
+    /// Token ids to `/v1/completions`.
+    Tokens(Arc<TokenPool>),
+    /// Text to `/v1/completions`.
+    Text(Arc<TextPool>),
+    /// Text as one user message to `/v1/chat/completions`.
+    Chat(Arc<TextPool>),
+}
+
 /// One request, ready to send.
 #[derive(Debug, Clone)]
 pub struct BuiltRequest {
@@ -158,7 +170,7 @@ pub struct BuiltRequest {
 /// Request bodies for one context size.
 #[derive(Debug)]
 pub struct PromptFactory {
-    pool: Arc<TokenPool>,
+    content: Content,
     /// The context size rounded up to the chunk: every prompt's length.
     pub context: u64,
     chunk: u64,
@@ -188,16 +200,21 @@ pub struct FactoryOptions<'m> {
     pub random_selection: bool,
 }
 
-fn body_end(max_tokens: u32) -> Vec<u8> {
+fn body_end(content: &Content, max_tokens: u32) -> Vec<u8> {
+    let close = match content {
+        Content::Tokens(_) => "]",
+        Content::Text(_) => "\"",
+        Content::Chat(_) => "\"}]",
+    };
     format!(
-        "],\"max_tokens\":{max_tokens},\"temperature\":0,\"ignore_eos\":true,\"stream\":true,\
-         \"stream_options\":{{\"include_usage\":true}}}}"
+        "{close},\"max_tokens\":{max_tokens},\"temperature\":0,\"ignore_eos\":true,\
+         \"stream\":true,\"stream_options\":{{\"include_usage\":true}}}}"
     )
     .into_bytes()
 }
 
 impl PromptFactory {
-    pub fn new(pool: Arc<TokenPool>, options: &FactoryOptions<'_>) -> PromptFactory {
+    pub fn new(content: Content, options: &FactoryOptions<'_>) -> PromptFactory {
         let context = round_up(options.context_size, options.chunk_size);
         let working_set = working_set_prompts(
             options.working_set_size,
@@ -205,8 +222,16 @@ impl PromptFactory {
             options.chunk_size,
         );
         let model = serde_json::to_string(options.model).expect("a string serializes");
+        let open = match &content {
+            Content::Tokens(_) => "\"prompt\":[",
+            Content::Text(_) => "\"prompt\":\"",
+            Content::Chat(_) => "\"messages\":[{\"role\":\"user\",\"content\":\"",
+        };
         PromptFactory {
-            pool,
+            body_end: body_end(&content, options.output_tokens),
+            warmup_end: body_end(&content, 1),
+            body_start: format!("{{\"model\":{model},{open}").into_bytes(),
+            content,
             context,
             chunk: options.chunk_size,
             seed: options.seed,
@@ -214,9 +239,6 @@ impl PromptFactory {
             working_set: u32::try_from(working_set).unwrap_or(u32::MAX),
             random_selection: options.random_selection,
             round_robin: AtomicU64::new(0),
-            body_start: format!("{{\"model\":{model},\"prompt\":[").into_bytes(),
-            body_end: body_end(options.output_tokens),
-            warmup_end: body_end(1),
         }
     }
 
@@ -233,8 +255,18 @@ impl PromptFactory {
         mix(&[self.seed, 0x5346, self.nonce, request_id])
     }
 
+    /// Appends `count` tokens of the sequence drawn from `seed`.
+    fn push_sequence(&self, out: &mut Vec<u8>, seed: u64, count: usize) {
+        match &self.content {
+            Content::Tokens(pool) => pool.push_sequence(out, seed, count),
+            Content::Text(pool) | Content::Chat(pool) => {
+                pool.push_sequence(out, seed, count, self.chunk as usize)
+            }
+        }
+    }
+
     fn finish(&self, mut body: Vec<u8>, end: &[u8]) -> Vec<u8> {
-        if body.last() == Some(&b',') {
+        if matches!(self.content, Content::Tokens(_)) && body.last() == Some(&b',') {
             body.pop();
         }
         body.extend_from_slice(end);
@@ -245,7 +277,7 @@ impl PromptFactory {
     pub fn warmup(&self, index: u32, request_id: u64) -> BuiltRequest {
         let mut body = Vec::with_capacity(self.context as usize * 7 + 256);
         body.extend_from_slice(&self.body_start);
-        self.pool.push_sequence(
+        self.push_sequence(
             &mut body,
             self.working_set_seed(index),
             self.context as usize,
@@ -269,9 +301,8 @@ impl PromptFactory {
         let cached = self.cached_tokens(rate);
         let mut body = Vec::with_capacity(self.context as usize * 7 + 256);
         body.extend_from_slice(&self.body_start);
-        self.pool
-            .push_sequence(&mut body, self.working_set_seed(index), cached as usize);
-        self.pool.push_sequence(
+        self.push_sequence(&mut body, self.working_set_seed(index), cached as usize);
+        self.push_sequence(
             &mut body,
             self.suffix_seed(request_id),
             (self.context - cached) as usize,
@@ -321,7 +352,7 @@ mod tests {
     #[test]
     fn rounding_follows_the_chunk() {
         let pool = pool();
-        let factory = PromptFactory::new(pool.clone(), &options("m"));
+        let factory = PromptFactory::new(Content::Tokens(pool.clone()), &options("m"));
         assert_eq!(factory.context, 1024);
         assert_eq!(factory.working_set, 3);
         assert_eq!(factory.cached_tokens(0), 0);
@@ -333,7 +364,7 @@ mod tests {
     #[test]
     fn requests_share_exactly_the_cached_prefix_with_the_working_set() {
         let pool = pool();
-        let factory = PromptFactory::new(pool.clone(), &options("org/\"m\""));
+        let factory = PromptFactory::new(Content::Tokens(pool.clone()), &options("org/\"m\""));
         let warm = prompt_of(&factory.warmup(0, 0).body);
         assert_eq!(warm.len(), 1024);
         let request = factory.request(50, 1);
@@ -353,7 +384,7 @@ mod tests {
     #[test]
     fn working_set_prompts_differ_from_the_first_token() {
         let pool = pool();
-        let factory = PromptFactory::new(pool.clone(), &options("m"));
+        let factory = PromptFactory::new(Content::Tokens(pool.clone()), &options("m"));
         let heads: Vec<Vec<u32>> = (0..3)
             .map(|i| prompt_of(&factory.warmup(i, 0).body)[..HEAD_TOKENS].to_vec())
             .collect();
@@ -364,18 +395,18 @@ mod tests {
     #[test]
     fn suffixes_are_unique_per_request_and_attempt_but_reproducible() {
         let pool = pool();
-        let factory = PromptFactory::new(pool.clone(), &options("m"));
+        let factory = PromptFactory::new(Content::Tokens(pool.clone()), &options("m"));
         let a = prompt_of(&factory.request(0, 7).body);
         let b = prompt_of(&factory.request(0, 8).body);
         assert_ne!(a[..HEAD_TOKENS], b[..HEAD_TOKENS]);
-        let again = PromptFactory::new(pool.clone(), &options("m"));
+        let again = PromptFactory::new(Content::Tokens(pool.clone()), &options("m"));
         assert_eq!(
             prompt_of(&again.request(0, 7).body),
             a,
             "same seed, same prompt"
         );
         let resumed = PromptFactory::new(
-            pool.clone(),
+            Content::Tokens(pool.clone()),
             &FactoryOptions {
                 nonce: 1,
                 ..options("m")
@@ -392,7 +423,7 @@ mod tests {
     fn long_contexts_wrap_around_the_pool() {
         let pool = pool();
         let factory = PromptFactory::new(
-            pool.clone(),
+            Content::Tokens(pool.clone()),
             &FactoryOptions {
                 context_size: 12_000,
                 ..options("m")
