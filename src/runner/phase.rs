@@ -40,25 +40,21 @@ pub struct PhaseRun {
     pub end: Instant,
 }
 
-struct Sent<'a> {
-    label: &'a PhaseLabel,
-    built: BuiltRequest,
-    measured: Measured,
-    launch: Instant,
-    /// Since the slot's previous request ended; none for its first.
-    dispatch_delay: Option<Duration>,
-    window_end: Instant,
-}
-
-fn to_record(shared: &Shared, sent: Sent<'_>) -> RequestRecord {
-    let Sent {
-        label,
-        built,
-        measured: m,
-        launch,
-        dispatch_delay,
-        window_end,
-    } = sent;
+/// Sends one built request and turns what came back into its record;
+/// also returns when it ended. `window_end`: the phase's launch window
+/// (`None` for the warm-up, which has none).
+async fn send(
+    shared: &Shared,
+    label: &PhaseLabel,
+    mut built: BuiltRequest,
+    affinity: Option<u64>,
+    slot_free: Option<Instant>,
+    window_end: Option<Instant>,
+) -> (RequestRecord, Instant) {
+    let body = std::mem::take(&mut built.body);
+    let launch = Instant::now();
+    let m: Measured = shared.client.stream(body, launch, affinity).await;
+    let end = Instant::now();
     if let Some(kind) = m.error_kind {
         tracing::debug!(
             request = built.request_id,
@@ -68,7 +64,8 @@ fn to_record(shared: &Shared, sent: Sent<'_>) -> RequestRecord {
             m.error.as_deref().unwrap_or("")
         );
     }
-    RequestRecord {
+    let window_end = window_end.unwrap_or(end);
+    let record = RequestRecord {
         context_size: label.context_size,
         cache_hit_rate: label.cache_hit_rate,
         phase_id: label.phase_id.clone(),
@@ -78,7 +75,7 @@ fn to_record(shared: &Shared, sent: Sent<'_>) -> RequestRecord {
         endpoint: m.endpoint,
         working_set_prompt: built.working_set_prompt,
         launch_unix_s: shared.clock.unix(launch),
-        dispatch_delay_s: dispatch_delay.map(|d| d.as_secs_f64()),
+        dispatch_delay_s: slot_free.map(|free| (launch - free).as_secs_f64()),
         ttft_s: m.ttft.map(|d| d.as_secs_f64()),
         ttlt_s: m.ttlt.map(|d| d.as_secs_f64()),
         finish_s: m.finish.as_secs_f64(),
@@ -93,7 +90,18 @@ fn to_record(shared: &Shared, sent: Sent<'_>) -> RequestRecord {
         error_kind: m.error_kind,
         error: m.error,
         in_window: launch < window_end && launch + m.finish <= window_end,
+    };
+    (record, end)
+}
+
+/// Waits for every slot and returns their records in launch order.
+async fn gather(mut slots: JoinSet<Vec<RequestRecord>>) -> Vec<RequestRecord> {
+    let mut records = Vec::new();
+    while let Some(slot) = slots.join_next().await {
+        records.extend(slot.expect("a load slot does not panic"));
     }
+    records.sort_by(|a, b| a.launch_unix_s.total_cmp(&b.launch_unix_s));
+    records
 }
 
 /// Runs one closed-loop phase.
@@ -136,46 +144,36 @@ pub async fn run_phase(
                     }
                 }
                 let request_id = shared.request_ids.fetch_add(1, Ordering::Relaxed);
-                let mut built = factory.request(label.cache_hit_rate, request_id);
-                let body = std::mem::take(&mut built.body);
+                let built = factory.request(label.cache_hit_rate, request_id);
                 let affinity =
                     (built.cached_tokens > 0).then_some(u64::from(built.working_set_prompt));
-                let launch = Instant::now();
-                let measured = shared.client.stream(body, launch, affinity).await;
-                let end = Instant::now();
-                if measured.error_kind.is_some() {
-                    failures_in_a_row += 1;
-                } else {
+                let (record, end) = send(
+                    &shared,
+                    &label,
+                    built,
+                    affinity,
+                    slot_free,
+                    Some(window_end),
+                )
+                .await;
+                if record.ok() {
                     failures_in_a_row = 0;
+                } else {
+                    failures_in_a_row += 1;
                 }
                 live.record(
-                    measured.error_kind.is_none(),
-                    measured.prompt_tokens.unwrap_or(built.prompt_tokens),
-                    measured.ttft,
+                    record.ok(),
+                    record.prompt_tokens_or_expected(),
+                    record.ttft_s.map(Duration::from_secs_f64),
                 );
-                records.push(to_record(
-                    &shared,
-                    Sent {
-                        label: &label,
-                        built,
-                        measured,
-                        launch,
-                        dispatch_delay: slot_free.map(|free| launch - free),
-                        window_end,
-                    },
-                ));
+                records.push(record);
                 slot_free = Some(end);
             }
             records
         });
     }
-    let mut records = Vec::new();
-    while let Some(slot) = slots.join_next().await {
-        records.extend(slot.expect("a load slot does not panic"));
-    }
-    records.sort_by(|a, b| a.launch_unix_s.total_cmp(&b.launch_unix_s));
     PhaseRun {
-        records,
+        records: gather(slots).await,
         start,
         window_end,
         end: Instant::now(),
@@ -215,35 +213,19 @@ pub async fn run_warmup(
                     break;
                 }
                 let request_id = shared.request_ids.fetch_add(1, Ordering::Relaxed);
-                let mut built = factory.warmup(index as u32, request_id);
-                let body = std::mem::take(&mut built.body);
-                let launch = Instant::now();
-                let measured = shared.client.stream(body, launch, Some(index)).await;
-                let end = Instant::now();
-                records.push(to_record(
-                    &shared,
-                    Sent {
-                        label: &label,
-                        built,
-                        measured,
-                        launch,
-                        dispatch_delay: slot_free.map(|free| launch - free),
-                        window_end: end,
-                    },
-                ));
+                let built = factory.warmup(index as u32, request_id);
+                let (record, end) =
+                    send(&shared, &label, built, Some(index), slot_free, None).await;
+                records.push(record);
                 bar.inc();
                 slot_free = Some(end);
             }
             records
         });
     }
-    let mut records = Vec::new();
-    while let Some(slot) = slots.join_next().await {
-        records.extend(slot.expect("a warm-up slot does not panic"));
-    }
+    let records = gather(slots).await;
     if let Ok(bar) = Arc::try_unwrap(bar) {
         bar.finish();
     }
-    records.sort_by(|a, b| a.launch_unix_s.total_cmp(&b.launch_unix_s));
     records
 }
