@@ -91,6 +91,10 @@ pub struct RequestRecord {
     pub cached_tokens: Option<u64>,
     /// HTTP status; 0 when no response came.
     pub status: u16,
+    /// The first send met a connection the server had just closed; the
+    /// request went again on a new one (TTFT still counts from the first).
+    #[serde(default)]
+    pub resent: bool,
     pub error_kind: Option<ErrorKind>,
     pub error: Option<String>,
     /// Launched and finished inside the phase's window.

@@ -321,6 +321,7 @@ mod tests {
             completion_tokens: Some(tokens),
             cached_tokens: Some(512),
             status: 200,
+            resent: false,
             error_kind: None,
             error: None,
             in_window: true,

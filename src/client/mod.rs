@@ -63,6 +63,9 @@ pub struct Measured {
     pub status: u16,
     pub error_kind: Option<ErrorKind>,
     pub error: Option<String>,
+    /// The first send met a connection the server had closed, and the
+    /// request went again on a new one.
+    pub resent: bool,
     /// `[DONE]` or a finish reason was seen.
     done: bool,
     last_token: Option<Duration>,
@@ -336,6 +339,10 @@ impl Client {
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)
             .pool_max_idle_per_host(usize::MAX)
+            // Servers close idle keep-alive connections after about 5 s
+            // (uvicorn, llama.cpp's httplib); a request sent on one they
+            // just closed fails. Drop idle connections before that.
+            .pool_idle_timeout(Duration::from_secs(2))
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| Error::Internal(anyhow::anyhow!("cannot build the HTTP client: {e}")))?;
@@ -383,7 +390,7 @@ impl Client {
         }
     }
 
-    fn post_json(&self, url: String, body: Vec<u8>) -> reqwest::RequestBuilder {
+    fn post_json(&self, url: String, body: impl Into<reqwest::Body>) -> reqwest::RequestBuilder {
         let request = self
             .http
             .post(url)
@@ -589,8 +596,21 @@ impl Client {
     }
 
     async fn stream_into(&self, url: &str, body: Vec<u8>, launch: Instant, m: &mut Measured) {
-        let response = match self.post_json(url.to_string(), body).send().await {
+        let body = bytes::Bytes::from(body);
+        // A server may close an idle keep-alive connection just as a
+        // request goes out on it (llama.cpp's HTTP library does, often);
+        // nothing was processed, so the request is sent once more on a new
+        // connection, its time still counted from the first launch.
+        let response = match self.post_json(url.to_string(), body.clone()).send().await {
             Ok(response) => response,
+            Err(e) if classify(&e) == ErrorKind::Disconnect => {
+                tracing::debug!("resending after a closed connection: {}", describe(&e));
+                m.resent = true;
+                match self.post_json(url.to_string(), body).send().await {
+                    Ok(response) => response,
+                    Err(e) => return m.fail(classify(&e), describe(&e)),
+                }
+            }
             Err(e) => return m.fail(classify(&e), describe(&e)),
         };
         m.status = response.status().as_u16();

@@ -87,6 +87,7 @@ async fn send(
         completion_tokens: m.completion_tokens,
         cached_tokens: m.cached_tokens,
         status: m.status,
+        resent: m.resent,
         error_kind: m.error_kind,
         error: m.error,
         in_window: launch < window_end && launch + m.finish <= window_end,

@@ -1,0 +1,231 @@
+//! End to end against a real server: llama.cpp's llama-server with
+//! SmolLM2-135M on the CPU, built and cached by scripts/llama-server.sh
+//! (the first build takes several minutes; later runs reuse it). Its prefix
+//! cache is real, so what cacherate measures must show it.
+//!
+//! Set CACHERATE_SKIP_LLAMA=1 to leave these out while iterating locally.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use cacherate::record::RequestRecord;
+use cacherate::store::{PointResult, Results};
+use serde_json::Value;
+
+/// The two tests share two CPU cores: one at a time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn skipped() -> bool {
+    let skip = std::env::var_os("CACHERATE_SKIP_LLAMA").is_some();
+    if skip {
+        eprintln!("CACHERATE_SKIP_LLAMA is set: llama.cpp end-to-end test not run");
+    }
+    skip
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/llama-server.sh")
+}
+
+/// A llama-server started by the script, stopped on drop.
+struct LlamaServer {
+    url: String,
+    pid: String,
+}
+
+impl LlamaServer {
+    fn start(extra: &[&str]) -> LlamaServer {
+        let output = Command::new("bash")
+            .arg(script())
+            .arg("start")
+            .args(extra)
+            .output()
+            .expect("run scripts/llama-server.sh");
+        assert!(
+            output.status.success(),
+            "scripts/llama-server.sh start failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let field = |name: &str| {
+            stdout
+                .lines()
+                .find_map(|line| line.strip_prefix(&format!("{name}=")))
+                .unwrap_or_else(|| panic!("no {name}= in {stdout}"))
+                .to_string()
+        };
+        LlamaServer {
+            url: field("url"),
+            pid: field("pid"),
+        }
+    }
+}
+
+impl Drop for LlamaServer {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(script())
+            .args(["stop", &self.pid])
+            .output();
+    }
+}
+
+fn sweep(url: &str, dir: &Path, extra: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cacherate"));
+    command.args([
+        "run",
+        "--api-endpoint",
+        url,
+        "--output-dir",
+        dir.to_str().unwrap(),
+        "--context-sizes",
+        "512",
+        "--output-tokens",
+        "4",
+        "--chunk-size",
+        "64",
+        "--max-ttft",
+        "30",
+        "--ramp-duration",
+        "2",
+        "--test-duration",
+        "4",
+        "--num-retries",
+        "1",
+        "--start-concurrency",
+        "1",
+        "--concurrency-increment",
+        "1",
+        "--max-concurrency",
+        "2",
+        "--init-concurrency",
+        "2",
+        "--request-timeout",
+        "120",
+        "--seed",
+        "11",
+    ]);
+    command.args(extra);
+    command.output().unwrap()
+}
+
+fn points(dir: &Path) -> Vec<PointResult> {
+    let text = std::fs::read_to_string(dir.join("results.json")).unwrap();
+    let mut points = serde_json::from_str::<Results>(&text).unwrap().points;
+    points.sort_by_key(|p| p.cache_hit_rate);
+    points
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quick_sweep_of_llama_cpp_sees_its_prefix_cache() {
+    if skipped() {
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let slots = tempfile::tempdir().unwrap();
+    let server = LlamaServer::start(&["--slot-save-path", slots.path().to_str().unwrap()]);
+    let dir = tempfile::tempdir().unwrap();
+    let output = sweep(
+        &server.url,
+        dir.path(),
+        &[
+            // Four prompts for four slots: the working set fits.
+            "--working-set-size",
+            "2048",
+            "--cache-hit-rates",
+            "0",
+            "50",
+            "100",
+            "--reinit-strategy",
+            "per_cache_rate",
+            "--flush-cache",
+            "auto",
+            "--metrics-url",
+            "auto",
+            "--max-cache-rate-gap",
+            "3",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    println!("{}", String::from_utf8_lossy(&output.stdout));
+
+    let points = points(dir.path());
+    assert_eq!(points.len(), 3);
+    for point in &points {
+        assert_eq!(point.failed_requests, 0, "{point:?}");
+        assert!(
+            !point.cache_rate_missed,
+            "at {}%: achieved {:?}, target {}",
+            point.cache_hit_rate, point.achieved_cache_rate, point.target_cache_rate
+        );
+    }
+    let (cold, warm) = (&points[0], &points[2]);
+    assert!(
+        warm.ttft.p50 * 3.0 < cold.ttft.p50,
+        "TTFT p50 at 100% ({}) should be well below 0% ({})",
+        warm.ttft.p50,
+        cold.ttft.p50
+    );
+    let rows: Vec<RequestRecord> =
+        csv::Reader::from_path(dir.path().join("detailed_results_512.csv"))
+            .unwrap()
+            .deserialize()
+            .map(|row| row.unwrap())
+            .collect();
+    assert!(rows.iter().all(|r| r.ok()), "no failed request");
+    assert!(
+        rows.iter().all(|r| r.prompt_tokens == Some(512)),
+        "token ids sent as is"
+    );
+    for file in [
+        "progress.json",
+        "results.json",
+        "run.json",
+        "summary.csv",
+        "summary_512.csv",
+        "phase_metadata_512.csv",
+    ] {
+        assert!(dir.path().join(file).is_file(), "{file}");
+    }
+    let run: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run.json")).unwrap())
+            .unwrap();
+    assert_eq!(run["server"]["kind"], "llama.cpp");
+    assert_eq!(run["flush_cache"], "llama.cpp slot erase (4 slots)");
+    assert!(run["tokenizer"].as_str().unwrap().contains("/tokenize"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_working_set_larger_than_llama_cpp_can_hold_is_flagged() {
+    if skipped() {
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().await;
+    // Four slots and no host-memory prompt cache; sixteen prompts.
+    let server = LlamaServer::start(&["--cache-ram", "0"]);
+    let dir = tempfile::tempdir().unwrap();
+    let output = sweep(
+        &server.url,
+        dir.path(),
+        &[
+            "--working-set-size",
+            "8192",
+            "--cache-hit-rates",
+            "100",
+            "--num-retries",
+            "0",
+            "--max-cache-rate-gap",
+            "3",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("does not stay in the server's prefix cache"),
+        "{stderr}"
+    );
+    let point = &points(dir.path())[0];
+    assert!(point.cache_rate_missed);
+    assert!(point.achieved_cache_rate.unwrap() < 0.5, "{point:?}");
+}
