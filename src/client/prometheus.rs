@@ -9,20 +9,24 @@ pub struct PrefixCounters {
     pub hits: f64,
 }
 
-/// Counter pairs (queries, hits) by server, first match wins: vLLM V1,
-/// vLLM before 0.9 (counted in blocks, the ratio is the same), llama.cpp.
-const PAIRS: [(&str, &str); 3] = [
+/// Counter pairs by server, first match wins: vLLM V1 and vLLM before 0.9
+/// (queries and hits; the old ones count blocks, the ratio is the same),
+/// then llama.cpp, whose prompt-token counter leaves the cached ones out.
+const PAIRS: [(&str, &str, bool); 3] = [
     (
         "vllm:prefix_cache_queries_total",
         "vllm:prefix_cache_hits_total",
+        false,
     ),
     (
         "vllm:gpu_prefix_cache_queries_total",
         "vllm:gpu_prefix_cache_hits_total",
+        false,
     ),
     (
         "llamacpp:prompt_tokens_total",
         "llamacpp:prompt_tokens_cached_total",
+        true,
     ),
 ];
 
@@ -51,10 +55,16 @@ fn sum(text: &str, name: &str) -> Option<f64> {
 }
 
 pub fn prefix_counters(text: &str) -> Option<PrefixCounters> {
-    PAIRS.iter().find_map(|(queries, hits)| {
+    PAIRS.iter().find_map(|&(queries, hits, uncached_only)| {
+        let hits = sum(text, hits)?;
+        let queries = sum(text, queries)?;
         Some(PrefixCounters {
-            queries: sum(text, queries)?,
-            hits: sum(text, hits)?,
+            queries: if uncached_only {
+                queries + hits
+            } else {
+                queries
+            },
+            hits,
         })
     })
 }
@@ -82,7 +92,15 @@ mod tests {
                 hits: 250.0
             })
         );
-        let llama = "llamacpp:prompt_tokens_total 600\nllamacpp:prompt_tokens_cached_total 512\n";
+        // llama.cpp counts uncached prompt tokens apart from cached ones.
+        let llama = "llamacpp:prompt_tokens_total 88\nllamacpp:prompt_tokens_cached_total 512\n";
+        assert_eq!(
+            prefix_counters(llama),
+            Some(PrefixCounters {
+                queries: 600.0,
+                hits: 512.0
+            })
+        );
         let before = PrefixCounters {
             queries: 100.0,
             hits: 462.0,
