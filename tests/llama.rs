@@ -5,11 +5,11 @@
 //!
 //! Set CACHERATE_SKIP_LLAMA=1 to leave these out while iterating locally.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use cacherate::record::RequestRecord;
-use cacherate::store::{PointResult, Results};
 use serde_json::Value;
 
 /// The two tests share two CPU cores: one at a time.
@@ -109,13 +109,6 @@ fn sweep(url: &str, dir: &Path, extra: &[&str]) -> Output {
     command.output().unwrap()
 }
 
-fn points(dir: &Path) -> Vec<PointResult> {
-    let text = std::fs::read_to_string(dir.join("results.json")).unwrap();
-    let mut points = serde_json::from_str::<Results>(&text).unwrap().points;
-    points.sort_by_key(|p| p.cache_hit_rate);
-    points
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quick_sweep_of_llama_cpp_sees_its_prefix_cache() {
     if skipped() {
@@ -150,7 +143,7 @@ async fn a_quick_sweep_of_llama_cpp_sees_its_prefix_cache() {
     assert!(output.status.success(), "{stderr}");
     println!("{}", String::from_utf8_lossy(&output.stdout));
 
-    let points = points(dir.path());
+    let points = common::results(dir.path());
     assert_eq!(points.len(), 3);
     for point in &points {
         assert_eq!(point.failed_requests, 0, "{point:?}");
@@ -178,12 +171,7 @@ async fn a_quick_sweep_of_llama_cpp_sees_its_prefix_cache() {
         warm.ttft.p50,
         cold.ttft.p50
     );
-    let rows: Vec<RequestRecord> =
-        csv::Reader::from_path(dir.path().join("detailed_results_512.csv"))
-            .unwrap()
-            .deserialize()
-            .map(|row| row.unwrap())
-            .collect();
+    let rows = common::records(dir.path(), 512);
     assert!(rows.iter().all(|r| r.ok()), "no failed request");
     assert!(
         rows.iter().all(|r| r.prompt_tokens == Some(512)),
@@ -236,7 +224,7 @@ async fn a_working_set_larger_than_llama_cpp_can_hold_is_flagged() {
         stderr.contains("does not stay in the server's prefix cache"),
         "{stderr}"
     );
-    let point = &points(dir.path())[0];
+    let point = &common::results(dir.path())[0];
     assert!(point.cache_rate_missed);
     assert!(point.achieved_cache_rate.unwrap() < 0.5, "{point:?}");
 }

@@ -7,9 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use cacherate::record::RequestRecord;
 use cacherate::sim::{SimConfig, SimServer};
-use cacherate::store::{PointResult, Results};
 use serde_json::{Value, json};
 
 const TIME_SCALE: f64 = 0.05;
@@ -71,22 +69,6 @@ fn cacherate(args: &[String], env: &[(&str, &str)]) -> std::process::Output {
     command.output().unwrap()
 }
 
-fn point(dir: &Path) -> PointResult {
-    let text = std::fs::read_to_string(dir.join("results.json")).unwrap();
-    serde_json::from_str::<Results>(&text)
-        .unwrap()
-        .points
-        .remove(0)
-}
-
-fn rows(dir: &Path) -> Vec<RequestRecord> {
-    csv::Reader::from_path(dir.join("detailed_results_512.csv"))
-        .unwrap()
-        .deserialize()
-        .map(|row| row.unwrap())
-        .collect()
-}
-
 fn tokenizer_of_run(dir: &Path) -> String {
     let run: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
@@ -108,14 +90,17 @@ async fn text_prompts_reuse_exactly_the_prefix_with_no_drift() {
     server.stop().await.unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(tokenizer_of_run(dir.path()).contains("text prompts"));
-    let point = point(dir.path());
+    let point = common::results(dir.path())[0].clone();
     assert_eq!(
         point.prompt_token_drift,
         Some(0.0),
         "word counts add up exactly"
     );
     assert_eq!(point.achieved_cache_rate, Some(0.5));
-    for row in rows(dir.path()).iter().filter(|r| r.phase_id != "WARMUP") {
+    for row in common::records(dir.path(), 512)
+        .iter()
+        .filter(|r| r.phase_id != "WARMUP")
+    {
         assert!(row.ok(), "{:?}", row.error);
         assert_eq!(row.prompt_tokens, Some(512));
         assert_eq!(row.cached_tokens, Some(256), "request {}", row.request_id);
@@ -133,14 +118,14 @@ async fn chat_prompts_report_the_template_tokens_as_drift() {
     server.stop().await.unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
     // The simulator's template adds <|user|>, <|end|> and <|assistant|>.
-    let point = point(dir.path());
+    let point = common::results(dir.path())[0].clone();
     assert_eq!(point.prompt_token_drift, Some(3.0));
     assert!(
         stderr(&output).contains("+3.0 tokens per prompt"),
         "{}",
         stderr(&output)
     );
-    assert!(rows(dir.path()).iter().all(|r| r.ok()));
+    assert!(common::records(dir.path(), 512).iter().all(|r| r.ok()));
     assert!(tokenizer_of_run(dir.path()).contains("chat prompts"));
 }
 
@@ -173,7 +158,7 @@ async fn auto_falls_back_to_text_when_token_ids_are_refused() {
         stderr(&output)
     );
     assert!(tokenizer_of_run(dir.path()).contains("text prompts"));
-    assert!(rows(dir.path()).iter().all(|r| r.ok()));
+    assert!(common::records(dir.path(), 512).iter().all(|r| r.ok()));
 }
 
 /// A word-level tokenizer.json whose vocabulary is the run's content.
@@ -220,7 +205,10 @@ async fn a_local_tokenizer_json_counts_the_tokens() {
         "{}",
         tokenizer_of_run(&run_dir)
     );
-    assert_eq!(point(&run_dir).achieved_cache_rate, Some(0.5));
+    assert_eq!(
+        common::results(&run_dir)[0].clone().achieved_cache_rate,
+        Some(0.5)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

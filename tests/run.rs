@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::{records, results};
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,7 +14,7 @@ use cacherate::cli::{Cli, Command as CliCommand};
 use cacherate::record::RequestRecord;
 use cacherate::settings::RunSettings;
 use cacherate::sim::{SimConfig, SimServer};
-use cacherate::store::{PointResult, Progress, Results};
+use cacherate::store::Progress;
 use clap::Parser;
 
 /// The simulator's time runs this much faster than modelled.
@@ -83,22 +85,6 @@ async fn simulator(config: SimConfig) -> SimServer {
         ..config
     })
     .await
-}
-
-fn records(dir: &Path, context: u64) -> Vec<RequestRecord> {
-    let path = dir.join(format!("detailed_results_{context}.csv"));
-    csv::Reader::from_path(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .deserialize()
-        .map(|row| row.expect("every row parses"))
-        .collect()
-}
-
-fn results(dir: &Path) -> Vec<PointResult> {
-    let text = std::fs::read_to_string(dir.join("results.json")).unwrap();
-    let mut points = serde_json::from_str::<Results>(&text).unwrap().points;
-    points.sort_by_key(|p| (p.context_size, p.cache_hit_rate));
-    points
 }
 
 fn progress(dir: &Path) -> Option<Progress> {

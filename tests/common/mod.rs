@@ -3,9 +3,12 @@
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use cacherate::record::RequestRecord;
 use cacherate::sim::{SimConfig, SimServer};
+use cacherate::store::{PointResult, Results};
 use futures_util::StreamExt;
 use serde_json::Value;
 
@@ -184,4 +187,22 @@ pub async fn metric(base: &str, name: &str) -> f64 {
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|value| value.parse().ok())
         .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
+}
+
+/// Every row of a run directory's `detailed_results_{context}.csv`.
+pub fn records(dir: &Path, context: u64) -> Vec<RequestRecord> {
+    let path = dir.join(format!("detailed_results_{context}.csv"));
+    csv::Reader::from_path(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .deserialize()
+        .map(|row| row.expect("every row parses"))
+        .collect()
+}
+
+/// The points of a run directory's `results.json`, by context and rate.
+pub fn results(dir: &Path) -> Vec<PointResult> {
+    let text = std::fs::read_to_string(dir.join("results.json")).unwrap();
+    let mut points = serde_json::from_str::<Results>(&text).unwrap().points;
+    points.sort_by_key(|p| (p.context_size, p.cache_hit_rate));
+    points
 }
