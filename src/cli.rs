@@ -112,8 +112,20 @@ pub struct RunOptionArgs {
     pub reinit_strategy: Option<ReinitStrategy>,
 
     /// Pick working-set prompts at random instead of round-robin.
-    #[arg(long, help_heading = "Workload")]
+    #[arg(
+        long,
+        overrides_with = "no_random_working_set_selection",
+        help_heading = "Workload"
+    )]
     pub random_working_set_selection: bool,
+
+    /// Round-robin selection even if a profile asks for random.
+    #[arg(
+        long,
+        overrides_with = "random_working_set_selection",
+        help_heading = "Workload"
+    )]
+    pub no_random_working_set_selection: bool,
 
     /// How prompts are sent: token ids (exact), text or chat (the server
     /// re-tokenises; the drift is reported), or auto (token ids, text if
@@ -196,12 +208,25 @@ pub struct RunOptionArgs {
     pub output_dir: Option<PathBuf>,
 
     /// Count only requests launched and finished inside each phase.
-    #[arg(long, help_heading = "Output")]
+    #[arg(
+        long,
+        overrides_with = "no_strict_time_window",
+        help_heading = "Output"
+    )]
     pub strict_time_window: bool,
 
+    /// Count requests that finish after the window too, even if a profile
+    /// says otherwise.
+    #[arg(long, overrides_with = "strict_time_window", help_heading = "Output")]
+    pub no_strict_time_window: bool,
+
     /// Do not write HTML graphs.
-    #[arg(long, help_heading = "Output")]
+    #[arg(long, overrides_with = "no_skip_graphs", help_heading = "Output")]
     pub skip_graphs: bool,
+
+    /// Write HTML graphs even if a profile says to skip them.
+    #[arg(long, overrides_with = "skip_graphs", help_heading = "Output")]
+    pub no_skip_graphs: bool,
 
     /// KV bytes per element for the size estimate: 1 (FP8) or 2 (FP16)
     /// [default: 2].
@@ -257,7 +282,12 @@ impl RunArgs {
     /// environment, as one layer.
     pub fn layer(&self) -> Options {
         let o = self.options.clone();
-        let flag = |set: bool| set.then_some(true);
+        // A flag, its --no- form, or neither (then a profile decides).
+        let flag = |on: bool, off: bool| match (on, off) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        };
         Options {
             api_endpoint: self.api_endpoint.clone(),
             context_sizes: o.context_sizes,
@@ -275,13 +305,16 @@ impl RunArgs {
             cache_hit_rates: o.cache_hit_rates,
             chunk_size: o.chunk_size,
             reinit_strategy: o.reinit_strategy,
-            random_working_set_selection: flag(o.random_working_set_selection),
+            random_working_set_selection: flag(
+                o.random_working_set_selection,
+                o.no_random_working_set_selection,
+            ),
             output_dir: o.output_dir,
             tokenizer: self.tokenizer.clone(),
             seed: o.seed,
             kv_cache_quantization: o.kv_cache_quantization,
-            strict_time_window: flag(o.strict_time_window),
-            skip_graphs: flag(o.skip_graphs),
+            strict_time_window: flag(o.strict_time_window, o.no_strict_time_window),
+            skip_graphs: flag(o.skip_graphs, o.no_skip_graphs),
             model: self.model.clone(),
             min_tokens_per_req: o.min_tokens_per_req,
             tokens_per_req_metric: o.tokens_per_req_metric,

@@ -614,6 +614,25 @@ mod tests {
     }
 
     #[test]
+    fn a_no_flag_turns_off_what_a_profile_turns_on() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "[profile.strict]\ncontext-sizes = [512]\nworking-set-size = 1024\n\
+             strict-time-window = true\n",
+        )
+        .unwrap();
+        let s = resolve(
+            &["--profile", "strict", "--no-strict-time-window"],
+            dir.path(),
+        )
+        .unwrap();
+        assert!(!s.strict_time_window);
+        let s = resolve(&["--profile", "strict"], dir.path()).unwrap();
+        assert!(s.strict_time_window);
+    }
+
+    #[test]
     fn unknown_profile_and_bad_file_are_usage_errors() {
         let dir = tempfile::tempdir().unwrap();
         let error = resolve(&["--profile", "nope"], dir.path()).unwrap_err();

@@ -227,9 +227,12 @@ fn reproduce_args(settings: &RunSettings, model: &str, seed: u64, embedded: bool
         ("strict-time-window", settings.strict_time_window),
         ("skip-graphs", settings.skip_graphs),
     ] {
-        if set {
-            args.push(format!("--{flag}"));
-        }
+        // Explicit either way, so no profile can change it.
+        args.push(if set {
+            format!("--{flag}")
+        } else {
+            format!("--no-{flag}")
+        });
     }
     args
 }
