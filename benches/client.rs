@@ -6,8 +6,8 @@
 //!
 //! `cargo bench --bench client` (`-- --seconds N` for longer phases).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -17,60 +17,10 @@ use cacherate::progress::Live;
 use cacherate::runner::phase::{PhaseLabel, Shared, run_phase};
 use cacherate::workload::text::synthetic_text;
 use cacherate::workload::{Content, FactoryOptions, PromptFactory, TokenPool};
+use common::{Sim, cpu_seconds};
 
 const OUTPUT_TOKENS: u32 = 256;
 const CONTEXT: u64 = 128;
-
-struct Sim(Child, String);
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_sim() -> Sim {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cacherate"))
-        .args([
-            "sim",
-            "--listen",
-            "127.0.0.1:0",
-            "--time-scale",
-            "0",
-            "--noise",
-            "0",
-            "--max-num-seqs",
-            "8192",
-            "--kv-capacity-tokens",
-            "4000000",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start cacherate sim");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
-    Sim(child, url)
-}
-
-/// CPU seconds (user + system) of `pid`.
-fn cpu_seconds(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
-}
 
 fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1]
@@ -133,10 +83,19 @@ fn main() {
         }
     }
     let _ = rlimit::increase_nofile_limit(u64::MAX);
-    let sim = start_sim();
+    let sim = Sim::start(&[
+        "--time-scale",
+        "0",
+        "--noise",
+        "0",
+        "--max-num-seqs",
+        "8192",
+        "--kv-capacity-tokens",
+        "4000000",
+    ]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let client = Client::new(vec![sim.1.clone()], None, Duration::from_secs(120)).unwrap();
+        let client = Client::new(vec![sim.url.clone()], None, Duration::from_secs(120)).unwrap();
         let text = synthetic_text(1, 4000);
         let (tokens, _) = client.tokenize("cacherate-sim", &text).await.unwrap();
         let pool = Arc::new(TokenPool::new(&tokens).unwrap());

@@ -12,6 +12,7 @@ pub mod exit;
 pub mod kvsize;
 pub mod progress;
 pub mod record;
+pub mod rng;
 pub mod runner;
 pub mod settings;
 pub mod sim;
@@ -86,18 +87,20 @@ async fn run_sim(config: sim::SimConfig) -> Result<()> {
             ))
         })?;
     let addr = listener.local_addr().map_err(anyhow::Error::from)?;
+    // Handlers first: a script may signal as soon as it reads the address.
+    let signalled = sim::shutdown_signal().map_err(|e| Error::Internal(e.into()))?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        signalled.await;
+        on_signal.cancel();
+    });
     {
         // Scripts read the bound address from this line.
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on http://{addr}").map_err(anyhow::Error::from)?;
         stdout.flush().map_err(anyhow::Error::from)?;
     }
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let on_signal = shutdown.clone();
-    tokio::spawn(async move {
-        sim::shutdown_signal().await;
-        on_signal.cancel();
-    });
     sim::serve(listener, config, shutdown)
         .await
         .map_err(|e| Error::Internal(e.into()))

@@ -304,8 +304,14 @@ async fn start_simulator(settings: &RunSettings) -> Result<SimServer> {
         .map_err(|e| Error::Internal(anyhow::anyhow!("cannot start the embedded simulator: {e}")))
 }
 
-/// Decides between resuming and starting fresh.
-fn open_progress(dir: &RunDir, workload: Workload, ui: &Ui) -> Result<(Progress, Results)> {
+/// Decides between resuming `stored` (the run directory's progress, if
+/// any) and starting fresh.
+fn open_progress(
+    dir: &RunDir,
+    stored: Option<Progress>,
+    workload: Workload,
+    ui: &Ui,
+) -> Result<(Progress, Results)> {
     let fresh = |workload: Workload| Progress {
         schema_version: SCHEMA_VERSION,
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -323,7 +329,7 @@ fn open_progress(dir: &RunDir, workload: Workload, ui: &Ui) -> Result<(Progress,
         points: Vec::new(),
     };
     let where_ = dir.path().display();
-    match dir.load_progress()? {
+    match stored {
         Some(existing) => {
             let differences = workload.differences(&existing.workload);
             if !differences.is_empty() {
@@ -975,13 +981,13 @@ async fn sweep(
             moved.display()
         ));
     }
-    let stored_seed = dir.load_progress()?.map(|p| p.workload.seed);
+    let stored = dir.load_progress()?;
     let seed = settings
         .seed
-        .or(stored_seed)
+        .or(stored.as_ref().map(|p| p.workload.seed))
         .unwrap_or_else(|| u64::from(rand::random::<u32>()));
     let workload = settings.workload(&model, seed);
-    let (progress, results) = open_progress(&dir, workload, ui)?;
+    let (progress, results) = open_progress(&dir, stored, workload, ui)?;
     // The attempt (and so the suffix nonce) is on disk before any request
     // goes out: a crash before the first phase ends must not let the next
     // resume send the same suffixes again.

@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use super::config::SimConfig;
 use super::kv::{Allocation, BlockHash, KvCache, KvCounters, block_hashes};
 use super::tokenizer::{TokenId, spaced_word};
+use crate::rng::splitmix64;
 
 /// If the engine falls this far behind its deadlines (the host was busy), it
 /// restarts its clock instead of running a burst of steps to catch up.
@@ -176,15 +177,6 @@ struct Step {
     decoding: Vec<usize>,
     prefills: Vec<(usize, usize)>,
     seconds: f64,
-}
-
-/// One step of the SplitMix64 generator: cheap, seedable, well mixed.
-pub(crate) fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 impl Engine {

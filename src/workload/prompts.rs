@@ -20,20 +20,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::text_pool::TextPool;
 use crate::error::{Error, Result};
 use crate::kvsize::{round_up, working_set_prompts};
+use crate::rng::splitmix64;
 
 /// Tokens of the distinct head of every prompt and suffix.
 pub const HEAD_TOKENS: usize = 16;
 
 /// The smallest pool that gives heads enough entropy and content variety.
 const MIN_DISTINCT_TOKENS: usize = 64;
-
-pub(crate) fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
 
 /// Mixes several words into one seed.
 fn mix(words: &[u64]) -> u64 {

@@ -8,7 +8,8 @@
 
 use crate::error::{Error, Result};
 
-use super::prompts::{HEAD_TOKENS, splitmix64};
+use super::prompts::HEAD_TOKENS;
+use crate::rng::splitmix64;
 
 /// Single-token words needed to draw unique heads from.
 const MIN_SINGLE_TOKEN_WORDS: usize = 32;
