@@ -33,3 +33,93 @@ async fn tokenize_falls_back_to_the_llama_cpp_shape() {
     assert_eq!(tokens, [103, 105, 105]);
     server.abort();
 }
+
+/// A keep-alive server that answers the first request on each connection
+/// and closes the connection when a second one arrives on it, unanswered:
+/// what llama.cpp's HTTP library does when it times out an idle
+/// connection just as a request goes out on it.
+async fn one_answer_per_connection(body: &'static str, content_type: &'static str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Read one request: headers, then the body its length says.
+                loop {
+                    let n = socket.read(&mut buf).await.unwrap();
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request);
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap())
+                            })
+                            .unwrap_or(0);
+                        if request.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+                     Connection: keep-alive\r\n\r\n",
+                    body.len()
+                );
+                socket.write_all(head.as_bytes()).await.unwrap();
+                socket.write_all(body.as_bytes()).await.unwrap();
+                // The next request on this connection: read a little, close.
+                let _ = socket.read(&mut buf).await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn a_get_on_a_connection_the_server_closed_is_sent_again() {
+    let url = one_answer_per_connection("counter 1\n", "text/plain").await;
+    let client = Client::new(vec![url.clone()], None, Duration::from_secs(5)).unwrap();
+    let metrics = format!("{url}/metrics");
+    for _ in 0..3 {
+        assert_eq!(client.get_text(&metrics).await.unwrap(), "counter 1\n");
+    }
+    let (status, text) = client
+        .post_text(&format!("{url}/tokenize"), &json!({"prompt": "x"}))
+        .await
+        .unwrap();
+    assert_eq!((status, text.as_str()), (200, "counter 1\n"));
+}
+
+#[tokio::test]
+async fn a_completion_on_a_connection_the_server_closed_is_sent_again_and_marked() {
+    const STREAM: &str = "data: {\"choices\":[{\"index\":0,\"text\":\"a\",\"finish_reason\":null}]}\n\n\
+        data: {\"choices\":[{\"index\":0,\"text\":\"b\",\"finish_reason\":\"length\"}]}\n\n\
+        data: {\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":2,\
+        \"total_tokens\":6}}\n\n\
+        data: [DONE]\n\n";
+    let url = one_answer_per_connection(STREAM, "text/event-stream").await;
+    let client = Client::new(vec![url], None, Duration::from_secs(5)).unwrap();
+    let body = br#"{"model":"m","prompt":[1,2,3,4],"max_tokens":2,"stream":true}"#.to_vec();
+    let first = client
+        .stream(body.clone(), std::time::Instant::now(), None)
+        .await;
+    assert_eq!(first.error_kind, None, "{:?}", first.error);
+    assert!(!first.resent);
+    let second = client.stream(body, std::time::Instant::now(), None).await;
+    assert_eq!(second.error_kind, None, "{:?}", second.error);
+    assert!(
+        second.resent,
+        "the second request went out on the closed connection"
+    );
+    assert_eq!(second.prompt_tokens, Some(4));
+}

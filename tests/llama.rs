@@ -141,6 +141,7 @@ async fn a_quick_sweep_of_llama_cpp_sees_its_prefix_cache() {
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
+    eprintln!("{stderr}");
     println!("{}", String::from_utf8_lossy(&output.stdout));
 
     let points = common::results(dir.path());

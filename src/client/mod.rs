@@ -528,13 +528,26 @@ impl Client {
             .ok()
     }
 
+    /// Sends a request that is safe to repeat, once more on a new
+    /// connection when the server closed the pooled one under it (see
+    /// `stream_into`).
+    async fn send_idempotent(
+        &self,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> std::result::Result<reqwest::Response, String> {
+        match build().send().await {
+            Ok(response) => Ok(response),
+            Err(e) if classify(&e) == ErrorKind::Disconnect => {
+                tracing::debug!("sending again after a closed connection: {}", describe(&e));
+                build().send().await.map_err(|e| describe(&e))
+            }
+            Err(e) => Err(describe(&e)),
+        }
+    }
+
     /// The body of a successful `GET url`, or why not.
     pub async fn get_text(&self, url: &str) -> std::result::Result<String, String> {
-        let response = self
-            .get(url.to_string())
-            .send()
-            .await
-            .map_err(|e| describe(&e))?;
+        let response = self.send_idempotent(|| self.get(url.to_string())).await?;
         let status = response.status();
         if !status.is_success() {
             return Err(format!("{url} answered {status}"));
@@ -542,18 +555,17 @@ impl Client {
         response.text().await.map_err(|e| describe(&e))
     }
 
-    /// `POST url` with a JSON body; the status and body text.
+    /// `POST url` with a JSON body; the status and body text. Only for
+    /// requests that may be repeated (tokenising, flushing a cache).
     pub async fn post_text(
         &self,
         url: &str,
         body: &serde_json::Value,
     ) -> std::result::Result<(u16, String), String> {
-        let body = serde_json::to_vec(body).expect("json serializes");
+        let body = bytes::Bytes::from(serde_json::to_vec(body).expect("json serializes"));
         let response = self
-            .post_json(url.to_string(), body)
-            .send()
-            .await
-            .map_err(|e| describe(&e))?;
+            .send_idempotent(|| self.post_json(url.to_string(), body.clone()))
+            .await?;
         let status = response.status().as_u16();
         Ok((status, response.text().await.unwrap_or_default()))
     }

@@ -151,8 +151,19 @@ async fn flush_auto(client: &Client, base: &str) -> Result<String> {
 
 /// Reads the server's prefix-cache counters, when configured and served.
 pub async fn counters(client: &Client, url: Option<&str>) -> Option<PrefixCounters> {
-    let text = client.get_text(url?).await.ok()?;
-    prefix_counters(&text)
+    let url = url?;
+    let text = match client.get_text(url).await {
+        Ok(text) => text,
+        Err(error) => {
+            tracing::warn!(%url, %error, "could not read the server's prefix-cache counters");
+            return None;
+        }
+    };
+    let counters = prefix_counters(&text);
+    if counters.is_none() {
+        tracing::warn!(%url, "no prefix-cache counters in the server's metrics");
+    }
+    counters
 }
 
 /// Whether the server reports cached prompt tokens: the same prompt sent
