@@ -82,6 +82,15 @@ pub struct RequestRecord {
     pub chunks: u32,
     /// Longest gap between two such events.
     pub max_chunk_gap_s: Option<f64>,
+    /// When each of those events came, in microseconds since launch.
+    #[serde(default, with = "number_list")]
+    pub chunk_times_us: Vec<u32>,
+    /// Tokens each event carried: one number when every event carried that
+    /// many, one per event when they differ, empty when the server did not
+    /// say (its event count and token count differ and it sent no
+    /// `token_ids`).
+    #[serde(default, with = "number_list")]
+    pub tokens_per_chunk: Vec<u32>,
     pub expected_prompt_tokens: u64,
     pub target_cached_tokens: u64,
     /// From the server's `usage`.
@@ -99,6 +108,52 @@ pub struct RequestRecord {
     pub error: Option<String>,
     /// Launched and finished inside the phase's window.
     pub in_window: bool,
+}
+
+/// Per-chunk token counts for the record: the server's own when it gave
+/// them for every chunk, else one each when the chunks and the completion
+/// tokens agree, else nothing.
+pub fn tokens_per_chunk(reported: &[u32], completion_tokens: Option<u64>) -> Vec<u32> {
+    let counts: Vec<u32> = if !reported.is_empty() && reported.iter().all(|&n| n > 0) {
+        reported.to_vec()
+    } else if completion_tokens == Some(reported.len() as u64) {
+        vec![1; reported.len()]
+    } else {
+        return Vec::new();
+    };
+    match counts.first() {
+        Some(&first) if counts.iter().all(|&n| n == first) => vec![first],
+        _ => counts,
+    }
+}
+
+/// A list of numbers in one CSV cell, separated by `;`.
+mod number_list {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(values: &[u32], serializer: S) -> Result<S::Ok, S::Error> {
+        let mut text = String::with_capacity(values.len() * 7);
+        for (i, value) in values.iter().enumerate() {
+            if i > 0 {
+                text.push(';');
+            }
+            text.push_str(itoa::Buffer::new().format(*value));
+        }
+        serializer.serialize_str(&text)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u32>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text.is_empty() {
+            return Ok(Vec::new());
+        }
+        text.split(';')
+            .map(|n| {
+                n.parse()
+                    .map_err(|e| D::Error::custom(format!("{n:?}: {e}")))
+            })
+            .collect()
+    }
 }
 
 impl RequestRecord {
@@ -122,5 +177,57 @@ impl RequestRecord {
     /// Prompt tokens as the server counted them, else as sent.
     pub fn prompt_tokens_or_expected(&self) -> u64 {
         self.prompt_tokens.unwrap_or(self.expected_prompt_tokens)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_per_chunk_is_what_the_server_said_or_one_each_when_it_adds_up() {
+        assert_eq!(tokens_per_chunk(&[2, 2, 2], Some(6)), [2]);
+        assert_eq!(tokens_per_chunk(&[2, 1, 3], Some(6)), [2, 1, 3]);
+        assert_eq!(tokens_per_chunk(&[0, 0, 0], Some(3)), [1]);
+        // Four tokens in three unlabelled chunks: which one had two is
+        // not known.
+        assert!(tokens_per_chunk(&[0, 0, 0], Some(4)).is_empty());
+        assert!(tokens_per_chunk(&[2, 0], Some(3)).is_empty());
+        assert!(tokens_per_chunk(&[], None).is_empty());
+    }
+
+    #[test]
+    fn number_lists_survive_a_csv_round_trip() {
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct Row {
+            id: u32,
+            #[serde(default, with = "number_list")]
+            times: Vec<u32>,
+            #[serde(default, with = "number_list")]
+            empty: Vec<u32>,
+        }
+        let row = Row {
+            id: 1,
+            times: vec![9000, 20000, u32::MAX],
+            empty: Vec::new(),
+        };
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        writer.serialize(&row).unwrap();
+        let bytes = writer.into_inner().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&bytes),
+            "id,times,empty\n1,9000;20000;4294967295,\n"
+        );
+        let back: Row = csv::Reader::from_reader(&bytes[..])
+            .deserialize()
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(back, row);
+        let bad = csv::Reader::from_reader(&b"id,times,empty\n1,9000;x,\n"[..])
+            .deserialize::<Row>()
+            .next()
+            .unwrap();
+        assert!(bad.unwrap_err().to_string().contains("\"x\""));
     }
 }

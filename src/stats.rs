@@ -315,6 +315,8 @@ mod tests {
             finish_s: finish,
             chunks: tokens as u32,
             max_chunk_gap_s: None,
+            chunk_times_us: Vec::new(),
+            tokens_per_chunk: Vec::new(),
             expected_prompt_tokens: 1000,
             target_cached_tokens: 512,
             prompt_tokens: Some(1000),

@@ -163,6 +163,17 @@ async fn a_three_rate_sweep_rises_with_the_cache_rate_and_reuses_exactly_the_pre
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), rows.len(), "request ids are unique");
+    // Each streamed chunk's time is kept: eight one-token chunks, in
+    // order, from the first token to the last (warm-up asks for one).
+    for row in rows.iter().filter(|r| r.ok() && r.phase_id != "WARMUP") {
+        let times = &row.chunk_times_us;
+        assert_eq!(times.len(), 8, "request {}", row.request_id);
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+        let micros = |s: Option<f64>| (s.unwrap() * 1e6).round() as i64;
+        assert!((i64::from(times[0]) - micros(row.ttft_s)).abs() <= 1);
+        assert!((i64::from(times[7]) - micros(row.ttlt_s)).abs() <= 1);
+        assert_eq!(row.tokens_per_chunk, [1]);
+    }
     // Every artifact of the run directory is there.
     for file in [
         "progress.json",

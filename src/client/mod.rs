@@ -57,6 +57,11 @@ pub struct Measured {
     pub finish: Duration,
     pub chunks: u32,
     pub max_chunk_gap: Option<Duration>,
+    /// When each chunk came, in microseconds since launch.
+    pub chunk_times_us: Vec<u32>,
+    /// Each chunk's token count as the server gave it (`token_ids`), or 0
+    /// where it did not.
+    pub chunk_tokens: Vec<u32>,
     pub prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
     pub cached_tokens: Option<u64>,
@@ -81,12 +86,16 @@ impl Measured {
         }
     }
 
-    /// Counts an event that may carry generated text.
-    fn token_event(&mut self, has_text: bool, at: Duration) {
-        if !has_text {
+    /// Counts an event that may carry generated text (or token ids whose
+    /// text the server holds back, such as half a UTF-8 character).
+    fn token_event(&mut self, has_text: bool, tokens: Option<u32>, at: Duration) {
+        if !has_text && tokens.is_none_or(|n| n == 0) {
             return;
         }
         self.chunks += 1;
+        self.chunk_times_us
+            .push(u32::try_from(at.as_micros()).unwrap_or(u32::MAX));
+        self.chunk_tokens.push(tokens.unwrap_or(0));
         self.ttft.get_or_insert(at);
         if let Some(previous) = self.last_token {
             let gap = at - previous;
@@ -105,7 +114,7 @@ impl Measured {
             return;
         }
         if let Some(has_text) = quick_scan(data) {
-            self.token_event(has_text, at);
+            self.token_event(has_text, None, at);
             return;
         }
         let chunk: ChunkView = match serde_json::from_slice(data) {
@@ -126,7 +135,7 @@ impl Measured {
         if chunk.choices.finished {
             self.done = true;
         }
-        self.token_event(chunk.choices.has_text, at);
+        self.token_event(chunk.choices.has_text, chunk.choices.token_ids, at);
         if let Some(usage) = chunk.usage {
             self.prompt_tokens = usage.prompt_tokens.or(self.prompt_tokens);
             self.completion_tokens = usage.completion_tokens.or(self.completion_tokens);
@@ -166,7 +175,12 @@ fn quick_scan(data: &[u8]) -> Option<bool> {
     {
         return None;
     }
-    for key in [&b"\"usage\""[..], b"\"finish_reason\"", b"\"timings\""] {
+    for key in [
+        &b"\"usage\""[..],
+        b"\"finish_reason\"",
+        b"\"timings\"",
+        b"\"token_ids\"",
+    ] {
         if key_values(data, key).any(|value| !value.starts_with(b"null")) {
             return None;
         }
@@ -231,6 +245,9 @@ impl<'de> Deserialize<'de> for TextLen {
 struct ChoicesSummary {
     has_text: bool,
     finished: bool,
+    /// Token ids the choices carried, when any carried them (vLLM's
+    /// `return_token_ids`).
+    token_ids: Option<u32>,
 }
 
 impl<'de> Deserialize<'de> for ChoicesSummary {
@@ -259,6 +276,9 @@ impl<'de> Deserialize<'de> for ChoicesSummary {
                     }
                     summary.has_text |= text > 0;
                     summary.finished |= choice.finish_reason.is_some();
+                    if let Some(ids) = choice.token_ids {
+                        *summary.token_ids.get_or_insert(0) += ids.0;
+                    }
                 }
                 Ok(summary)
             }
@@ -275,6 +295,34 @@ struct ChoiceView {
     delta: Option<DeltaView>,
     #[serde(default)]
     finish_reason: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    token_ids: Option<Count>,
+}
+
+/// The length of a JSON array, its elements skipped.
+struct Count(u32);
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Counting;
+        impl<'de> serde::de::Visitor<'de> for Counting {
+            type Value = Count;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Count, A::Error> {
+                let mut n = 0;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(Count(n))
+            }
+        }
+        deserializer.deserialize_seq(Counting)
+    }
 }
 
 #[derive(Deserialize)]
@@ -684,11 +732,34 @@ mod tests {
         assert_eq!(m.ttlt, Some(ms(50)));
         assert_eq!(m.chunks, 3);
         assert_eq!(m.max_chunk_gap, Some(ms(30)));
+        assert_eq!(m.chunk_times_us, [9000, 20000, 50000]);
+        assert_eq!(m.chunk_tokens, [0, 0, 0], "the server did not say");
         assert_eq!(
             (m.prompt_tokens, m.completion_tokens, m.cached_tokens),
             (Some(7), Some(3), Some(4))
         );
         assert!(m.done && m.error_kind.is_none());
+    }
+
+    #[test]
+    fn token_ids_give_each_chunk_its_count_even_without_text() {
+        let mut m = Measured::default();
+        let ms = Duration::from_millis;
+        m.event(
+            br#"{"choices":[{"index":0,"text":"ab","token_ids":[5,6],"finish_reason":null}],"usage":null}"#,
+            ms(10),
+        );
+        // Half a character: vLLM holds the text back but sends the id.
+        m.event(
+            br#"{"choices":[{"index":0,"text":"","token_ids":[7],"finish_reason":null}],"usage":null}"#,
+            ms(12),
+        );
+        m.event(
+            br#"{"choices":[{"index":0,"text":"c","token_ids":null,"finish_reason":null}],"usage":null}"#,
+            ms(15),
+        );
+        assert_eq!(m.chunk_times_us, [10000, 12000, 15000]);
+        assert_eq!(m.chunk_tokens, [2, 1, 0]);
     }
 
     #[test]

@@ -81,6 +81,8 @@ async fn send(
         finish_s: m.finish.as_secs_f64(),
         chunks: m.chunks,
         max_chunk_gap_s: m.max_chunk_gap.map(|d| d.as_secs_f64()),
+        tokens_per_chunk: crate::record::tokens_per_chunk(&m.chunk_tokens, m.completion_tokens),
+        chunk_times_us: m.chunk_times_us,
         expected_prompt_tokens: built.prompt_tokens,
         target_cached_tokens: built.cached_tokens,
         prompt_tokens: m.prompt_tokens,
