@@ -127,9 +127,8 @@ pub struct Progress {
     pub schema_version: u32,
     pub tool_version: String,
     pub workload: Workload,
-    /// Drawn when the run starts; with the attempt, it keeps the unique
-    /// suffixes of this run apart from any other run's, even one with the
-    /// same seed against a server that still caches the first.
+    /// Mixed into every suffix head with the attempt. Drawn from the seed,
+    /// so `--seed` reproduces every prompt, suffixes included.
     pub run_nonce: u64,
     /// 0 for a fresh run, +1 at every resume.
     pub attempt: u64,

@@ -611,3 +611,56 @@ async fn a_working_set_larger_than_the_cache_is_flagged() {
         "{stdout}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_reproduces_every_prompt_and_a_warm_rerun_is_flagged() {
+    // Room for every prompt of several runs: nothing is evicted.
+    let server = simulator(SimConfig {
+        kv_capacity_tokens: 1 << 24,
+        ..SimConfig::for_tests(TIME_SCALE)
+    })
+    .await;
+    let run_at_zero = |extra: &[&str]| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = sweep_args(&server.url(), dir.path());
+        args.extend(["--cache-hit-rates", "0", "--num-retries", "0"].map(String::from));
+        args.extend(extra.iter().map(|s| s.to_string()));
+        (dir, args)
+    };
+    let achieved = |outcome: &cacherate::runner::RunOutcome| {
+        let point = &outcome.points[0];
+        (point.achieved_cache_rate.unwrap(), point.cache_rate_missed)
+    };
+
+    let (_first_dir, args) = run_at_zero(&[]);
+    let first = cacherate::runner::run(settings(&args), &args)
+        .await
+        .unwrap();
+    assert_eq!(achieved(&first), (0.0, false));
+
+    // The same seed sends the same "unique" suffixes: the server has them.
+    let (_again_dir, args) = run_at_zero(&[]);
+    let again = cacherate::runner::run(settings(&args), &args)
+        .await
+        .unwrap();
+    let (rate, missed) = achieved(&again);
+    assert!(
+        rate > 0.5 && missed,
+        "a warm rerun hit {rate}, flagged {missed}"
+    );
+
+    // Flushed first, the same prompts measure cold again.
+    let (_flushed_dir, args) = run_at_zero(&["--flush-cache", "auto"]);
+    let flushed = cacherate::runner::run(settings(&args), &args)
+        .await
+        .unwrap();
+    assert_eq!(achieved(&flushed), (0.0, false));
+
+    // Another seed, other suffixes: nothing hits without a flush.
+    let (_other_dir, args) = run_at_zero(&["--seed", "8"]);
+    let other = cacherate::runner::run(settings(&args), &args)
+        .await
+        .unwrap();
+    assert_eq!(achieved(&other), (0.0, false));
+    server.stop().await.unwrap();
+}

@@ -315,8 +315,8 @@ fn open_progress(
     let fresh = |workload: Workload| Progress {
         schema_version: SCHEMA_VERSION,
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        run_nonce: crate::workload::suffix_nonce(workload.seed),
         workload,
-        run_nonce: rand::random(),
         attempt: 0,
         next_request_id: 0,
         completed: Vec::new(),
@@ -834,14 +834,24 @@ impl Sweep<'_> {
             ));
         }
         if point.cache_rate_missed {
+            let achieved = point.achieved_cache_rate.unwrap_or(0.0);
+            let why = if achieved > point.target_cache_rate {
+                "its unique suffixes were already in the server's cache, as when a run with \
+                 the same --seed went before against a server that still holds it (flush it \
+                 with --flush-cache auto, or change the seed)"
+                    .to_string()
+            } else {
+                format!(
+                    "the working set ({} prompts of {} tokens) does not stay in the server's \
+                     prefix cache",
+                    factory.working_set, factory.context
+                )
+            };
             self.ui.warn(&format!(
                 "ctx {context} at {rate}%: the achieved cache-hit rate {:.1}% misses the \
-                 target {:.1}% by more than {gap:.1} percentage points: the working set \
-                 ({} prompts of {} tokens) does not stay in the server's prefix cache",
-                point.achieved_cache_rate.unwrap_or(0.0) * 100.0,
+                 target {:.1}% by more than {gap:.1} percentage points: {why}",
+                achieved * 100.0,
                 point.target_cache_rate * 100.0,
-                factory.working_set,
-                factory.context
             ));
         }
         self.dir.write_json(store::RESULTS, &self.results)?;

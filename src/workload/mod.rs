@@ -6,5 +6,5 @@ pub mod text;
 pub mod text_pool;
 pub mod tokenizer;
 
-pub use prompts::{BuiltRequest, Content, FactoryOptions, PromptFactory, TokenPool};
+pub use prompts::{BuiltRequest, Content, FactoryOptions, PromptFactory, TokenPool, suffix_nonce};
 pub use text_pool::TextPool;

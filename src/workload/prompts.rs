@@ -6,13 +6,12 @@
 //! the seed (so no two share a prefix by accident) followed by pool content
 //! from a seeded offset. A request at rate r is the first
 //! `floor(ctx * r / 100 / chunk) * chunk` tokens of a working-set prompt,
-//! then a suffix that starts with a 16-token head drawn from the seed, a
-//! nonce of the run and its attempt, and the request id — unique across the
-//! run, its resumes and other runs — so the server cannot reuse anything
-//! past the intended prefix. The seed alone fixes the content, the working
-//! set and every prompt's structure; only the suffix heads change from run
-//! to run, so repeating a run against a server that still caches the first
-//! measures the same thing.
+//! then a suffix that starts with a 16-token head drawn from the seed, the
+//! attempt (fresh run or n-th resume) and the request id — unique across
+//! the run and its resumes — so the server cannot reuse anything past the
+//! intended prefix. The seed fixes every token of every prompt: the same
+//! `--seed` sends the same prompts, so a rerun against a server that still
+//! caches the first must flush it (`--flush-cache`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,12 +27,17 @@ pub const HEAD_TOKENS: usize = 16;
 /// The smallest pool that gives heads enough entropy and content variety.
 const MIN_DISTINCT_TOKENS: usize = 64;
 
+/// The run's suffix nonce, drawn from its seed.
+pub fn suffix_nonce(seed: u64) -> u64 {
+    mix(&[seed, 0x4e4f_4e43])
+}
+
 /// Mixes several words into one seed.
 fn mix(words: &[u64]) -> u64 {
     let mut state = 0x243f_6a88_85a3_08d3;
     for &word in words {
         state ^= word;
-        splitmix64(&mut state);
+        state = splitmix64(&mut state);
     }
     state
 }
@@ -408,8 +412,32 @@ mod tests {
         assert_ne!(
             prompt_of(&resumed.request(0, 7).body)[..HEAD_TOKENS],
             a[..HEAD_TOKENS],
-            "another run or a resume never repeats a suffix"
+            "a resume never repeats a suffix"
         );
+    }
+
+    #[test]
+    fn runs_with_neighbouring_seeds_share_no_suffix_head() {
+        let pool = pool();
+        let heads = |seed: u64| {
+            let factory = PromptFactory::new(
+                Content::Tokens(pool.clone()),
+                &FactoryOptions {
+                    seed,
+                    nonce: suffix_nonce(seed),
+                    ..options("m")
+                },
+            );
+            (0..500)
+                .map(|id| prompt_of(&factory.request(0, id).body)[..HEAD_TOKENS].to_vec())
+                .collect::<std::collections::HashSet<_>>()
+        };
+        let seven = heads(7);
+        assert_eq!(seven.len(), 500, "unique within a run");
+        for seed in [6, 8, 15, 7 ^ (1 << 40)] {
+            assert_eq!(seven.intersection(&heads(seed)).count(), 0, "seed {seed}");
+        }
+        assert_eq!(heads(7), seven, "the seed reproduces them");
     }
 
     #[test]
