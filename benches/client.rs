@@ -4,7 +4,8 @@
 //! thousands of concurrent streams without errors, and the delay between a
 //! slot freeing and its next request going out.
 //!
-//! `cargo bench --bench client` (`-- --seconds N` for longer phases).
+//! `cargo bench --bench client` (`-- --seconds N` for longer phases,
+//! `-- --streams N` for one level only).
 
 mod common;
 
@@ -73,13 +74,24 @@ async fn measure(
 
 fn main() {
     let mut seconds = 10.0;
+    let mut levels = vec![64, 1024, 4096];
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        if arg == "--seconds" {
-            seconds = args
-                .next()
-                .and_then(|s| s.parse().ok())
-                .expect("--seconds N");
+        match arg.as_str() {
+            "--seconds" => {
+                seconds = args
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .expect("--seconds N")
+            }
+            "--streams" => {
+                levels = vec![
+                    args.next()
+                        .and_then(|s| s.parse().ok())
+                        .expect("--streams N"),
+                ]
+            }
+            _ => {}
         }
     }
     let _ = rlimit::increase_nofile_limit(u64::MAX);
@@ -95,7 +107,9 @@ fn main() {
     ]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let client = Client::new(vec![sim.url.clone()], None, Duration::from_secs(120)).unwrap();
+        let client = Client::new(vec![sim.url.clone()], None, Duration::from_secs(120))
+            .unwrap()
+            .expecting_chunks(OUTPUT_TOKENS);
         let text = synthetic_text(1, 4000);
         let (tokens, _) = client.tokenize("cacherate-sim", &text).await.unwrap();
         let pool = Arc::new(TokenPool::new(&tokens).unwrap());
@@ -121,7 +135,7 @@ fn main() {
             "client benchmark: {CONTEXT}-token prompts, {OUTPUT_TOKENS} streamed tokens each, \
              simulator in its own process with --time-scale 0, {seconds} s per level"
         );
-        for concurrency in [64, 1024, 4096] {
+        for &concurrency in &levels {
             measure(&shared, &factory, concurrency, seconds).await;
         }
     });

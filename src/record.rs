@@ -111,13 +111,14 @@ pub struct RequestRecord {
 }
 
 /// Per-chunk token counts for the record: the server's own when it gave
-/// them for every chunk, else one each when the chunks and the completion
-/// tokens agree, else nothing.
-pub fn tokens_per_chunk(reported: &[u32], completion_tokens: Option<u64>) -> Vec<u32> {
+/// them for every chunk (`reported`, 0 where it did not, empty when it
+/// never did), else one each when the chunks and the completion tokens
+/// agree, else nothing.
+pub fn tokens_per_chunk(reported: &[u32], chunks: u32, completion_tokens: Option<u64>) -> Vec<u32> {
     let counts: Vec<u32> = if !reported.is_empty() && reported.iter().all(|&n| n > 0) {
         reported.to_vec()
-    } else if completion_tokens == Some(reported.len() as u64) {
-        vec![1; reported.len()]
+    } else if chunks > 0 && completion_tokens == Some(u64::from(chunks)) {
+        return vec![1];
     } else {
         return Vec::new();
     };
@@ -186,14 +187,15 @@ mod tests {
 
     #[test]
     fn tokens_per_chunk_is_what_the_server_said_or_one_each_when_it_adds_up() {
-        assert_eq!(tokens_per_chunk(&[2, 2, 2], Some(6)), [2]);
-        assert_eq!(tokens_per_chunk(&[2, 1, 3], Some(6)), [2, 1, 3]);
-        assert_eq!(tokens_per_chunk(&[0, 0, 0], Some(3)), [1]);
+        assert_eq!(tokens_per_chunk(&[2, 2, 2], 3, Some(6)), [2]);
+        assert_eq!(tokens_per_chunk(&[2, 1, 3], 3, Some(6)), [2, 1, 3]);
+        assert_eq!(tokens_per_chunk(&[], 3, Some(3)), [1]);
         // Four tokens in three unlabelled chunks: which one had two is
         // not known.
-        assert!(tokens_per_chunk(&[0, 0, 0], Some(4)).is_empty());
-        assert!(tokens_per_chunk(&[2, 0], Some(3)).is_empty());
-        assert!(tokens_per_chunk(&[], None).is_empty());
+        assert!(tokens_per_chunk(&[], 3, Some(4)).is_empty());
+        assert!(tokens_per_chunk(&[2, 0], 2, Some(3)).is_empty());
+        assert!(tokens_per_chunk(&[], 0, Some(0)).is_empty());
+        assert!(tokens_per_chunk(&[], 0, None).is_empty());
     }
 
     #[test]

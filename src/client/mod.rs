@@ -5,10 +5,12 @@
 pub mod prometheus;
 pub mod sse;
 
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
+use memchr::memmem::Finder;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde::Deserialize;
 
@@ -59,8 +61,8 @@ pub struct Measured {
     pub max_chunk_gap: Option<Duration>,
     /// When each chunk came, in microseconds since launch.
     pub chunk_times_us: Vec<u32>,
-    /// Each chunk's token count as the server gave it (`token_ids`), or 0
-    /// where it did not.
+    /// Each chunk's token count as the server gave it (`token_ids`), 0
+    /// where it did not; empty when no chunk said.
     pub chunk_tokens: Vec<u32>,
     pub prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
@@ -74,6 +76,8 @@ pub struct Measured {
     /// `[DONE]` or a finish reason was seen.
     done: bool,
     last_token: Option<Duration>,
+    /// Chunks to make room for at the first one.
+    expected_chunks: usize,
 }
 
 impl Measured {
@@ -93,9 +97,19 @@ impl Measured {
             return;
         }
         self.chunks += 1;
+        if self.chunk_times_us.capacity() == 0 {
+            self.chunk_times_us
+                .reserve_exact(self.expected_chunks.max(1));
+        }
         self.chunk_times_us
             .push(u32::try_from(at.as_micros()).unwrap_or(u32::MAX));
-        self.chunk_tokens.push(tokens.unwrap_or(0));
+        // Token counts are kept only once a server gives one: most never do.
+        if let Some(n) = tokens.filter(|&n| n > 0) {
+            self.chunk_tokens.resize(self.chunk_times_us.len() - 1, 0);
+            self.chunk_tokens.push(n);
+        } else if !self.chunk_tokens.is_empty() {
+            self.chunk_tokens.push(0);
+        }
         self.ttft.get_or_insert(at);
         if let Some(previous) = self.last_token {
             let gap = at - previous;
@@ -153,12 +167,40 @@ impl Measured {
     }
 }
 
+/// The keys the fast path looks for, each with its searcher built once.
+struct Keys {
+    choices: Finder<'static>,
+    error: Finder<'static>,
+    /// Keys whose value must be null for an event to take the fast path.
+    must_be_null: [Finder<'static>; 4],
+    /// Keys whose non-empty string value is generated text.
+    text: [Finder<'static>; 4],
+}
+
+static KEYS: LazyLock<Keys> = LazyLock::new(|| Keys {
+    choices: Finder::new(b"\"choices\""),
+    error: Finder::new(b"\"error\""),
+    must_be_null: [
+        Finder::new(b"\"usage\""),
+        Finder::new(b"\"finish_reason\""),
+        Finder::new(b"\"timings\""),
+        Finder::new(b"\"token_ids\""),
+    ],
+    text: [
+        Finder::new(b"\"text\""),
+        Finder::new(b"\"content\""),
+        Finder::new(b"\"reasoning_content\""),
+        Finder::new(b"\"reasoning\""),
+    ],
+});
+
 /// The values that follow `"key"` wherever it stands as an object key (a
 /// quoted `key` then a colon: inside a string value quotes are escaped, and
 /// a string value is never followed by a colon).
-fn key_values<'a>(data: &'a [u8], key: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
-    memchr::memmem::find_iter(data, key).filter_map(move |at| {
-        let rest = data[at + key.len()..].trim_ascii_start();
+fn key_values<'a>(data: &'a [u8], key: &'a Finder<'static>) -> impl Iterator<Item = &'a [u8]> + 'a {
+    let len = key.needle().len();
+    key.find_iter(data).filter_map(move |at| {
+        let rest = data[at + len..].trim_ascii_start();
         let rest = rest.strip_prefix(b":")?;
         Some(rest.trim_ascii_start())
     })
@@ -168,31 +210,20 @@ fn key_values<'a>(data: &'a [u8], key: &'a [u8]) -> impl Iterator<Item = &'a [u8
 /// no usage, no finish, no error. Returns whether it carries generated
 /// text, or `None` when the event needs a full parse.
 fn quick_scan(data: &[u8]) -> Option<bool> {
+    let keys = &*KEYS;
     let trimmed = data.trim_ascii();
     if !(trimmed.starts_with(b"{") && trimmed.ends_with(b"}"))
-        || key_values(data, b"\"choices\"").next().is_none()
-        || memchr::memmem::find(data, b"\"error\"").is_some()
+        || key_values(data, &keys.choices).next().is_none()
+        || keys.error.find(data).is_some()
     {
         return None;
     }
-    for key in [
-        &b"\"usage\""[..],
-        b"\"finish_reason\"",
-        b"\"timings\"",
-        b"\"token_ids\"",
-    ] {
+    for key in &keys.must_be_null {
         if key_values(data, key).any(|value| !value.starts_with(b"null")) {
             return None;
         }
     }
-    let has_text = [
-        &b"\"text\""[..],
-        b"\"content\"",
-        b"\"reasoning_content\"",
-        b"\"reasoning\"",
-    ]
-    .iter()
-    .any(|key| {
+    let has_text = keys.text.iter().any(|key| {
         key_values(data, key).any(|value| value.len() > 1 && value[0] == b'"' && value[1] != b'"')
     });
     Some(has_text)
@@ -357,6 +388,7 @@ pub struct Client {
     api_key: Option<HeaderValue>,
     timeout: Duration,
     next: AtomicU64,
+    expected_chunks: usize,
 }
 
 fn describe(error: &reqwest::Error) -> String {
@@ -412,7 +444,15 @@ impl Client {
             api_key,
             timeout,
             next: AtomicU64::new(0),
+            expected_chunks: 0,
         })
+    }
+
+    /// Makes room for this many chunk times in each streamed request at its
+    /// first chunk (the output tokens asked for), rather than growing.
+    pub fn expecting_chunks(mut self, chunks: u32) -> Client {
+        self.expected_chunks = chunks as usize;
+        self
     }
 
     /// Sends completions to `path` (e.g. `/v1/chat/completions`) instead
@@ -630,6 +670,7 @@ impl Client {
         } as usize;
         let mut measured = Measured {
             endpoint: endpoint as u32,
+            expected_chunks: self.expected_chunks,
             ..Measured::default()
         };
         let url = &self.completions[endpoint];
@@ -733,7 +774,7 @@ mod tests {
         assert_eq!(m.chunks, 3);
         assert_eq!(m.max_chunk_gap, Some(ms(30)));
         assert_eq!(m.chunk_times_us, [9000, 20000, 50000]);
-        assert_eq!(m.chunk_tokens, [0, 0, 0], "the server did not say");
+        assert!(m.chunk_tokens.is_empty(), "the server did not say");
         assert_eq!(
             (m.prompt_tokens, m.completion_tokens, m.cached_tokens),
             (Some(7), Some(3), Some(4))

@@ -81,7 +81,11 @@ async fn send(
         finish_s: m.finish.as_secs_f64(),
         chunks: m.chunks,
         max_chunk_gap_s: m.max_chunk_gap.map(|d| d.as_secs_f64()),
-        tokens_per_chunk: crate::record::tokens_per_chunk(&m.chunk_tokens, m.completion_tokens),
+        tokens_per_chunk: crate::record::tokens_per_chunk(
+            &m.chunk_tokens,
+            m.chunks,
+            m.completion_tokens,
+        ),
         chunk_times_us: m.chunk_times_us,
         expected_prompt_tokens: built.prompt_tokens,
         target_cached_tokens: built.cached_tokens,

@@ -962,7 +962,8 @@ async fn sweep(
         endpoints.clone(),
         settings.api_key.as_deref(),
         Duration::from_secs_f64(settings.request_timeout),
-    )?;
+    )?
+    .expecting_chunks(settings.output_tokens);
     let served = client.models().await?;
     let model = match &settings.model {
         Some(model) => {
