@@ -123,3 +123,16 @@ async fn a_completion_on_a_connection_the_server_closed_is_sent_again_and_marked
     );
     assert_eq!(second.prompt_tokens, Some(4));
 }
+
+#[tokio::test]
+async fn tokenize_on_a_connection_the_server_closed_keeps_its_shape() {
+    let url = one_answer_per_connection(r#"{"tokens":[5,6]}"#, "application/json").await;
+    let client = Client::new(vec![url], None, Duration::from_secs(5)).unwrap();
+    for _ in 0..3 {
+        // A closed connection must not read as "the vLLM shape failed".
+        assert_eq!(
+            client.tokenize("m", "a b").await.unwrap(),
+            (vec![5, 6], "vLLM")
+        );
+    }
+}

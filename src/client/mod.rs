@@ -571,8 +571,11 @@ impl Client {
         ];
         let mut failures = Vec::new();
         for (shape, body) in shapes {
-            let body = serde_json::to_vec(&body).expect("json serializes");
-            match self.post_json(url.clone(), body).send().await {
+            let body = bytes::Bytes::from(serde_json::to_vec(&body).expect("json serializes"));
+            match self
+                .send_idempotent(|| self.post_json(url.clone(), body.clone()))
+                .await
+            {
                 Ok(response) if response.status().is_success() => {
                     match response.json::<Tokens>().await {
                         // llama.cpp answers a body without `content` with
@@ -585,7 +588,7 @@ impl Client {
                     }
                 }
                 Ok(response) => failures.push(format!("{shape} shape: {}", response.status())),
-                Err(e) => failures.push(format!("{shape} shape: {}", describe(&e))),
+                Err(e) => failures.push(format!("{shape} shape: {e}")),
             }
         }
         Err(Error::Unreachable(format!(
@@ -597,11 +600,8 @@ impl Client {
 
     /// `GET /version` of the first endpoint, when it serves one.
     pub async fn server_version(&self) -> Option<String> {
-        let response = self
-            .get(format!("{}/version", self.endpoints[0]))
-            .send()
-            .await
-            .ok()?;
+        let url = format!("{}/version", self.endpoints[0]);
+        let response = self.send_idempotent(|| self.get(url.clone())).await.ok()?;
         if !response.status().is_success() {
             return None;
         }
