@@ -10,8 +10,6 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use serde_json::Value;
-
 /// The two tests share two CPU cores: one at a time.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -178,19 +176,8 @@ async fn a_quick_sweep_of_llama_cpp_sees_its_prefix_cache() {
         rows.iter().all(|r| r.prompt_tokens == Some(512)),
         "token ids sent as is"
     );
-    for file in [
-        "progress.json",
-        "results.json",
-        "run.json",
-        "summary.csv",
-        "summary_512.csv",
-        "phase_metadata_512.csv",
-    ] {
-        assert!(dir.path().join(file).is_file(), "{file}");
-    }
-    let run: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run.json")).unwrap())
-            .unwrap();
+    common::assert_run_dir_complete(dir.path(), 512);
+    let run = common::run_json(dir.path());
     assert_eq!(run["server"]["kind"], "llama.cpp");
     assert_eq!(run["flush_cache"], "llama.cpp slot erase (4 slots)");
     assert!(run["tokenizer"].as_str().unwrap().contains("/tokenize"));

@@ -70,9 +70,10 @@ fn cacherate(args: &[String], env: &[(&str, &str)]) -> std::process::Output {
 }
 
 fn tokenizer_of_run(dir: &Path) -> String {
-    let run: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
-    run["tokenizer"].as_str().unwrap().to_string()
+    common::run_json(dir)["tokenizer"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 fn stderr(output: &std::process::Output) -> String {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{records, results};
+use common::{records, results, run_json};
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -174,22 +174,10 @@ async fn a_three_rate_sweep_rises_with_the_cache_rate_and_reuses_exactly_the_pre
         assert!((i64::from(times[7]) - micros(row.ttlt_s)).abs() <= 1);
         assert_eq!(row.tokens_per_chunk, [1]);
     }
-    // Every artifact of the run directory is there.
-    for file in [
-        "progress.json",
-        "results.json",
-        "run.json",
-        "summary.csv",
-        "summary_512.csv",
-        "phase_metadata_512.csv",
-    ] {
-        assert!(dir.path().join(file).is_file(), "{file}");
-    }
+    common::assert_run_dir_complete(dir.path(), 512);
     let summary = std::fs::read_to_string(dir.path().join("summary.csv")).unwrap();
     assert_eq!(summary.lines().count(), 4, "header and three points");
-    let run: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run.json")).unwrap())
-            .unwrap();
+    let run = run_json(dir.path());
     assert_eq!(run["status"], "complete");
     assert_eq!(run["model"], "cacherate-sim");
 }
@@ -417,9 +405,7 @@ async fn the_run_command_script_reproduces_the_options() {
     );
     assert_eq!(first.workload, second.workload, "same options and seed");
     let settings = |dir: &Path| -> serde_json::Value {
-        let run: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
-        let mut settings = run["settings"].clone();
+        let mut settings = run_json(dir)["settings"].clone();
         // The script names the model the first run found on its own.
         settings.as_object_mut().unwrap().remove("output_dir");
         settings.as_object_mut().unwrap().remove("model");
@@ -524,10 +510,6 @@ async fn a_server_that_goes_away_ends_the_run_with_exit_3_and_keeps_the_phases()
         rows.iter()
             .any(|r| r.error_kind.is_some_and(|k| k.name() == "connect"))
     );
-}
-
-fn run_json(dir: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -206,3 +206,23 @@ pub fn results(dir: &Path) -> Vec<PointResult> {
     points.sort_by_key(|p| (p.context_size, p.cache_hit_rate));
     points
 }
+
+/// `run.json` of a run directory.
+pub fn run_json(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap()
+}
+
+/// Every file of a finished run's directory is there, for one context.
+pub fn assert_run_dir_complete(dir: &Path, context: u64) {
+    for file in [
+        "progress.json".to_string(),
+        "results.json".to_string(),
+        "run.json".to_string(),
+        "summary.csv".to_string(),
+        format!("summary_{context}.csv"),
+        format!("phase_metadata_{context}.csv"),
+        format!("detailed_results_{context}.csv"),
+    ] {
+        assert!(dir.join(&file).is_file(), "{file} is missing");
+    }
+}
