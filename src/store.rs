@@ -127,10 +127,8 @@ pub struct Progress {
     pub schema_version: u32,
     pub tool_version: String,
     pub workload: Workload,
-    /// Mixed into every suffix head with the attempt. Drawn from the seed,
-    /// so `--seed` reproduces every prompt, suffixes included.
-    pub run_nonce: u64,
-    /// 0 for a fresh run, +1 at every resume.
+    /// 0 for a fresh run, +1 at every resume: mixed with the seed into
+    /// every suffix head, so a resume never repeats a suffix.
     pub attempt: u64,
     pub next_request_id: u64,
     /// `(context, rate)` of the measured points.

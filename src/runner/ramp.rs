@@ -402,6 +402,26 @@ mod tests {
         (ran, search.peak().unwrap())
     }
 
+    /// The planned durations of the phases a search runs when every phase
+    /// passes with the same TTFT.
+    fn durations_all_passing(params: RampParams, ttft: f64) -> Vec<f64> {
+        let mut search = PeakSearch::new(params, 2);
+        let mut durations = Vec::new();
+        while let Some(phase) = search.next() {
+            durations.push(phase.duration);
+            search.record(Outcome {
+                kind: phase.kind,
+                concurrency: phase.concurrency,
+                passed: true,
+                ttft,
+                completed: 10,
+                input_tps: 1.0,
+                elapsed: phase.duration,
+            });
+        }
+        durations
+    }
+
     #[test]
     fn steps_scale_with_headroom() {
         assert_eq!(step_multiplier(0.9), 10);
@@ -485,20 +505,7 @@ mod tests {
             num_retries: 0,
             ..params()
         };
-        let mut search = PeakSearch::new(params, 2);
-        let mut durations = Vec::new();
-        while let Some(phase) = search.next() {
-            durations.push(phase.duration);
-            search.record(Outcome {
-                kind: phase.kind,
-                concurrency: phase.concurrency,
-                passed: true,
-                ttft: 1.9,
-                completed: 10,
-                input_tps: 1.0,
-                elapsed: phase.duration,
-            });
-        }
+        let durations = durations_all_passing(params, 1.9);
         // 3 + 3 = 6 s used, 1 s left < min(10, 3) = 3.
         assert_eq!(durations, [3.0, 3.0]);
     }
@@ -511,20 +518,7 @@ mod tests {
             num_retries: 0,
             ..params()
         };
-        let mut search = PeakSearch::new(params, 2);
-        let mut durations = Vec::new();
-        while let Some(phase) = search.next() {
-            durations.push(phase.duration);
-            search.record(Outcome {
-                kind: phase.kind,
-                concurrency: phase.concurrency,
-                passed: true,
-                ttft: 0.1,
-                completed: 10,
-                input_tps: 1.0,
-                elapsed: phase.duration,
-            });
-        }
+        let durations = durations_all_passing(params, 0.1);
         // 10 s left >= min(10, 15): run, shortened to 10 s.
         assert_eq!(durations, [15.0, 10.0]);
     }

@@ -315,7 +315,6 @@ fn open_progress(
     let fresh = |workload: Workload| Progress {
         schema_version: SCHEMA_VERSION,
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
-        run_nonce: crate::workload::suffix_nonce(workload.seed),
         workload,
         attempt: 0,
         next_request_id: 0,
@@ -401,7 +400,6 @@ async fn prompt_content(
     model: &str,
     seed: u64,
     settings: &RunSettings,
-    nonce: u64,
     ui: &Ui,
 ) -> Result<(Content, PromptMode)> {
     match settings.prompt_mode {
@@ -428,7 +426,7 @@ async fn prompt_content(
             working_set_size: 1,
             output_tokens: 1,
             seed,
-            nonce: nonce ^ 0x70_6b,
+            nonce: crate::workload::suffix_nonce(seed) ^ 0x70_6b,
             random_selection: false,
         },
     );
@@ -1020,16 +1018,8 @@ async fn sweep(
         )));
     }
     let tokenizer_source = Tokenizer::resolve(settings.tokenizer.as_deref()).await?;
-    let (content, mode) = prompt_content(
-        &client,
-        &tokenizer_source,
-        &model,
-        seed,
-        settings,
-        progress.run_nonce,
-        ui,
-    )
-    .await?;
+    let (content, mode) =
+        prompt_content(&client, &tokenizer_source, &model, seed, settings, ui).await?;
     let client = if mode == PromptMode::Chat {
         client.with_path("/v1/chat/completions")
     } else {
@@ -1118,7 +1108,8 @@ async fn sweep(
         clock: Clock::new(),
         request_ids: AtomicU64::new(progress.next_request_id),
     });
-    let suffix_nonce = progress.run_nonce ^ progress.attempt.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let suffix_nonce =
+        crate::workload::suffix_nonce(seed) ^ progress.attempt.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let mut sweep = Sweep {
         settings,
         ui: *ui,
