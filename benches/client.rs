@@ -47,7 +47,8 @@ async fn measure(
         Duration::from_secs_f64(seconds),
         Arc::new(Live::new()),
     )
-    .await;
+    .await
+    .expect("the bench's load slots finish");
     let cpu = cpu_seconds("self") - before;
     let failed = run.records.iter().filter(|r| !r.ok()).count();
     let tokens: u64 = run.records.iter().filter_map(|r| r.completion_tokens).sum();

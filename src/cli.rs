@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::settings::{Options, PromptMode, ReinitStrategy, TokensPerReqMetric, TtftMetric};
+use crate::settings::{Mode, Options, PromptMode, ReinitStrategy, TokensPerReqMetric, TtftMetric};
 use crate::sim::SimConfig;
 
 /// Benchmark OpenAI-compatible LLM inference servers across KV-cache hit
@@ -175,9 +175,36 @@ pub struct RunOptionArgs {
     #[arg(long, env = "CACHERATE_RAMP_DURATION", help_heading = "Timing")]
     pub ramp_duration: Option<f64>,
 
-    /// Extra phases at the peak concurrency [default: 3].
+    /// Sample phases at the peak concurrency (or at each fixed level):
+    /// the samples a comparison rests on; the ramp phase that chose the
+    /// peak is not one [default: 3].
     #[arg(long, env = "CACHERATE_NUM_RETRIES", help_heading = "Timing")]
     pub num_retries: Option<u32>,
+
+    /// Seconds of each sample phase [default: --ramp-duration].
+    #[arg(long, env = "CACHERATE_SAMPLE_DURATION", help_heading = "Timing")]
+    pub sample_duration: Option<f64>,
+
+    /// Share of each phase, at its start, that is not counted (at least one
+    /// request latency, at most half the phase) [default: 0.2].
+    #[arg(long, env = "CACHERATE_WARMUP_FRACTION", help_heading = "Timing")]
+    pub warmup_fraction: Option<f64>,
+
+    /// How each point's load is chosen: adaptive (ramp to the peak under
+    /// the thresholds) or fixed (--fixed-concurrency-levels or
+    /// --concurrency-from, no ramp) [default: adaptive].
+    #[arg(long, env = "CACHERATE_MODE", help_heading = "Concurrency")]
+    pub mode: Option<Mode>,
+
+    /// Fixed mode: concurrency levels measured at every point, lowest
+    /// first, stopping after the first level over the thresholds.
+    #[arg(long, num_args = 1.., action = ArgAction::Set, env = "CACHERATE_FIXED_CONCURRENCY_LEVELS", value_delimiter = ',', help_heading = "Concurrency")]
+    pub fixed_concurrency_levels: Option<Vec<u32>>,
+
+    /// Fixed mode: measure each point at the concurrency an earlier run's
+    /// results.json (or a baseline) reports for it, whatever its TTFT.
+    #[arg(long, env = "CACHERATE_CONCURRENCY_FROM", help_heading = "Concurrency")]
+    pub concurrency_from: Option<PathBuf>,
 
     /// First concurrency level [default: 2].
     #[arg(
@@ -328,6 +355,11 @@ impl RunArgs {
             metrics_url: o.metrics_url,
             flush_cache: o.flush_cache,
             prompt_mode: o.prompt_mode,
+            mode: o.mode,
+            fixed_concurrency_levels: o.fixed_concurrency_levels,
+            concurrency_from: o.concurrency_from,
+            warmup_fraction: o.warmup_fraction,
+            sample_duration: o.sample_duration,
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod exit;
 pub mod kvsize;
 pub mod progress;
 pub mod record;
+pub mod report;
 pub mod rng;
 pub mod runner;
 pub mod settings;
@@ -37,7 +38,7 @@ pub async fn run(cli: Cli, argv: Vec<String>) -> Result<()> {
                 _ = tokio::signal::ctrl_c() => return Err(Error::Interrupted),
             };
             let mut stdout = std::io::stdout().lock();
-            let _ = writeln!(stdout, "\n{}", runner::render_table(&outcome.points));
+            let _ = writeln!(stdout, "\n{}", report::table::render_table(&outcome.points));
             let _ = writeln!(stdout, "results in {}", outcome.dir.display());
             Ok(())
         }

@@ -106,7 +106,9 @@ pub struct RequestRecord {
     pub resent: bool,
     pub error_kind: Option<ErrorKind>,
     pub error: Option<String>,
-    /// Launched and finished inside the phase's window.
+    /// Launched inside the phase's steady-state window and finished before
+    /// its end (what `--strict-time-window` counts); false for warm-up
+    /// requests.
     pub in_window: bool,
 }
 

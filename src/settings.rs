@@ -78,6 +78,19 @@ pub enum PromptMode {
     Auto,
 }
 
+/// How a point's load is chosen (the seed's `--mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Ramp concurrency to the peak under the thresholds, then sample it.
+    Adaptive,
+    /// Measure the levels of --fixed-concurrency-levels (or of
+    /// --concurrency-from) without a ramp.
+    Fixed,
+    /// The seed's continuous load with assessment periods (not yet).
+    Sustained,
+}
+
 /// When the working set is sent again to (re)fill the server's cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -147,6 +160,11 @@ options! {
     metrics_url: String,
     flush_cache: String,
     prompt_mode: PromptMode,
+    mode: Mode,
+    fixed_concurrency_levels: Vec<u32>,
+    concurrency_from: PathBuf,
+    warmup_fraction: f64,
+    sample_duration: f64,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -198,6 +216,36 @@ pub struct Workload {
     pub min_tokens_per_req: Option<f64>,
     pub tokens_per_req_metric: TokensPerReqMetric,
     pub max_error_rate: f64,
+    pub mode: Mode,
+    /// The load of each point in fixed mode: the levels, or per point from
+    /// --concurrency-from.
+    pub fixed_load: Option<FixedLoadSpec>,
+    pub warmup_fraction: f64,
+    pub sample_duration: f64,
+}
+
+/// Where fixed mode takes its levels from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FixedLoadSpec {
+    /// The same levels at every point, lowest first.
+    Levels(Vec<u32>),
+    /// One level per point, `(context, rate, concurrency)`, read from an
+    /// earlier run's results.json or a baseline.
+    PerPoint(Vec<(u64, u32, u32)>),
+}
+
+impl FixedLoadSpec {
+    /// The levels to measure at a point.
+    pub fn levels(&self, context: u64, rate: u32) -> Option<Vec<u32>> {
+        match self {
+            FixedLoadSpec::Levels(levels) => Some(levels.clone()),
+            FixedLoadSpec::PerPoint(points) => points
+                .iter()
+                .find(|(c, r, _)| *c == context && *r == rate)
+                .map(|(_, _, n)| vec![*n]),
+        }
+    }
 }
 
 impl Workload {
@@ -266,6 +314,14 @@ pub struct RunSettings {
     pub metrics_url: Option<String>,
     pub flush_cache: FlushCache,
     pub prompt_mode: PromptMode,
+    pub mode: Mode,
+    pub fixed_load: Option<FixedLoadSpec>,
+    /// The file --concurrency-from named.
+    pub concurrency_from: Option<PathBuf>,
+    /// Share of each measured phase, at its start, not counted.
+    pub warmup_fraction: f64,
+    /// Seconds of each sample phase.
+    pub sample_duration: f64,
     pub profile: Option<String>,
     pub force_restart: bool,
     pub verbose: bool,
@@ -407,13 +463,74 @@ impl RunSettings {
             metrics_url: o.metrics_url.filter(|url| url != "none"),
             flush_cache: FlushCache::parse(o.flush_cache.as_deref().unwrap_or("none"))?,
             prompt_mode: o.prompt_mode.unwrap_or(PromptMode::Tokens),
+            mode: o.mode.unwrap_or(Mode::Adaptive),
+            fixed_load: None,
+            concurrency_from: o.concurrency_from,
+            warmup_fraction: required(o.warmup_fraction, "--warmup-fraction")?,
+            sample_duration: match o.sample_duration {
+                Some(seconds) => seconds,
+                None => required(o.ramp_duration, "--ramp-duration")?,
+            },
             profile: args.profile,
             force_restart: args.force_restart,
             verbose: args.verbose,
             quiet: args.quiet,
         };
+        let mut settings = settings;
+        settings.fixed_load = settings.fixed_load_spec(o.fixed_concurrency_levels)?;
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// The fixed mode's load, from its levels or from a results file.
+    fn fixed_load_spec(&self, levels: Option<Vec<u32>>) -> Result<Option<FixedLoadSpec>> {
+        match (self.mode, levels, &self.concurrency_from) {
+            (Mode::Sustained, _, _) => Err(Error::Usage(
+                "--mode sustained (the seed's continuous load with assessment periods) is not                  available yet; use --mode adaptive (the ramp) or --mode fixed"
+                    .into(),
+            )),
+            (Mode::Adaptive, None, None) => Ok(None),
+            (Mode::Adaptive, _, _) => Err(Error::Usage(
+                "--fixed-concurrency-levels and --concurrency-from go with --mode fixed".into(),
+            )),
+            (Mode::Fixed, Some(_), Some(_)) => Err(Error::Usage(
+                "--mode fixed takes --fixed-concurrency-levels or --concurrency-from, not both"
+                    .into(),
+            )),
+            (Mode::Fixed, None, None) => Err(Error::Usage(
+                "--mode fixed needs the load: --fixed-concurrency-levels 8 16 32, or                  --concurrency-from an earlier run's results.json (or a baseline)"
+                    .into(),
+            )),
+            (Mode::Fixed, Some(mut levels), None) => {
+                if levels.is_empty() || levels.contains(&0) {
+                    return Err(Error::Usage(
+                        "--fixed-concurrency-levels needs one or more levels above 0, e.g. 8 16 32"
+                            .into(),
+                    ));
+                }
+                levels.sort_unstable();
+                levels.dedup();
+                Ok(Some(FixedLoadSpec::Levels(levels)))
+            }
+            (Mode::Fixed, None, Some(path)) => {
+                let points = concurrency_from(path)?;
+                let missing: Vec<String> = self
+                    .context_sizes
+                    .iter()
+                    .flat_map(|&c| self.cache_hit_rates.iter().map(move |&r| (c, r)))
+                    .filter(|(c, r)| !points.iter().any(|(pc, pr, _)| pc == c && pr == r))
+                    .map(|(c, r)| format!("ctx {c} at {r}%"))
+                    .collect();
+                if !missing.is_empty() {
+                    return Err(Error::Usage(format!(
+                        "--concurrency-from {} has no load for {}; measure those points in                          adaptive mode first, or leave them out of --context-sizes and                          --cache-hit-rates",
+                        path.display(),
+                        missing.join(", ")
+                    )));
+                }
+                Ok(Some(FixedLoadSpec::PerPoint(points)))
+            }
+        }
     }
 
     fn validate(&self) -> Result<()> {
@@ -496,6 +613,23 @@ impl RunSettings {
                 self.sim_time_scale
             ));
         }
+        if !(self.warmup_fraction.is_finite() && (0.0..0.9).contains(&self.warmup_fraction)) {
+            return fail(format!(
+                "--warmup-fraction is the share of each phase not counted, from 0 to below                  0.9; got {}",
+                self.warmup_fraction
+            ));
+        }
+        if !(self.sample_duration.is_finite() && self.sample_duration > 0.0) {
+            return fail(format!(
+                "--sample-duration must be a number of seconds above 0, got {}",
+                self.sample_duration
+            ));
+        }
+        if self.mode == Mode::Fixed && self.num_retries == 0 {
+            return fail(
+                "--mode fixed measures --num-retries samples at each level: give at least 1".into(),
+            );
+        }
         if let Some(gap) = self.max_cache_rate_gap
             && !(gap.is_finite() && gap >= 0.0)
         {
@@ -506,13 +640,14 @@ impl RunSettings {
         Ok(())
     }
 
-    /// The allowed gap, in percentage points, between the target and the
-    /// achieved cache-hit rate at a context: the option, or max(0.5, one
-    /// chunk as a share of the context).
-    pub fn cache_rate_gap(&self, context: u64) -> f64 {
+    /// The allowed gap, in percentage points, between the effective
+    /// target and the achieved cache-hit rate at a context: the option, or
+    /// max(0.5, one server KV block as a share of the context) — a server
+    /// never reuses the block that holds a prompt's last token.
+    pub fn cache_rate_gap(&self, context: u64, server_block_tokens: u64) -> f64 {
         self.max_cache_rate_gap.unwrap_or_else(|| {
             let rounded = crate::kvsize::round_up(context, self.chunk_size) as f64;
-            (100.0 * self.chunk_size as f64 / rounded).max(0.5)
+            (100.0 * server_block_tokens as f64 / rounded).max(0.5)
         })
     }
 
@@ -551,8 +686,54 @@ impl RunSettings {
             min_tokens_per_req: self.min_tokens_per_req,
             tokens_per_req_metric: self.tokens_per_req_metric,
             max_error_rate: self.max_error_rate,
+            mode: self.mode,
+            fixed_load: self.fixed_load.clone(),
+            warmup_fraction: self.warmup_fraction,
+            sample_duration: self.sample_duration,
         }
     }
+}
+
+/// The `(context, rate, concurrency)` of every point of an earlier run's
+/// `results.json` or of a baseline: any JSON file with a `points` list
+/// whose entries carry `context_size`, `cache_hit_rate` and
+/// `peak_concurrency`.
+pub fn concurrency_from(path: &Path) -> Result<Vec<(u64, u32, u32)>> {
+    #[derive(Deserialize)]
+    struct Point {
+        context_size: u64,
+        cache_hit_rate: u32,
+        peak_concurrency: u32,
+    }
+    #[derive(Deserialize)]
+    struct File {
+        points: Vec<Point>,
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::Usage(format!(
+            "cannot read --concurrency-from {}: {e}",
+            path.display()
+        ))
+    })?;
+    let file: File = serde_json::from_str(&text).map_err(|e| {
+        Error::Usage(format!(
+            "--concurrency-from {} is not a results.json or baseline with points              (context_size, cache_hit_rate, peak_concurrency): {e}",
+            path.display()
+        ))
+    })?;
+    if let Some(bad) = file.points.iter().find(|p| p.peak_concurrency == 0) {
+        return Err(Error::Usage(format!(
+            "--concurrency-from {}: ctx {} at {}% has concurrency 0",
+            path.display(),
+            bad.context_size,
+            bad.cache_hit_rate
+        )));
+    }
+    Ok(file
+        .points
+        .into_iter()
+        .map(|p| (p.context_size, p.cache_hit_rate, p.peak_concurrency))
+        .collect())
 }
 
 #[cfg(test)]

@@ -68,39 +68,124 @@ impl Latency {
     }
 }
 
-/// Everything measured in one phase.
+/// The steady-state window of a phase (SPEC §2.2): the phase's launch
+/// period minus a warm-up at its start. Wall-clock seconds (Unix).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Window {
+    pub start_unix_s: f64,
+    pub end_unix_s: f64,
+}
+
+impl Window {
+    /// The window of a phase that launched from `start` until `end`
+    /// (Unix seconds) at `concurrency`: its warm-up is `warmup_fraction`
+    /// of the phase, or one request latency when that is longer — the
+    /// median time the first wave (each slot's first request) took — but
+    /// never more than half the phase, so the window always keeps half.
+    pub fn for_phase(
+        records: &[RequestRecord],
+        start: f64,
+        end: f64,
+        concurrency: u32,
+        warmup_fraction: f64,
+    ) -> Window {
+        let length = (end - start).max(0.0);
+        let mut first_wave: Vec<f64> = Vec::with_capacity(concurrency as usize);
+        let mut by_launch: Vec<&RequestRecord> = records.iter().collect();
+        by_launch.sort_by(|a, b| a.launch_unix_s.total_cmp(&b.launch_unix_s));
+        for record in by_launch.into_iter().take(concurrency as usize) {
+            first_wave.push(record.launch_unix_s - start + record.finish_s);
+        }
+        first_wave.sort_by(f64::total_cmp);
+        let latency = first_wave.get(first_wave.len() / 2).copied().unwrap_or(0.0);
+        let warmup = (warmup_fraction * length).max(latency).min(length / 2.0);
+        Window {
+            start_unix_s: start + warmup,
+            end_unix_s: end,
+        }
+    }
+
+    pub fn length(&self) -> f64 {
+        (self.end_unix_s - self.start_unix_s).max(0.0)
+    }
+
+    fn contains(&self, t: f64) -> bool {
+        t >= self.start_unix_s && t < self.end_unix_s
+    }
+
+    /// Launched inside the window and finished before its end: the
+    /// requests `--strict-time-window` keeps.
+    pub fn holds(&self, record: &RequestRecord) -> bool {
+        self.contains(record.launch_unix_s)
+            && record.launch_unix_s + record.finish_s <= self.end_unix_s
+    }
+}
+
+/// The tokens each streamed chunk of a record carried: what the server
+/// said, else the completion tokens spread evenly over the chunks, else
+/// one a chunk (a server that omits `usage` still has its stream counted).
+fn chunk_tokens(record: &RequestRecord) -> impl Iterator<Item = f64> + '_ {
+    let chunks = record.chunk_times_us.len();
+    let even = match (record.tokens_per_chunk.as_slice(), record.completion_tokens) {
+        ([n], _) => Some(f64::from(*n)),
+        ([], Some(total)) if chunks > 0 => Some(total as f64 / chunks as f64),
+        ([], _) => Some(1.0),
+        _ => None,
+    };
+    (0..chunks).map(move |i| match even {
+        Some(n) => n,
+        None => record
+            .tokens_per_chunk
+            .get(i)
+            .map_or(1.0, |&n| f64::from(n)),
+    })
+}
+
+/// Everything measured in one phase, over its steady-state window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PhaseFigures {
+    /// Requests of the whole phase, the warm-up and the drain included.
     pub launched: u64,
     pub completed: u64,
     pub failed: u64,
     /// `failed / launched`.
     pub error_rate: f64,
-    /// Requests kept for the figures (all completed ones, or those inside
-    /// the window with `--strict-time-window`).
+    /// Completed requests launched inside the window (finished inside it
+    /// too with `--strict-time-window`): the latency figures are theirs.
     pub counted: u64,
-    /// Last finish minus first launch of the counted requests, seconds.
+    /// Length of the window, seconds.
     pub duration_s: f64,
+    /// Prompt tokens of the requests whose first token came inside the
+    /// window.
     pub prompt_tokens: u64,
+    /// Output tokens streamed inside the window.
     pub completion_tokens: u64,
+    /// Prompt tokens of the counted requests.
+    pub counted_prompt_tokens: u64,
     /// Σ cached tokens over the counted requests that reported them.
     pub cached_tokens: u64,
     /// Counted requests whose server reported cached tokens.
     pub cached_reported: u64,
+    /// `prompt_tokens / duration_s`.
     pub input_tps: f64,
+    /// `completion_tokens / duration_s`.
     pub output_tps: f64,
     pub ttft: Latency,
     pub ttlt: Latency,
+    /// Over the individual gaps between streamed chunks (per token when a
+    /// chunk carried several).
     pub itl: Latency,
     /// Per-request output tokens per second: average, 5th and 10th
     /// percentiles.
     pub req_output_tps_avg: f64,
     pub req_output_tps_p5: f64,
     pub req_output_tps_p10: f64,
-    /// Σ cached / Σ prompt tokens, when the server reported cached tokens.
+    /// Σ cached / Σ prompt tokens of the counted requests, when the server
+    /// reported cached tokens.
     pub achieved_cache_rate: Option<f64>,
     /// Mean of the server's prompt-token count minus the target, over the
-    /// requests whose usage said (0 for token ids; text is re-tokenised).
+    /// counted requests whose usage said (0 for token ids; text is
+    /// re-tokenised).
     #[serde(default)]
     pub prompt_token_drift: Option<f64>,
     pub errors: BTreeMap<String, u64>,
@@ -118,10 +203,16 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 }
 
 impl PhaseFigures {
+    /// The figures of a phase's records over `window` (SPEC §2.2):
+    /// throughput counts what arrived inside the window, latency is over
+    /// the requests launched inside it, the slow ones that finished after
+    /// it included (with `strict_window`, only those that finished inside).
+    ///
     /// `reports_cached`: the server is known to report cached tokens, so a
     /// request without them had none cached (vLLM leaves zeros out).
     pub fn from_records(
         records: &[RequestRecord],
+        window: &Window,
         strict_window: bool,
         reports_cached: bool,
     ) -> PhaseFigures {
@@ -133,34 +224,41 @@ impl PhaseFigures {
                 *errors.entry(kind.name().to_string()).or_insert(0) += 1;
             }
         }
-        let counted: Vec<&RequestRecord> = records
-            .iter()
-            .filter(|r| r.ok() && (!strict_window || r.in_window))
-            .collect();
-        let first_launch = counted
-            .iter()
-            .map(|r| r.launch_unix_s)
-            .fold(f64::INFINITY, f64::min);
-        let last_finish = counted
-            .iter()
-            .map(|r| r.launch_unix_s + r.finish_s)
-            .fold(f64::NEG_INFINITY, f64::max);
-        let duration_s = if counted.is_empty() {
-            0.0
-        } else {
-            last_finish - first_launch
-        };
-        let prompt_tokens: u64 = counted.iter().map(|r| r.prompt_tokens_or_expected()).sum();
-        let completion_tokens: u64 = counted.iter().filter_map(|r| r.completion_tokens).sum();
-        let cached_reported = counted.iter().filter(|r| r.cached_tokens.is_some()).count() as u64;
-        let cached_tokens: u64 = counted.iter().filter_map(|r| r.cached_tokens).sum();
-        let per_second = |tokens: u64| {
+        // Throughput: what arrived inside the window, whichever request it
+        // belonged to.
+        let mut prompt_tokens = 0u64;
+        let mut streamed = 0.0f64;
+        for record in records {
+            if let Some(ttft) = record.ttft_s
+                && window.contains(record.launch_unix_s + ttft)
+            {
+                prompt_tokens += record.prompt_tokens_or_expected();
+            }
+            for (time_us, tokens) in record.chunk_times_us.iter().zip(chunk_tokens(record)) {
+                if window.contains(record.launch_unix_s + f64::from(*time_us) / 1e6) {
+                    streamed += tokens;
+                }
+            }
+        }
+        let completion_tokens = streamed.round() as u64;
+        let duration_s = window.length();
+        let per_second = |tokens: f64| {
             if duration_s > 0.0 {
-                tokens as f64 / duration_s
+                tokens / duration_s
             } else {
                 0.0
             }
         };
+        // Latency: the requests launched inside the window.
+        let counted: Vec<&RequestRecord> = records
+            .iter()
+            .filter(|r| {
+                r.ok() && window.contains(r.launch_unix_s) && (!strict_window || window.holds(r))
+            })
+            .collect();
+        let cached_reported = counted.iter().filter(|r| r.cached_tokens.is_some()).count() as u64;
+        let cached_tokens: u64 = counted.iter().filter_map(|r| r.cached_tokens).sum();
+        let counted_prompt: u64 = counted.iter().map(|r| r.prompt_tokens_or_expected()).sum();
         let (mut ttft, mut ttlt, mut itl) = (new_histogram(), new_histogram(), new_histogram());
         let mut rates = Vec::with_capacity(counted.len());
         for record in &counted {
@@ -170,8 +268,13 @@ impl PhaseFigures {
             if let Some(value) = record.ttlt_s {
                 record_seconds(&mut ttlt, value);
             }
-            if let Some(value) = record.itl_s() {
-                record_seconds(&mut itl, value);
+            let mut previous: Option<u32> = None;
+            for (time_us, tokens) in record.chunk_times_us.iter().zip(chunk_tokens(record)) {
+                if let Some(before) = previous {
+                    let gap = f64::from(time_us.saturating_sub(before)) / 1e6;
+                    record_seconds(&mut itl, gap / tokens.max(1.0));
+                }
+                previous = Some(*time_us);
             }
             if let Some(rate) = record.output_tps() {
                 rates.push(rate);
@@ -185,8 +288,8 @@ impl PhaseFigures {
         };
         // A server that reports cached tokens for some requests leaves them
         // out for requests with none cached (vLLM), so those count as 0.
-        let achieved_cache_rate = ((reports_cached || cached_reported > 0) && prompt_tokens > 0)
-            .then(|| cached_tokens as f64 / prompt_tokens as f64);
+        let achieved_cache_rate = ((reports_cached || cached_reported > 0) && counted_prompt > 0)
+            .then(|| cached_tokens as f64 / counted_prompt as f64);
         let drifts: Vec<f64> = counted
             .iter()
             .filter_map(|r| Some(r.prompt_tokens? as f64 - r.expected_prompt_tokens as f64))
@@ -206,10 +309,11 @@ impl PhaseFigures {
             duration_s,
             prompt_tokens,
             completion_tokens,
+            counted_prompt_tokens: counted_prompt,
             cached_tokens,
             cached_reported,
-            input_tps: per_second(prompt_tokens),
-            output_tps: per_second(completion_tokens),
+            input_tps: per_second(prompt_tokens as f64),
+            output_tps: per_second(streamed),
             ttft: Latency::from_histogram(&ttft),
             ttlt: Latency::from_histogram(&ttlt),
             itl: Latency::from_histogram(&itl),
@@ -282,15 +386,19 @@ impl Thresholds {
     }
 }
 
-/// Merges encoded histograms (the phases of a point).
-pub fn merge_histograms<'a>(encoded: impl IntoIterator<Item = &'a str>) -> Histogram<u64> {
+/// Merges encoded histograms (the samples of a point). One that does not
+/// decode is an error: skipping it would give a wrong quantile.
+pub fn merge_histograms<'a>(
+    encoded: impl IntoIterator<Item = &'a str>,
+) -> Result<Histogram<u64>, String> {
     let mut merged = new_histogram();
     for text in encoded {
-        if let Ok(histogram) = decode_histogram(text) {
-            let _ = merged.add(&histogram);
-        }
+        let histogram = decode_histogram(text)?;
+        merged
+            .add(&histogram)
+            .map_err(|e| format!("histogram does not merge: {e:?}"))?;
     }
-    merged
+    Ok(merged)
 }
 
 #[cfg(test)]
@@ -298,7 +406,14 @@ mod tests {
     use super::*;
     use crate::record::ErrorKind;
 
-    fn record(launch: f64, ttft: f64, ttlt: f64, finish: f64, tokens: u64) -> RequestRecord {
+    /// A request launched at `launch` (s) whose `tokens` output tokens
+    /// stream one a chunk, the first at `ttft` and the rest `itl` apart;
+    /// it finishes right after the last.
+    fn record(launch: f64, ttft: f64, itl: f64, tokens: u32) -> RequestRecord {
+        let chunk_times_us: Vec<u32> = (0..tokens)
+            .map(|i| ((ttft + itl * f64::from(i)) * 1e6).round() as u32)
+            .collect();
+        let ttlt = ttft + itl * f64::from(tokens.saturating_sub(1));
         RequestRecord {
             context_size: 1000,
             cache_hit_rate: 50,
@@ -312,48 +427,185 @@ mod tests {
             dispatch_delay_s: None,
             ttft_s: Some(ttft),
             ttlt_s: Some(ttlt),
-            finish_s: finish,
-            chunks: tokens as u32,
+            finish_s: ttlt + 0.001,
+            chunks: tokens,
             max_chunk_gap_s: None,
-            chunk_times_us: Vec::new(),
-            tokens_per_chunk: Vec::new(),
+            chunk_times_us,
+            tokens_per_chunk: vec![1],
             expected_prompt_tokens: 1000,
             target_cached_tokens: 512,
             prompt_tokens: Some(1000),
-            completion_tokens: Some(tokens),
+            completion_tokens: Some(u64::from(tokens)),
             cached_tokens: Some(512),
             status: 200,
             resent: false,
             error_kind: None,
             error: None,
-            in_window: true,
+            in_window: false,
         }
     }
 
+    fn window(start: f64, end: f64) -> Window {
+        Window {
+            start_unix_s: start,
+            end_unix_s: end,
+        }
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-6
+    }
+
     #[test]
-    fn throughput_is_tokens_over_first_launch_to_last_finish() {
-        let records = [
-            record(100.0, 0.5, 1.5, 1.6, 11),
-            record(100.5, 0.25, 1.25, 2.0, 11),
-        ];
-        let figures = PhaseFigures::from_records(&records, false, false);
-        // 2000 prompt tokens over 100.0 .. 102.5.
-        assert!((figures.input_tps - 800.0).abs() < 1e-9);
-        assert!((figures.output_tps - 22.0 / 2.5).abs() < 1e-9);
-        // ITL = 1 s / 10 tokens; per-request rate 10 tok/s.
-        assert!((figures.itl.avg - 0.1).abs() < 1e-3);
-        assert!((figures.req_output_tps_avg - 10.0).abs() < 1e-9);
-        assert_eq!(figures.achieved_cache_rate, Some(0.512));
-        assert!((figures.ttft.max - 0.5).abs() < 1e-3);
+    fn throughput_counts_what_arrived_inside_the_window() {
+        // Window 10 .. 20 s. A: launched at 9, first token at 9.5 (before
+        // the window: its prompt does not count), 20 tokens 1 s apart from
+        // 9.5 to 28.5: those at 10.5 .. 19.5 (10 tokens) count. B: launched
+        // at 12, first token at 13, 5 tokens at 13 .. 17.
+        let a = record(9.0, 0.5, 1.0, 20);
+        let b = record(12.0, 1.0, 1.0, 5);
+        let figures = PhaseFigures::from_records(&[a, b], &window(10.0, 20.0), false, false);
+        assert!(
+            close(figures.input_tps, 1000.0 / 10.0),
+            "{}",
+            figures.input_tps
+        );
+        assert!(
+            close(figures.output_tps, 15.0 / 10.0),
+            "{}",
+            figures.output_tps
+        );
+        assert_eq!(figures.completion_tokens, 15);
+        // Latency: only B was launched inside the window.
+        assert_eq!(figures.counted, 1);
+        assert!((figures.ttft.p50 - 1.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn a_drain_tail_does_not_change_the_rate() {
+        // Two slots, each sending 2 s requests back to back (first token at
+        // 0.5 s, 4 tokens 0.5 s apart) from t = 0; the window is 2 .. 10.
+        // One slot's last request runs long past the end (a drain tail).
+        let mut records = Vec::new();
+        for slot in 0..2 {
+            for i in 0..5 {
+                records.push(record(
+                    f64::from(i) * 2.0 + f64::from(slot) * 0.3,
+                    0.5,
+                    0.5,
+                    4,
+                ));
+            }
+        }
+        let base = PhaseFigures::from_records(&records, &window(2.0, 10.0), false, false);
+        let mut tail = records[9].clone();
+        tail.launch_unix_s = 9.9;
+        tail.chunk_times_us = vec![500_000, 20_000_000, 40_000_000, 60_000_000];
+        tail.ttlt_s = Some(60.0);
+        tail.finish_s = 60.0;
+        records.push(tail);
+        let with_tail = PhaseFigures::from_records(&records, &window(2.0, 10.0), false, false);
+        // 2 slots × 2 tokens/s; 4 requests/ 2 s × 1000 prompt tokens.
+        assert!(close(base.output_tps, 4.0), "{}", base.output_tps);
+        assert!(close(base.input_tps, 1000.0), "{}", base.input_tps);
+        assert!(close(with_tail.output_tps, base.output_tps));
+        assert!(close(with_tail.input_tps, base.input_tps));
+        // The slow request launched inside the window counts for latency:
+        // no survivor bias.
+        assert_eq!(with_tail.counted, base.counted + 1);
+        assert!(with_tail.ttlt.max > 59.0);
+        // Strict keeps only requests that also finished inside: not those
+        // launched at 8 and 8.3 (done at 10.001 and 10.301), nor the tail.
+        let strict = PhaseFigures::from_records(&records, &window(2.0, 10.0), true, false);
+        assert_eq!((base.counted, strict.counted), (8, 6));
+    }
+
+    #[test]
+    fn requests_straddling_each_edge() {
+        let w = window(10.0, 20.0);
+        // Launched before the start, first token inside: its prompt counts,
+        // its latency does not.
+        let early = record(9.8, 0.5, 0.1, 3);
+        // Launched inside, first token after the end: latency counts, its
+        // prompt and tokens do not.
+        let late = record(19.9, 0.5, 0.1, 3);
+        let figures = PhaseFigures::from_records(&[early, late], &w, false, false);
+        assert_eq!(figures.prompt_tokens, 1000);
+        assert_eq!(figures.completion_tokens, 3);
+        assert_eq!(figures.counted, 1);
+        assert!((figures.ttft.p50 - 0.5).abs() < 1e-3);
+        // The window's start is inclusive and its end exclusive.
+        let at_start = record(9.5, 0.5, 0.1, 1);
+        let at_end = record(19.5, 0.5, 0.1, 1);
+        let figures = PhaseFigures::from_records(&[at_start, at_end], &w, false, false);
+        assert_eq!(
+            (figures.prompt_tokens, figures.completion_tokens),
+            (1000, 1)
+        );
+    }
+
+    #[test]
+    fn a_server_without_usage_still_has_its_stream_counted() {
+        let mut r = record(11.0, 0.5, 0.25, 8);
+        r.prompt_tokens = None;
+        r.completion_tokens = None;
+        r.cached_tokens = None;
+        r.tokens_per_chunk = Vec::new();
+        let figures = PhaseFigures::from_records(&[r], &window(10.0, 20.0), false, false);
+        assert_eq!(figures.completion_tokens, 8, "one token a chunk");
+        assert_eq!(figures.prompt_tokens, 1000, "the prompt as sent");
+        assert_eq!(figures.achieved_cache_rate, None);
+    }
+
+    #[test]
+    fn chunks_of_several_tokens_count_each_token_and_itl_is_per_token() {
+        let mut r = record(11.0, 0.5, 0.3, 4);
+        r.tokens_per_chunk = vec![3];
+        r.completion_tokens = Some(12);
+        let figures = PhaseFigures::from_records(&[r.clone()], &window(10.0, 20.0), false, false);
+        assert_eq!(figures.completion_tokens, 12);
+        // Gaps of 0.3 s carrying 3 tokens: 0.1 s a token.
+        assert!((figures.itl.p50 - 0.1).abs() < 1e-3, "{:?}", figures.itl);
+        // Unknown split: the completion tokens spread over the chunks.
+        r.tokens_per_chunk = Vec::new();
+        r.completion_tokens = Some(10);
+        let figures = PhaseFigures::from_records(&[r], &window(10.0, 20.0), false, false);
+        assert_eq!(figures.completion_tokens, 10);
+    }
+
+    #[test]
+    fn itl_quantiles_are_over_gaps_not_per_request_means() {
+        // One request with 9 fast gaps and 1 very slow one: its mean ITL
+        // is 0.109 s, but the p50 gap is 0.01 s and the max 1 s.
+        let mut r = record(11.0, 0.1, 0.01, 11);
+        r.chunk_times_us[10] = r.chunk_times_us[9] + 1_000_000;
+        let figures = PhaseFigures::from_records(&[r], &window(10.0, 20.0), false, false);
+        assert!((figures.itl.p50 - 0.01).abs() < 1e-4, "{:?}", figures.itl);
+        assert!((figures.itl.max - 1.0).abs() < 1e-2, "{:?}", figures.itl);
+    }
+
+    #[test]
+    fn the_warm_up_is_a_fraction_or_one_request_latency_at_most_half() {
+        // Two slots whose first requests take 1.5 and 2.5 s.
+        let records = [record(0.0, 1.0, 0.5, 2), record(0.0, 2.0, 0.5, 2)];
+        // 20 % of 20 s = 4 s beats the latency.
+        let w = Window::for_phase(&records, 0.0, 20.0, 2, 0.2);
+        assert!(close(w.start_unix_s, 4.0) && close(w.end_unix_s, 20.0));
+        // 20 % of 5 s = 1 s is less than the median first-wave latency.
+        let w = Window::for_phase(&records, 0.0, 5.0, 2, 0.2);
+        assert!((w.start_unix_s - 2.501).abs() < 1e-3, "{w:?}");
+        // Never more than half the phase.
+        let w = Window::for_phase(&records, 0.0, 3.0, 2, 0.2);
+        assert!(close(w.start_unix_s, 1.5));
     }
 
     #[test]
     fn failures_are_counted_not_dropped() {
-        let mut failed = record(100.0, 0.0, 0.0, 0.1, 0);
+        let mut failed = record(11.0, 0.0, 0.0, 0);
         failed.error_kind = Some(ErrorKind::Http5xx);
         failed.ttft_s = None;
-        let records = [record(100.0, 0.5, 1.5, 1.6, 11), failed];
-        let figures = PhaseFigures::from_records(&records, false, false);
+        let records = [record(11.0, 0.5, 0.1, 11), failed];
+        let figures = PhaseFigures::from_records(&records, &window(10.0, 20.0), false, false);
         assert_eq!(
             (figures.launched, figures.completed, figures.failed),
             (2, 1, 1)
@@ -376,22 +628,17 @@ mod tests {
     }
 
     #[test]
-    fn strict_window_keeps_requests_inside_it() {
-        let mut late = record(101.0, 0.5, 1.5, 9.0, 11);
-        late.in_window = false;
-        let records = [record(100.0, 0.5, 1.5, 2.0, 11), late];
-        assert_eq!(PhaseFigures::from_records(&records, true, false).counted, 1);
-        assert_eq!(
-            PhaseFigures::from_records(&records, false, false).counted,
-            2
+    fn histograms_round_trip_and_merge_and_damage_is_an_error() {
+        let figures = PhaseFigures::from_records(
+            &[record(11.0, 0.5, 0.1, 3)],
+            &window(10.0, 20.0),
+            false,
+            false,
         );
-    }
-
-    #[test]
-    fn histograms_round_trip_and_merge() {
-        let figures = PhaseFigures::from_records(&[record(0.0, 0.5, 1.0, 1.0, 3)], false, false);
-        let merged = merge_histograms([figures.ttft_histogram.as_str(); 2]);
+        let merged = merge_histograms([figures.ttft_histogram.as_str(); 2]).unwrap();
         assert_eq!(merged.len(), 2);
         assert!((Latency::from_histogram(&merged).p50 - 0.5).abs() < 1e-3);
+        let damaged = &figures.ttft_histogram[..figures.ttft_histogram.len() / 2];
+        assert!(merge_histograms([figures.ttft_histogram.as_str(), damaged]).is_err());
     }
 }

@@ -13,12 +13,13 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::runner::ramp::{Outcome, PhaseKind};
 use crate::settings::Workload;
 use crate::stats::{Latency, PhaseFigures};
 
 /// Version of the files' layout; bumped when a field changes meaning.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: steady-state windows, samples that exclude the phase that chose the
+/// peak, per-sample records in `results.json`, fixed-load phases.
+pub const SCHEMA_VERSION: u32 = 2;
 
 pub const PROGRESS: &str = "progress.json";
 pub const RESULTS: &str = "results.json";
@@ -26,6 +27,51 @@ pub const RUN: &str = "run.json";
 
 fn io_error(action: &str, path: &Path, e: std::io::Error) -> Error {
     Error::Internal(anyhow::anyhow!("cannot {action} {}: {e}", path.display()))
+}
+
+/// What kind of phase, as named in the run directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "n", rename_all = "snake_case")]
+pub enum PhaseKind {
+    /// A level of the peak search's ramp.
+    Ramp,
+    /// A bisection step between the last good and the first bad level.
+    Refine(u32),
+    /// A sample at the peak the search chose.
+    Retry(u32),
+    /// Load at a fixed level before its samples, not counted.
+    FixedWarmup,
+    /// A sample at a fixed level.
+    Fixed(u32),
+}
+
+impl PhaseKind {
+    /// `RAMP_c8`, `RAMP_REFINE_c12_1`, `RETRY_2`, `FIXED_c8_warmup`,
+    /// `FIXED_c8_run1`.
+    pub fn id(&self, concurrency: u32) -> String {
+        match self {
+            PhaseKind::Ramp => format!("RAMP_c{concurrency}"),
+            PhaseKind::Refine(n) => format!("RAMP_REFINE_c{concurrency}_{n}"),
+            PhaseKind::Retry(n) => format!("RETRY_{n}"),
+            PhaseKind::FixedWarmup => format!("FIXED_c{concurrency}_warmup"),
+            PhaseKind::Fixed(n) => format!("FIXED_c{concurrency}_run{n}"),
+        }
+    }
+
+    pub fn label(&self) -> &'static str {
+        match self {
+            PhaseKind::Ramp => "RAMP",
+            PhaseKind::Refine(_) => "RAMP_REFINE",
+            PhaseKind::Retry(_) => "RETRY",
+            PhaseKind::FixedWarmup => "FIXED_WARMUP",
+            PhaseKind::Fixed(_) => "FIXED",
+        }
+    }
+
+    /// A phase whose figures are a sample of its point.
+    pub fn is_sample(&self) -> bool {
+        matches!(self, PhaseKind::Retry(_) | PhaseKind::Fixed(_))
+    }
 }
 
 /// One phase: a row of `phase_metadata_{ctx}.csv`, and what a resumed run
@@ -39,7 +85,11 @@ pub struct PhaseRecord {
     pub kind: PhaseKind,
     pub concurrency: u32,
     pub start_unix_s: f64,
-    /// End of the launch window; requests in flight then still finish.
+    /// Start of the steady-state window: the phase's start plus its
+    /// warm-up part, which is not counted.
+    pub window_start_unix_s: f64,
+    /// End of the window and of the launches; requests in flight then
+    /// still finish, but only what happened before this counts.
     pub window_end_unix_s: f64,
     pub end_unix_s: f64,
     pub planned_duration_s: f64,
@@ -55,47 +105,109 @@ pub struct PhaseRecord {
     pub figures: PhaseFigures,
 }
 
-impl PhaseRecord {
-    pub fn outcome(&self) -> Outcome {
-        Outcome {
-            kind: self.kind,
-            concurrency: self.concurrency,
-            passed: self.passed,
-            ttft: self.decision_ttft_s,
-            completed: self.figures.counted,
-            input_tps: self.figures.input_tps,
-            elapsed: self.end_unix_s - self.start_unix_s,
+/// One sample of a point: a phase of equal length at the point's load,
+/// measured over its steady-state window. The statistics of a comparison
+/// rest on these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub phase_id: String,
+    pub concurrency: u32,
+    pub window_start_unix_s: f64,
+    pub window_end_unix_s: f64,
+    /// Requests launched in the phase, and of those the completed and the
+    /// failed ones.
+    pub launched: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub error_rate: f64,
+    pub input_tps: f64,
+    pub output_tps: f64,
+    /// Over the requests launched inside the window.
+    pub ttft: Latency,
+    /// The TTFT histogram (µs, HDR V2, base64) the quantiles come from.
+    pub ttft_histogram: String,
+    pub ttlt: Latency,
+    /// Over the individual gaps between streamed chunks, per token.
+    pub itl: Latency,
+    pub achieved_cache_rate: Option<f64>,
+    /// The phase held every threshold.
+    pub passed: bool,
+}
+
+impl Sample {
+    pub fn from_phase(phase: &PhaseRecord) -> Sample {
+        let f = &phase.figures;
+        Sample {
+            phase_id: phase.phase_id.clone(),
+            concurrency: phase.concurrency,
+            window_start_unix_s: phase.window_start_unix_s,
+            window_end_unix_s: phase.window_end_unix_s,
+            launched: f.launched,
+            completed: f.completed,
+            failed: f.failed,
+            error_rate: f.error_rate,
+            input_tps: f.input_tps,
+            output_tps: f.output_tps,
+            ttft: f.ttft,
+            ttft_histogram: f.ttft_histogram.clone(),
+            ttlt: f.ttlt,
+            itl: f.itl,
+            achieved_cache_rate: f.achieved_cache_rate,
+            passed: phase.passed,
         }
     }
+}
+
+/// How a point's load was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanKind {
+    /// The seed's ramp found the peak; the samples are phases at it.
+    PeakSearch,
+    /// Levels given by --fixed-concurrency-levels, lowest first.
+    FixedLevels,
+    /// The level an earlier run or a baseline found (--concurrency-from).
+    FixedFrom,
 }
 
 /// One measured point, as `summary.csv` and the comparison read it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PointResult {
     pub context_size: u64,
+    /// The cache hit rate asked for, percent.
     pub cache_hit_rate: u32,
+    pub plan: PlanKind,
     /// Tokens of every prompt (the context rounded up to the chunk).
     pub prompt_tokens_per_request: u64,
     pub target_cached_tokens: u64,
+    /// The load the point reports: the peak the search found, the best
+    /// passing fixed level, or the level given.
     pub peak_concurrency: u32,
-    /// False when no level held the thresholds (the best compromise).
+    /// False when no level held the thresholds (the best compromise, or
+    /// the given level measured whatever its TTFT).
     pub peak_passed: bool,
-    /// The phases at the peak: the ramp phase, then the retries.
-    pub sample_phases: Vec<String>,
-    pub input_tps_samples: Vec<f64>,
-    pub output_tps_samples: Vec<f64>,
-    /// Means over the sample phases.
+    /// The ramp phase that chose the peak. It is not a sample: its own
+    /// noise chose it.
+    pub selection_phase: Option<String>,
+    /// The point's samples: equal phases at `peak_concurrency`. Empty
+    /// with --num-retries 0, and then the figures below come from the
+    /// selection phase and the point cannot be compared.
+    pub samples: Vec<Sample>,
+    /// Samples of the other fixed levels measured.
+    #[serde(default)]
+    pub other_level_samples: Vec<Sample>,
+    /// Means over the samples.
     pub input_tps: f64,
     pub output_tps: f64,
-    /// From the merged TTFT histogram of the sample phases.
+    /// From the merged TTFT histogram of the samples.
     pub ttft: Latency,
-    /// Means over the sample phases.
+    /// Means over the samples.
     pub ttlt: Latency,
     pub itl: Latency,
     pub req_output_tps_avg: f64,
     pub req_output_tps_p5: f64,
     pub req_output_tps_p10: f64,
-    /// Requests of the sample phases, and of those the failed share.
+    /// Requests of the samples, and of those the failed share.
     pub requests: u64,
     pub error_rate: f64,
     /// Requests of every phase of the point, and the failed ones.
@@ -103,7 +215,8 @@ pub struct PointResult {
     pub failed_requests: u64,
     pub errors: BTreeMap<String, u64>,
     /// The cached share every request aimed at: the block-aligned prefix
-    /// over the prompt.
+    /// over the prompt (the effective target; see `cache_hit_rate` for the
+    /// one asked for).
     pub target_cache_rate: f64,
     /// Σ cached / Σ prompt tokens over the samples, when reported.
     pub achieved_cache_rate: Option<f64>,
@@ -119,6 +232,19 @@ pub struct PointResult {
     /// Seconds from the point's first phase start to its last phase end.
     pub duration_s: f64,
     pub ttft_histogram: String,
+}
+
+impl PointResult {
+    /// Whether the point has independent samples a comparison can use.
+    pub fn has_samples(&self) -> bool {
+        !self.samples.is_empty()
+    }
+
+    /// The effective target rate differs from the one asked for: the
+    /// chunk size cannot express it.
+    pub fn target_differs(&self) -> bool {
+        (self.target_cache_rate * 100.0 - f64::from(self.cache_hit_rate)).abs() >= 0.05
+    }
 }
 
 /// Resume state.
@@ -159,6 +285,36 @@ pub struct Results {
     pub points: Vec<PointResult>,
 }
 
+impl Results {
+    /// Reads `results.json` text, refusing other schema versions with a
+    /// message that says what to do.
+    pub fn parse(text: &str, path: &Path) -> Result<Results> {
+        #[derive(Deserialize)]
+        struct Version {
+            schema_version: Option<u32>,
+        }
+        let damaged = |e: serde_json::Error| {
+            Error::Usage(format!(
+                "{} is damaged ({e}); run with --force-restart to move this run aside and                  start over, or choose another --output-dir",
+                path.display()
+            ))
+        };
+        let version: Version = serde_json::from_str(text).map_err(damaged)?;
+        match version.schema_version {
+            Some(SCHEMA_VERSION) => serde_json::from_str(text).map_err(damaged),
+            Some(newer) if newer > SCHEMA_VERSION => Err(Error::Usage(format!(
+                "{} has schema version {newer}, written by a newer cacherate than this one                  (which reads {SCHEMA_VERSION}); upgrade cacherate to read it",
+                path.display()
+            ))),
+            older => Err(Error::Usage(format!(
+                "{} has schema version {}, written by an earlier cacherate whose samples                  included the phase that chose the peak and whose figures were not taken                  over a steady-state window; its numbers cannot be compared with this                  version's. Re-run with this version (--force-restart moves the old run                  aside)",
+                path.display(),
+                older.map_or("(none)".to_string(), |v| v.to_string())
+            ))),
+        }
+    }
+}
+
 /// A flat `phase_metadata_{ctx}.csv` row.
 #[derive(Debug, Serialize)]
 struct PhaseRow<'a> {
@@ -169,10 +325,12 @@ struct PhaseRow<'a> {
     phase_type: &'static str,
     concurrency: u32,
     start_unix_s: f64,
+    window_start_unix_s: f64,
     window_end_unix_s: f64,
     end_unix_s: f64,
     planned_duration_s: f64,
     launched: u64,
+    window_requests: u64,
     completed: u64,
     failed: u64,
     error_rate: f64,
@@ -186,7 +344,9 @@ struct PhaseRow<'a> {
     ttlt_avg_s: f64,
     ttlt_p95_s: f64,
     itl_avg_s: f64,
+    itl_p50_s: f64,
     itl_p95_s: f64,
+    itl_p99_s: f64,
     req_output_tps_avg: f64,
     req_output_tps_p5: f64,
     req_output_tps_p10: f64,
@@ -208,10 +368,12 @@ impl<'a> From<&'a PhaseRecord> for PhaseRow<'a> {
             phase_type: p.kind.label(),
             concurrency: p.concurrency,
             start_unix_s: p.start_unix_s,
+            window_start_unix_s: p.window_start_unix_s,
             window_end_unix_s: p.window_end_unix_s,
             end_unix_s: p.end_unix_s,
             planned_duration_s: p.planned_duration_s,
             launched: f.launched,
+            window_requests: f.counted,
             completed: f.completed,
             failed: f.failed,
             error_rate: f.error_rate,
@@ -225,7 +387,9 @@ impl<'a> From<&'a PhaseRecord> for PhaseRow<'a> {
             ttlt_avg_s: f.ttlt.avg,
             ttlt_p95_s: f.ttlt.p95,
             itl_avg_s: f.itl.avg,
+            itl_p50_s: f.itl.p50,
             itl_p95_s: f.itl.p95,
+            itl_p99_s: f.itl.p99,
             req_output_tps_avg: f.req_output_tps_avg,
             req_output_tps_p5: f.req_output_tps_p5,
             req_output_tps_p10: f.req_output_tps_p10,
@@ -243,6 +407,7 @@ impl<'a> From<&'a PhaseRecord> for PhaseRow<'a> {
 struct SummaryRow {
     context_size: u64,
     cache_hit_rate: u32,
+    plan: PlanKind,
     target_cache_rate: f64,
     achieved_cache_rate: Option<f64>,
     cache_rate_missed: bool,
@@ -250,6 +415,8 @@ struct SummaryRow {
     prompt_token_drift: Option<f64>,
     peak_concurrency: u32,
     peak_passed: bool,
+    selection_phase: Option<String>,
+    samples: usize,
     input_tps: f64,
     output_tps: f64,
     ttft_avg_s: f64,
@@ -272,14 +439,17 @@ struct SummaryRow {
     total_requests: u64,
     failed_requests: u64,
     duration_s: f64,
+    /// Each sample's phase and figures, `;`-separated in sample order.
+    sample_phases: String,
     input_tps_samples: String,
     output_tps_samples: String,
+    ttft_p50_samples: String,
+    ttft_p95_samples: String,
 }
 
-fn join(values: &[f64]) -> String {
+fn join(values: impl Iterator<Item = f64>, decimals: usize) -> String {
     values
-        .iter()
-        .map(|v| format!("{v:.3}"))
+        .map(|v| format!("{v:.decimals$}"))
         .collect::<Vec<_>>()
         .join(";")
 }
@@ -289,6 +459,7 @@ impl From<&PointResult> for SummaryRow {
         SummaryRow {
             context_size: p.context_size,
             cache_hit_rate: p.cache_hit_rate,
+            plan: p.plan,
             target_cache_rate: p.target_cache_rate,
             achieved_cache_rate: p.achieved_cache_rate,
             cache_rate_missed: p.cache_rate_missed,
@@ -296,6 +467,8 @@ impl From<&PointResult> for SummaryRow {
             prompt_token_drift: p.prompt_token_drift,
             peak_concurrency: p.peak_concurrency,
             peak_passed: p.peak_passed,
+            selection_phase: p.selection_phase.clone(),
+            samples: p.samples.len(),
             input_tps: p.input_tps,
             output_tps: p.output_tps,
             ttft_avg_s: p.ttft.avg,
@@ -318,8 +491,16 @@ impl From<&PointResult> for SummaryRow {
             total_requests: p.total_requests,
             failed_requests: p.failed_requests,
             duration_s: p.duration_s,
-            input_tps_samples: join(&p.input_tps_samples),
-            output_tps_samples: join(&p.output_tps_samples),
+            sample_phases: p
+                .samples
+                .iter()
+                .map(|s| s.phase_id.as_str())
+                .collect::<Vec<_>>()
+                .join(";"),
+            input_tps_samples: join(p.samples.iter().map(|s| s.input_tps), 3),
+            output_tps_samples: join(p.samples.iter().map(|s| s.output_tps), 3),
+            ttft_p50_samples: join(p.samples.iter().map(|s| s.ttft.p50), 6),
+            ttft_p95_samples: join(p.samples.iter().map(|s| s.ttft.p95), 6),
         }
     }
 }
@@ -409,10 +590,15 @@ impl RunDir {
     }
 
     pub fn load_results(&self) -> Result<Results> {
-        Ok(self.read_json(RESULTS)?.unwrap_or(Results {
-            schema_version: SCHEMA_VERSION,
-            points: Vec::new(),
-        }))
+        let path = self.file(RESULTS);
+        match fs::read_to_string(&path) {
+            Ok(text) => Results::parse(&text, &path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Results {
+                schema_version: SCHEMA_VERSION,
+                points: Vec::new(),
+            }),
+            Err(e) => Err(io_error("read", &path, e)),
+        }
     }
 
     /// Whether any file of a run is here.

@@ -135,7 +135,14 @@ async fn a_three_rate_sweep_rises_with_the_cache_rate_and_reuses_exactly_the_pre
         assert_eq!(point.peak_concurrency, 8, "{point:?}");
         assert!(point.peak_passed);
         assert_eq!(point.error_rate, 0.0);
-        assert_eq!(point.input_tps_samples.len(), 2, "ramp phase + 1 retry");
+        // The retry is the sample; the ramp phase that chose the peak is
+        // not one.
+        assert_eq!(point.samples.len(), 1, "{point:?}");
+        assert_eq!(point.samples[0].phase_id, "RETRY_1");
+        let selection = point.selection_phase.as_deref().unwrap();
+        assert!(selection.starts_with("RAMP"), "{selection}");
+        assert_eq!(point.samples[0].concurrency, point.peak_concurrency);
+        assert!(point.samples[0].window_start_unix_s < point.samples[0].window_end_unix_s);
     }
     let (cold, half, warm) = (&points[0], &points[1], &points[2]);
     assert!(

@@ -1,8 +1,13 @@
-//! Running a sweep: the peak search, the load phases and the orchestration.
+//! Running a sweep: the points, their plans, the load phases, and what the
+//! run records of itself.
 
+mod embedded;
 pub mod phase;
-pub mod ramp;
+pub mod plan;
+mod point;
+mod provenance;
+mod reproduce;
 mod sweep;
 pub mod target;
 
-pub use sweep::{RunOutcome, render_table, run};
+pub use sweep::{RunOutcome, effective_target_warnings, run};

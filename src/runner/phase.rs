@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 use crate::client::{Client, Clock, Measured};
+use crate::error::{Error, Result};
 use crate::progress::{Live, Ui};
 use crate::record::RequestRecord;
 use crate::workload::{BuiltRequest, PromptFactory};
@@ -41,15 +42,14 @@ pub struct PhaseRun {
 }
 
 /// Sends one built request and turns what came back into its record;
-/// also returns when it ended. `window_end`: the phase's launch window
-/// (`None` for the warm-up, which has none).
+/// also returns when it ended. Whether it falls in the phase's window is
+/// decided once the phase is over.
 async fn send(
     shared: &Shared,
     label: &PhaseLabel,
     mut built: BuiltRequest,
     affinity: Option<u64>,
     slot_free: Option<Instant>,
-    window_end: Option<Instant>,
 ) -> (RequestRecord, Instant) {
     let body = std::mem::take(&mut built.body);
     let launch = Instant::now();
@@ -64,7 +64,6 @@ async fn send(
             m.error.as_deref().unwrap_or("")
         );
     }
-    let window_end = window_end.unwrap_or(end);
     let record = RequestRecord {
         context_size: label.context_size,
         cache_hit_rate: label.cache_hit_rate,
@@ -96,19 +95,33 @@ async fn send(
         resent: m.resent,
         error_kind: m.error_kind,
         error: m.error,
-        in_window: launch < window_end && launch + m.finish <= window_end,
+        in_window: false,
     };
     (record, end)
 }
 
-/// Waits for every slot and returns their records in launch order.
-async fn gather(mut slots: JoinSet<Vec<RequestRecord>>) -> Vec<RequestRecord> {
+/// Waits for every slot and returns their records in launch order. A
+/// slot that panicked is a bug: the others still finish, and the error
+/// says which phase it was.
+async fn gather(
+    mut slots: JoinSet<Vec<RequestRecord>>,
+    phase_id: &str,
+) -> Result<Vec<RequestRecord>> {
     let mut records = Vec::new();
+    let mut broken = None;
     while let Some(slot) = slots.join_next().await {
-        records.extend(slot.expect("a load slot does not panic"));
+        match slot {
+            Ok(slot_records) => records.extend(slot_records),
+            Err(e) => broken = Some(e),
+        }
+    }
+    if let Some(e) = broken {
+        return Err(Error::Internal(anyhow::anyhow!(
+            "a load slot of {phase_id} failed: {e}; the phases before it are saved"
+        )));
     }
     records.sort_by(|a, b| a.launch_unix_s.total_cmp(&b.launch_unix_s));
-    records
+    Ok(records)
 }
 
 /// Runs one closed-loop phase.
@@ -118,7 +131,7 @@ pub async fn run_phase(
     label: PhaseLabel,
     duration: Duration,
     live: Arc<Live>,
-) -> PhaseRun {
+) -> Result<PhaseRun> {
     let start = Instant::now();
     let window_end = start + duration;
     let label = Arc::new(label);
@@ -154,15 +167,7 @@ pub async fn run_phase(
                 let built = factory.request(label.cache_hit_rate, request_id);
                 let affinity =
                     (built.cached_tokens > 0).then_some(u64::from(built.working_set_prompt));
-                let (record, end) = send(
-                    &shared,
-                    &label,
-                    built,
-                    affinity,
-                    slot_free,
-                    Some(window_end),
-                )
-                .await;
+                let (record, end) = send(&shared, &label, built, affinity, slot_free).await;
                 if record.ok() {
                     failures_in_a_row = 0;
                 } else {
@@ -179,12 +184,13 @@ pub async fn run_phase(
             records
         });
     }
-    PhaseRun {
-        records: gather(slots).await,
+    let records = gather(slots, &label.phase_id).await?;
+    Ok(PhaseRun {
+        records,
         start,
         window_end,
         end: Instant::now(),
-    }
+    })
 }
 
 /// Sends every working-set prompt once, `concurrency` at a time.
@@ -193,7 +199,7 @@ pub async fn run_warmup(
     factory: Arc<PromptFactory>,
     label: PhaseLabel,
     ui: &Ui,
-) -> Vec<RequestRecord> {
+) -> Result<Vec<RequestRecord>> {
     let total = factory.working_set;
     let bar = ui.counter(
         format!("ctx {} warm-up", label.context_size),
@@ -221,8 +227,7 @@ pub async fn run_warmup(
                 }
                 let request_id = shared.request_ids.fetch_add(1, Ordering::Relaxed);
                 let built = factory.warmup(index as u32, request_id);
-                let (record, end) =
-                    send(&shared, &label, built, Some(index), slot_free, None).await;
+                let (record, end) = send(&shared, &label, built, Some(index), slot_free).await;
                 records.push(record);
                 bar.inc();
                 slot_free = Some(end);
@@ -230,7 +235,7 @@ pub async fn run_warmup(
             records
         });
     }
-    let records = gather(slots).await;
+    let records = gather(slots, &label.phase_id).await;
     if let Ok(bar) = Arc::try_unwrap(bar) {
         bar.finish();
     }

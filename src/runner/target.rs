@@ -182,3 +182,47 @@ pub async fn reports_cached_tokens(client: &Client, body: Vec<u8>) -> bool {
         .await;
     second.cached_tokens.is_some_and(|cached| cached > 0)
 }
+
+/// A numeric label of vLLM's `vllm:cache_config_info` (which the simulator
+/// writes too).
+fn cache_config_label(metrics: &str, name: &str) -> Option<u64> {
+    let line = metrics
+        .lines()
+        .find(|line| line.starts_with("vllm:cache_config_info{"))?;
+    let start = line.find(&format!("{name}=\""))? + name.len() + 2;
+    let end = start + line[start..].find('"')?;
+    line[start..end].parse().ok()
+}
+
+/// First-tier KV capacity in tokens from vLLM's `vllm:cache_config_info`;
+/// `None` when absent or when the server's numbers overflow.
+pub fn kv_capacity_from_metrics(metrics: &str) -> Option<u64> {
+    cache_config_label(metrics, "block_size")?
+        .checked_mul(cache_config_label(metrics, "num_gpu_blocks")?)
+}
+
+/// The server's KV block size in tokens, when its metrics say.
+pub fn kv_block_size_from_metrics(metrics: &str) -> Option<u64> {
+    cache_config_label(metrics, "block_size").filter(|&n| n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capacity_and_block_come_from_vllm_cache_config_labels() {
+        let metrics = "# HELP x\nvllm:cache_config_info{block_size=\"16\",engine=\"0\",\
+                       num_gpu_blocks=\"1000\"} 1.0\n";
+        assert_eq!(kv_capacity_from_metrics(metrics), Some(16_000));
+        assert_eq!(kv_block_size_from_metrics(metrics), Some(16));
+        assert_eq!(kv_capacity_from_metrics("vllm:other 1\n"), None);
+        let huge = "vllm:cache_config_info{block_size=\"18446744073709551615\",\
+                    num_gpu_blocks=\"2\"} 1\n";
+        assert_eq!(
+            kv_capacity_from_metrics(huge),
+            None,
+            "overflow is not a capacity"
+        );
+    }
+}

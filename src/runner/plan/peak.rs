@@ -16,10 +16,12 @@
 //! 5. Peak: the passing level with the highest input throughput (or, when
 //!    none passed, a level where requests completed with the lowest TTFT,
 //!    flagged).
-//! 6. Retries: more phases at the peak; with the peak's own phase they are
-//!    the samples.
+//! 6. Retries: `--num-retries` phases of `--sample-duration` at the peak.
+//!    They, and only they, are the samples: the ramp phase that chose the
+//!    peak was chosen by its own noise (winner's curse).
 
-use serde::{Deserialize, Serialize};
+use super::{Outcome, PlanResult, PlannedPhase};
+use crate::store::PhaseKind;
 
 /// Most bisection steps between the last good and the first bad level.
 const MAX_REFINEMENTS: u32 = 10;
@@ -34,6 +36,8 @@ pub struct RampParams {
     /// Time budget of the ramp, seconds.
     pub test_duration: f64,
     pub ramp_duration: f64,
+    /// Length of each retry, seconds.
+    pub sample_duration: f64,
 }
 
 impl RampParams {
@@ -41,70 +45,6 @@ impl RampParams {
     fn min_phase(&self) -> f64 {
         self.ramp_duration.min(10.0)
     }
-}
-
-/// What kind of phase, as named in the run directory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "n", rename_all = "snake_case")]
-pub enum PhaseKind {
-    Ramp,
-    Refine(u32),
-    Retry(u32),
-}
-
-impl PhaseKind {
-    /// `RAMP_c8`, `RAMP_REFINE_c12_1`, `RETRY_2`.
-    pub fn id(&self, concurrency: u32) -> String {
-        match self {
-            PhaseKind::Ramp => format!("RAMP_c{concurrency}"),
-            PhaseKind::Refine(n) => format!("RAMP_REFINE_c{concurrency}_{n}"),
-            PhaseKind::Retry(n) => format!("RETRY_{n}"),
-        }
-    }
-
-    pub fn label(&self) -> &'static str {
-        match self {
-            PhaseKind::Ramp => "RAMP",
-            PhaseKind::Refine(_) => "RAMP_REFINE",
-            PhaseKind::Retry(_) => "RETRY",
-        }
-    }
-}
-
-/// The next phase to run.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PlannedPhase {
-    pub kind: PhaseKind,
-    pub concurrency: u32,
-    /// Seconds.
-    pub duration: f64,
-}
-
-/// What the search needs to know of a finished phase.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Outcome {
-    pub kind: PhaseKind,
-    pub concurrency: u32,
-    /// All thresholds held (TTFT, per-request rate, error rate).
-    pub passed: bool,
-    /// The TTFT statistic compared with the threshold, seconds.
-    pub ttft: f64,
-    /// Requests that completed and were counted.
-    pub completed: u64,
-    pub input_tps: f64,
-    /// Seconds the phase took, in-flight requests included.
-    pub elapsed: f64,
-}
-
-/// The chosen peak.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Peak {
-    pub concurrency: u32,
-    /// Whether the peak level held the thresholds.
-    pub passed: bool,
-    /// Indexes (into the outcomes) of the peak's phases: the ramp phase that
-    /// chose it, then the retries.
-    pub samples: Vec<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -211,7 +151,7 @@ impl PeakSearch {
             State::Retrying { done } => Some(PlannedPhase {
                 kind: PhaseKind::Retry(done + 1),
                 concurrency: self.outcomes[self.peak_index?].concurrency,
-                duration: self.params.ramp_duration,
+                duration: self.params.sample_duration,
             }),
             State::Done => None,
         }
@@ -340,27 +280,24 @@ impl PeakSearch {
         }
     }
 
-    /// The peak, once the ramp is over.
-    pub fn peak(&self) -> Option<Peak> {
+    /// The peak, once the ramp is over: the retries are its samples; the
+    /// phase that chose it is not one.
+    pub fn peak(&self) -> Option<PlanResult> {
         let index = self.peak_index?;
         let peak = &self.outcomes[index];
-        let mut samples = vec![index];
-        samples.extend(
-            self.outcomes
+        Some(PlanResult {
+            concurrency: peak.concurrency,
+            passed: peak.passed,
+            selection: Some(index),
+            samples: self
+                .outcomes
                 .iter()
                 .enumerate()
                 .filter(|(_, o)| matches!(o.kind, PhaseKind::Retry(_)))
-                .map(|(i, _)| i),
-        );
-        Some(Peak {
-            concurrency: peak.concurrency,
-            passed: peak.passed,
-            samples,
+                .map(|(i, _)| i)
+                .collect(),
+            other_samples: Vec::new(),
         })
-    }
-
-    pub fn is_done(&self) -> bool {
-        self.state == State::Done
     }
 }
 
@@ -377,13 +314,18 @@ mod tests {
             num_retries: 3,
             test_duration: 10_000.0,
             ramp_duration: 60.0,
+            sample_duration: 60.0,
         }
     }
 
     /// Runs the search against a server whose TTFT is `ttft(c)` and whose
     /// throughput grows with concurrency; returns the concurrencies run and
     /// the peak.
-    fn drive(params: RampParams, start: u32, ttft: impl Fn(u32) -> f64) -> (Vec<String>, Peak) {
+    fn drive(
+        params: RampParams,
+        start: u32,
+        ttft: impl Fn(u32) -> f64,
+    ) -> (Vec<String>, PlanResult) {
         let mut search = PeakSearch::new(params, start);
         let mut ran = Vec::new();
         while let Some(phase) = search.next() {
@@ -453,7 +395,9 @@ mod tests {
         );
         assert_eq!(peak.concurrency, 20);
         assert!(peak.passed);
-        assert_eq!(peak.samples, vec![5, 6, 7, 8]);
+        // The phase that chose the peak is not a sample; the retries are.
+        assert_eq!(peak.selection, Some(5));
+        assert_eq!(peak.samples, vec![6, 7, 8]);
     }
 
     #[test]

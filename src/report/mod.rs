@@ -1,0 +1,3 @@
+//! Renderers: each takes a finished value and returns text or bytes.
+
+pub mod table;

@@ -1,0 +1,488 @@
+//! One point of the sweep: the warm-up, the point's plan phase by phase
+//! (each phase written to the run directory as it ends), and the point's
+//! result from its samples.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::phase::{PhaseLabel, Shared, run_phase, run_warmup};
+use super::plan::{FixedLoad, Outcome, PeakSearch, Plan, PlanResult, PlannedPhase, RampParams};
+use crate::client::prometheus::rate_between;
+use crate::error::{Error, Result};
+use crate::progress::{Live, Ui};
+use crate::record::RequestRecord;
+use crate::settings::{Mode, ReinitStrategy, RunSettings};
+use crate::stats::{Latency, PhaseFigures, Thresholds, Window, merge_histograms};
+use crate::store::{
+    self, CurrentPoint, PhaseRecord, PlanKind, PointResult, Progress, Results, RunDir, Sample,
+    detailed_results, phase_metadata,
+};
+use crate::workload::PromptFactory;
+
+fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    if n == 0 { 0.0 } else { sum / n as f64 }
+}
+
+fn mean_latency(latencies: &[&Latency]) -> Latency {
+    Latency {
+        avg: mean(latencies.iter().map(|l| l.avg)),
+        p50: mean(latencies.iter().map(|l| l.p50)),
+        p95: mean(latencies.iter().map(|l| l.p95)),
+        p99: mean(latencies.iter().map(|l| l.p99)),
+        max: latencies.iter().map(|l| l.max).fold(0.0, f64::max),
+    }
+}
+
+/// The point's figures from its plan's result: means over the samples,
+/// TTFT from their merged histogram. Without samples (--num-retries 0)
+/// they come from the phase that chose the peak, and the point says so.
+fn point_result(
+    factory: &PromptFactory,
+    rate: u32,
+    context: u64,
+    plan: PlanKind,
+    phases: &[PhaseRecord],
+    result: &PlanResult,
+    max_cache_rate_gap: f64,
+) -> Result<PointResult> {
+    let source: Vec<&PhaseRecord> = if result.samples.is_empty() {
+        result.selection.iter().map(|&i| &phases[i]).collect()
+    } else {
+        result.samples.iter().map(|&i| &phases[i]).collect()
+    };
+    let figures: Vec<&PhaseFigures> = source.iter().map(|p| &p.figures).collect();
+    let merged =
+        merge_histograms(figures.iter().map(|f| f.ttft_histogram.as_str())).map_err(|e| {
+            Error::Usage(format!(
+                "a stored TTFT histogram of ctx {context} at {rate}% is damaged ({e}); \
+                 progress.json was changed by hand or cut short: run with --force-restart \
+                 to move this run aside and start over"
+            ))
+        })?;
+    let requests: u64 = figures.iter().map(|f| f.launched).sum();
+    let failed: u64 = figures.iter().map(|f| f.failed).sum();
+    let reported = figures.iter().any(|f| f.achieved_cache_rate.is_some());
+    let cached: u64 = figures.iter().map(|f| f.cached_tokens).sum();
+    let prompt: u64 = figures.iter().map(|f| f.counted_prompt_tokens).sum();
+    let mut errors = std::collections::BTreeMap::new();
+    for phase in phases {
+        for (kind, count) in &phase.figures.errors {
+            *errors.entry(kind.clone()).or_insert(0) += count;
+        }
+    }
+    let sample = |i: &usize| Sample::from_phase(&phases[*i]);
+    Ok(PointResult {
+        context_size: context,
+        cache_hit_rate: rate,
+        plan,
+        prompt_tokens_per_request: factory.context,
+        target_cached_tokens: factory.cached_tokens(rate),
+        peak_concurrency: result.concurrency,
+        peak_passed: result.passed,
+        selection_phase: result.selection.map(|i| phases[i].phase_id.clone()),
+        samples: result.samples.iter().map(sample).collect(),
+        other_level_samples: result.other_samples.iter().map(sample).collect(),
+        input_tps: mean(figures.iter().map(|f| f.input_tps)),
+        output_tps: mean(figures.iter().map(|f| f.output_tps)),
+        ttft: Latency::from_histogram(&merged),
+        ttlt: mean_latency(&figures.iter().map(|f| &f.ttlt).collect::<Vec<_>>()),
+        itl: mean_latency(&figures.iter().map(|f| &f.itl).collect::<Vec<_>>()),
+        req_output_tps_avg: mean(figures.iter().map(|f| f.req_output_tps_avg)),
+        req_output_tps_p5: mean(figures.iter().map(|f| f.req_output_tps_p5)),
+        req_output_tps_p10: mean(figures.iter().map(|f| f.req_output_tps_p10)),
+        requests,
+        error_rate: if requests == 0 {
+            0.0
+        } else {
+            failed as f64 / requests as f64
+        },
+        total_requests: phases.iter().map(|p| p.figures.launched).sum(),
+        failed_requests: phases.iter().map(|p| p.figures.failed).sum(),
+        errors,
+        target_cache_rate: factory.cached_tokens(rate) as f64 / factory.context as f64,
+        // Σ cached / Σ prompt over the samples' counted requests (vLLM
+        // leaves a zero count out, so a sample without one counts as 0).
+        achieved_cache_rate: (reported && prompt > 0).then(|| cached as f64 / prompt as f64),
+        max_cache_rate_gap,
+        cache_rate_missed: false,
+        server_cache_rate: {
+            let rates: Vec<f64> = source.iter().filter_map(|p| p.server_cache_rate).collect();
+            (!rates.is_empty()).then(|| mean(rates.into_iter()))
+        },
+        prompt_token_drift: {
+            let drifts: Vec<f64> = figures
+                .iter()
+                .filter_map(|f| f.prompt_token_drift)
+                .collect();
+            (!drifts.is_empty()).then(|| mean(drifts.into_iter()))
+        },
+        duration_s: match (phases.first(), phases.last()) {
+            (Some(first), Some(last)) => last.end_unix_s - first.start_unix_s,
+            _ => 0.0,
+        },
+        ttft_histogram: crate::stats::encode_histogram(&merged),
+    })
+}
+
+/// vLLM reports cached tokens only when there are some: once the server
+/// has reported them for any point of the run, a point where it never did
+/// had none cached.
+fn settle_cache_rates(points: &mut [PointResult]) {
+    if points.iter().any(|p| p.achieved_cache_rate.is_some()) {
+        for point in points.iter_mut() {
+            point.achieved_cache_rate.get_or_insert(0.0);
+        }
+    }
+    for point in points.iter_mut() {
+        point.cache_rate_missed = point.achieved_cache_rate.is_some_and(|achieved| {
+            (achieved - point.target_cache_rate).abs() * 100.0 > point.max_cache_rate_gap
+        });
+    }
+}
+
+/// Everything the point loop needs.
+pub struct Sweep<'a> {
+    pub settings: &'a RunSettings,
+    pub ui: Ui,
+    pub dir: RunDir,
+    pub shared: Arc<Shared>,
+    pub progress: Progress,
+    pub results: Results,
+    pub thresholds: Thresholds,
+    pub params: RampParams,
+    pub metrics_url: Option<String>,
+    /// How the prefix cache was emptied, once it was.
+    pub flushed_with: Option<String>,
+    /// The server reports cached tokens (a missing count means none).
+    pub reports_cached: bool,
+    /// The server's KV block, in tokens: the default achieved-vs-target
+    /// tolerance is one block as a share of the context.
+    pub server_block_tokens: u64,
+}
+
+impl Sweep<'_> {
+    /// Appends rows, then records the new lengths in progress.json: the
+    /// commit point of everything measured so far.
+    fn commit(
+        &mut self,
+        context: u64,
+        records: &[RequestRecord],
+        phase: Option<&PhaseRecord>,
+    ) -> Result<()> {
+        let name = detailed_results(context);
+        let length = self.dir.append_csv(&name, records)?;
+        self.progress.files.insert(name, length);
+        if let Some(phase) = phase {
+            let length = self.dir.append_phase(phase)?;
+            self.progress.files.insert(phase_metadata(context), length);
+            if let Some(current) = &mut self.progress.current {
+                current.phases.push(phase.clone());
+            }
+        }
+        self.progress.next_request_id = self.shared.request_ids.load(Ordering::Relaxed);
+        self.dir.write_json(store::PROGRESS, &self.progress)
+    }
+
+    pub async fn warm_up(
+        &mut self,
+        factory: &Arc<PromptFactory>,
+        context: u64,
+        rate: u32,
+    ) -> Result<()> {
+        if let Some(how) =
+            super::target::flush(&self.shared.client, &self.settings.flush_cache).await?
+        {
+            self.flushed_with = Some(how);
+        }
+        let label = PhaseLabel {
+            context_size: context,
+            cache_hit_rate: rate,
+            phase_id: "WARMUP".into(),
+            phase_index: 0,
+            concurrency: self.settings.init_concurrency,
+        };
+        let records = run_warmup(
+            Arc::clone(&self.shared),
+            Arc::clone(factory),
+            label,
+            &self.ui,
+        )
+        .await?;
+        self.commit(context, &records, None)?;
+        let failed: Vec<&RequestRecord> = records.iter().filter(|r| !r.ok()).collect();
+        if !records.is_empty() && failed.len() == records.len() {
+            return Err(Error::Unreachable(format!(
+                "every warm-up request of context {context} failed; the first: {}",
+                failed[0].error.as_deref().unwrap_or("unknown error")
+            )));
+        }
+        if !failed.is_empty() {
+            self.ui.warn(&format!(
+                "{} of {} warm-up requests of context {context} failed (first: {}); those \
+                 prompts are not cached",
+                failed.len(),
+                records.len(),
+                failed[0].error.as_deref().unwrap_or("unknown error")
+            ));
+        }
+        self.ui.line(&format!(
+            "ctx {context}: warmed {} working-set prompts of {} tokens",
+            records.len() - failed.len(),
+            factory.context
+        ));
+        Ok(())
+    }
+
+    /// The plan of a point: the peak search, or the fixed load.
+    fn plan(&self, context: u64, rate: u32, start: u32) -> Result<(Plan, PlanKind)> {
+        match (self.settings.mode, &self.settings.fixed_load) {
+            (Mode::Fixed, Some(spec)) => {
+                let levels = spec.levels(context, rate).ok_or_else(|| {
+                    Error::Usage(format!(
+                        "no fixed load for ctx {context} at {rate}%: --concurrency-from does \
+                         not name that point"
+                    ))
+                })?;
+                let kind = match spec {
+                    crate::settings::FixedLoadSpec::Levels(_) => PlanKind::FixedLevels,
+                    crate::settings::FixedLoadSpec::PerPoint(_) => PlanKind::FixedFrom,
+                };
+                Ok((
+                    Plan::Fixed(FixedLoad::new(
+                        levels,
+                        self.settings.num_retries,
+                        self.settings.ramp_duration,
+                        self.settings.sample_duration,
+                    )),
+                    kind,
+                ))
+            }
+            _ => Ok((
+                Plan::Peak(PeakSearch::new(self.params, start)),
+                PlanKind::PeakSearch,
+            )),
+        }
+    }
+
+    /// Runs one planned phase, writes it, and returns its record.
+    async fn phase(
+        &mut self,
+        factory: &Arc<PromptFactory>,
+        context: u64,
+        rate: u32,
+        plan: PlannedPhase,
+    ) -> Result<PhaseRecord> {
+        let phase_index = self
+            .progress
+            .current
+            .as_ref()
+            .map_or(0, |c| c.phases.len() as u32);
+        let phase_id = plan.kind.id(plan.concurrency);
+        tracing::debug!(context, rate, phase = %phase_id, seconds = plan.duration, "starting phase");
+        let counters_before =
+            super::target::counters(&self.shared.client, self.metrics_url.as_deref()).await;
+        let live = Arc::new(Live::new());
+        let bar = self.ui.phase(
+            format!("ctx {context} {rate:>3}% {phase_id}"),
+            plan.duration,
+            &live,
+        );
+        let run = run_phase(
+            Arc::clone(&self.shared),
+            Arc::clone(factory),
+            PhaseLabel {
+                context_size: context,
+                cache_hit_rate: rate,
+                phase_id: phase_id.clone(),
+                phase_index,
+                concurrency: plan.concurrency,
+            },
+            Duration::from_secs_f64(plan.duration),
+            live,
+        )
+        .await?;
+        bar.finish();
+        let counters_after =
+            super::target::counters(&self.shared.client, self.metrics_url.as_deref()).await;
+        let server_cache_rate = counters_before
+            .zip(counters_after)
+            .and_then(|(before, after)| rate_between(before, after));
+        let clock = self.shared.clock;
+        let window = Window::for_phase(
+            &run.records,
+            clock.unix(run.start),
+            clock.unix(run.window_end),
+            plan.concurrency,
+            self.settings.warmup_fraction,
+        );
+        let mut records = run.records;
+        for record in &mut records {
+            record.in_window = window.holds(record);
+        }
+        let figures = PhaseFigures::from_records(
+            &records,
+            &window,
+            self.settings.strict_time_window,
+            self.reports_cached,
+        );
+        let verdict = self.thresholds.check(&figures);
+        let phase = PhaseRecord {
+            context_size: context,
+            cache_hit_rate: rate,
+            phase_index,
+            phase_id: phase_id.clone(),
+            kind: plan.kind,
+            concurrency: plan.concurrency,
+            start_unix_s: clock.unix(run.start),
+            window_start_unix_s: window.start_unix_s,
+            window_end_unix_s: window.end_unix_s,
+            end_unix_s: clock.unix(run.end),
+            planned_duration_s: plan.duration,
+            passed: verdict.is_ok(),
+            reason: verdict.as_ref().err().cloned(),
+            decision_ttft_s: figures.ttft_metric(self.settings.ttft_metric),
+            server_cache_rate,
+            figures,
+        };
+        self.commit(context, &records, Some(&phase))?;
+        let f = &phase.figures;
+        if f.completed == 0 && f.errors.keys().all(|kind| kind == "connect") && f.failed > 0 {
+            let first = records.iter().find_map(|r| r.error.clone());
+            return Err(Error::Unreachable(format!(
+                "the server stopped answering during {phase_id} (ctx {context}, {rate}%): \
+                 {}; what was measured is saved, so run the same command again to resume \
+                 once it is back",
+                first.unwrap_or_default()
+            )));
+        }
+        self.ui.line(&format!(
+            "ctx {context} {rate:>3}% {phase_id:<20} {:>6} ok {:>4} failed  input \
+             {:>9.0} tok/s  TTFT p95 {:.3}s  {}",
+            f.completed,
+            f.failed,
+            f.input_tps,
+            f.ttft.p95,
+            match &verdict {
+                Ok(()) => "pass".to_string(),
+                Err(reason) => format!("over: {reason}"),
+            }
+        ));
+        Ok(phase)
+    }
+
+    pub async fn point(
+        &mut self,
+        factory: &Arc<PromptFactory>,
+        context: u64,
+        rate: u32,
+        start: u32,
+        warm_first: bool,
+    ) -> Result<PointResult> {
+        let this = |c: &CurrentPoint| c.context_size == context && c.cache_hit_rate == rate;
+        let mut other: Vec<CurrentPoint> = self.progress.current.take().into_iter().collect();
+        let resumed = if let Some(i) = other.iter().position(this) {
+            other.remove(i)
+        } else if let Some(i) = self.progress.parked.iter().position(this) {
+            self.progress.parked.remove(i)
+        } else {
+            CurrentPoint {
+                context_size: context,
+                cache_hit_rate: rate,
+                start_concurrency: start,
+                phases: Vec::new(),
+            }
+        };
+        self.progress.parked.extend(other);
+        let outcomes: Vec<Outcome> = resumed.phases.iter().map(Outcome::of).collect();
+        let (plan, plan_kind) = self.plan(context, rate, resumed.start_concurrency)?;
+        let mut plan = plan.replay(&outcomes);
+        self.progress.current = Some(resumed);
+        if warm_first {
+            self.warm_up(factory, context, rate).await?;
+        }
+        while let Some(next) = plan.next() {
+            if self.settings.reinit_strategy == ReinitStrategy::PerTest {
+                self.warm_up(factory, context, rate).await?;
+            }
+            let phase = self.phase(factory, context, rate, next).await?;
+            plan.record(Outcome::of(&phase));
+        }
+        let phases = self
+            .progress
+            .current
+            .take()
+            .map(|c| c.phases)
+            .unwrap_or_default();
+        let result = plan.result().ok_or_else(|| {
+            Error::Internal(anyhow::anyhow!("the point's plan ended without a result"))
+        })?;
+        let gap = self
+            .settings
+            .cache_rate_gap(context, self.server_block_tokens);
+        let point = point_result(factory, rate, context, plan_kind, &phases, &result, gap)?;
+        self.results.points.push(point.clone());
+        settle_cache_rates(&mut self.results.points);
+        let point = self.results.points.last().cloned().unwrap_or(point);
+        if !point.has_samples() {
+            self.ui.warn(&format!(
+                "ctx {context} at {rate}%: --num-retries 0 leaves the point without \
+                 independent samples; its figures are those of the phase that chose the peak, \
+                 biased upward by the noise that chose it, and a comparison will refuse it"
+            ));
+        }
+        if let Some(drift) = point.prompt_token_drift
+            && drift.abs() >= 0.5
+        {
+            self.ui.warn(&format!(
+                "ctx {context} at {rate}%: the server counted {drift:+.1} tokens per prompt \
+                 against the target of {} (prompts were re-tokenised, or the chat template \
+                 added tokens)",
+                factory.context
+            ));
+        }
+        if point.cache_rate_missed {
+            let achieved = point.achieved_cache_rate.unwrap_or(0.0);
+            let why = if achieved > point.target_cache_rate {
+                "its unique suffixes were already in the server's cache, as when a run with \
+                 the same --seed went before against a server that still holds it (flush it \
+                 with --flush-cache auto, or change the seed)"
+                    .to_string()
+            } else {
+                format!(
+                    "the working set ({} prompts of {} tokens) does not stay in the server's \
+                     prefix cache",
+                    factory.working_set, factory.context
+                )
+            };
+            self.ui.warn(&format!(
+                "ctx {context} at {rate}%: the achieved cache-hit rate {:.1}% misses the \
+                 target {:.1}% by more than {gap:.1} percentage points: {why}",
+                achieved * 100.0,
+                point.target_cache_rate * 100.0,
+            ));
+        }
+        self.dir.write_json(store::RESULTS, &self.results)?;
+        self.dir.write_summaries(&self.results.points)?;
+        self.progress.completed.push((context, rate));
+        self.dir.write_json(store::PROGRESS, &self.progress)?;
+        self.ui.line(&format!(
+            "ctx {context} {rate:>3}%: peak concurrency {}{}, input {:.0} tok/s, output {:.0} \
+             tok/s, TTFT p95 {:.3}s, achieved cache rate {}",
+            point.peak_concurrency,
+            if point.peak_passed {
+                ""
+            } else {
+                " (no level held the thresholds)"
+            },
+            point.input_tps,
+            point.output_tps,
+            point.ttft.p95,
+            point
+                .achieved_cache_rate
+                .map_or("not reported".to_string(), |r| format!("{:.1}%", r * 100.0))
+        ));
+        Ok(point)
+    }
+}

@@ -1,0 +1,119 @@
+//! What `run.json` records of where and how a run was made: the tool, the
+//! command line (secrets blanked), the git state of the calling
+//! repository, the host, the server's fingerprint and the settings.
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::settings::RunSettings;
+
+#[derive(Debug, Serialize)]
+pub struct GitInfo {
+    pub commit: String,
+    pub branch: Option<String>,
+    /// Uncommitted changes to tracked files; `None` when git could not
+    /// tell (never reported as clean then).
+    pub dirty: Option<bool>,
+}
+
+/// The git state of the repository the run was started in.
+pub fn git_info() -> Option<GitInfo> {
+    let repo = git2::Repository::discover(".").ok()?;
+    let head = repo.head().ok()?;
+    let commit = head.peel_to_commit().ok()?.id().to_string();
+    let branch = head
+        .is_branch()
+        .then(|| head.shorthand().ok().map(str::to_string))
+        .flatten();
+    let mut options = git2::StatusOptions::new();
+    options.include_untracked(false).include_ignored(false);
+    let dirty = match repo.statuses(Some(&mut options)) {
+        Ok(statuses) => Some(!statuses.is_empty()),
+        Err(e) => {
+            tracing::warn!("cannot read the git status of {commit}: {e}");
+            None
+        }
+    };
+    Some(GitInfo {
+        commit,
+        branch,
+        dirty,
+    })
+}
+
+pub fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// `run.json`.
+#[derive(Debug, Serialize)]
+pub struct RunInfo<'a> {
+    pub tool: &'static str,
+    pub version: &'static str,
+    pub status: &'static str,
+    pub started_at: &'a str,
+    pub finished_at: Option<String>,
+    pub attempt: u64,
+    pub command: Vec<String>,
+    pub model: &'a str,
+    pub endpoints: &'a [String],
+    pub embedded_simulator: bool,
+    pub server: super::target::Fingerprint,
+    pub tokenizer: String,
+    /// How the prefix cache was emptied before warm-ups, if it was.
+    pub flush_cache: Option<String>,
+    /// Where the server's prefix-cache counters were read.
+    pub metrics_url: Option<String>,
+    /// The same prompt sent twice came back with cached tokens.
+    pub server_reports_cached_tokens: bool,
+    pub seed: u64,
+    pub git: Option<GitInfo>,
+    pub host: Option<String>,
+    pub settings: &'a RunSettings,
+}
+
+/// The command line with secrets blanked, for `run.json`.
+pub fn redacted(argv: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(argv.len());
+    let mut hide_next = false;
+    for arg in argv {
+        if hide_next {
+            out.push("***".to_string());
+            hide_next = false;
+        } else if arg == "--api-key" {
+            out.push(arg.clone());
+            hide_next = true;
+        } else if arg.starts_with("--api-key=") {
+            out.push("--api-key=***".to_string());
+        } else {
+            out.push(arg.clone());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_keys_never_reach_run_json() {
+        let argv: Vec<String> = ["cacherate", "run", "--api-key", "sk-1", "--api-key=sk-2"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            redacted(&argv),
+            ["cacherate", "run", "--api-key", "***", "--api-key=***"]
+        );
+    }
+}
