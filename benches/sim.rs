@@ -50,7 +50,15 @@ async fn one(
 }
 
 async fn ttft_pairs() {
-    let sim = Sim::start(&["--noise", "0"]);
+    // The cost model alone: no jitter, no run slowdown, no cold start.
+    let sim = Sim::start(&[
+        "--noise",
+        "0",
+        "--run-noise",
+        "0",
+        "--cold-start-seconds",
+        "0",
+    ]);
     let client = reqwest::Client::new();
     // Open the connection first so the first cold request pays no handshake.
     client

@@ -97,9 +97,27 @@ async fn run_sim(config: sim::SimConfig) -> Result<()> {
         on_signal.cancel();
     });
     {
-        // Scripts read the bound address from this line.
+        // Scripts read the bound address from the first line, so the run
+        // slowdown goes on a line of its own; both leave in one write, before a
+        // script that read only the first line can close the pipe.
+        let cold_start = if config.cold_start_seconds > 0.0 && config.cold_start_slowdown > 1.0 {
+            format!(
+                "cold start {}x fading over {} simulated seconds",
+                config.cold_start_slowdown, config.cold_start_seconds
+            )
+        } else {
+            "no cold start".to_string()
+        };
+        let lines = format!(
+            "listening on http://{addr}\nrun slowdown {:.4} (--run-noise {}, --seed {}), {cold_start}\n",
+            config.run_slowdown(),
+            config.run_noise,
+            config.seed,
+        );
         let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "listening on http://{addr}").map_err(anyhow::Error::from)?;
+        stdout
+            .write_all(lines.as_bytes())
+            .map_err(anyhow::Error::from)?;
         stdout.flush().map_err(anyhow::Error::from)?;
     }
     sim::serve(listener, config, shutdown)

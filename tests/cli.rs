@@ -148,6 +148,24 @@ fn an_unreachable_server_exits_3_and_says_what_to_check() {
 }
 
 #[test]
+fn sim_options_out_of_range_are_usage_errors() {
+    let output = cacherate(&["sim", "--cold-start-slowdown", "0.5"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("--cold-start-seconds 0"),
+        "{}",
+        stderr(&output)
+    );
+    let output = cacherate(&["sim", "--run-noise", "2"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("--run-noise"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
 fn sim_prints_its_address_and_stops_on_sigterm() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cacherate"))
         .args(["sim", "--listen", "127.0.0.1:0"])
@@ -155,10 +173,18 @@ fn sim_prints_its_address_and_stops_on_sigterm() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    stdout.read_line(&mut line).unwrap();
     assert!(line.starts_with("listening on http://127.0.0.1:"), "{line}");
+    let mut speed = String::new();
+    stdout.read_line(&mut speed).unwrap();
+    let expected = cacherate::sim::SimConfig::default().run_slowdown();
+    assert!(
+        speed.starts_with(&format!(
+            "run slowdown {expected:.4} (--run-noise 0.02, --seed 0)"
+        )),
+        "{speed}"
+    );
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

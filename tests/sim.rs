@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use cacherate::sim::SimConfig;
+use cacherate::sim::speed;
 use common::{metric, start, stream, stream_with, token_request, tokens};
 use serde_json::{Value, json};
 
@@ -425,6 +426,9 @@ async fn models_and_info_describe_the_server() {
         .unwrap();
     assert_eq!(info["vocab_size"], 32_000);
     assert_eq!(info["config"]["block_size"], 16);
+    assert_eq!(info["config"]["run_noise"], 0.02);
+    assert_eq!(info["config"]["cold_start_seconds"], 5.0);
+    assert!(info["run_slowdown"].is_f64(), "{info}");
     server.stop().await.unwrap();
 }
 
@@ -567,4 +571,155 @@ async fn reset_prefix_cache_forgets_cached_prompts() {
     let again = stream(&url, "/v1/completions", token_request(&prompt, 1)).await;
     assert_eq!(again.cached_tokens(), 0);
     server.stop().await.unwrap();
+}
+
+async fn sim_info(base: &str) -> Value {
+    common::client()
+        .get(format!("{base}/sim/info"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The run slowdown a server with `config` reports on /sim/info.
+async fn reported_run_slowdown(config: SimConfig) -> f64 {
+    let server = start(config).await;
+    let info = sim_info(&server.url()).await;
+    server.stop().await.unwrap();
+    info["run_slowdown"]
+        .as_f64()
+        .expect("run_slowdown on /sim/info")
+}
+
+#[tokio::test]
+async fn run_noise_draws_one_slowdown_per_seed() {
+    let with_seed = |seed| SimConfig {
+        seed,
+        run_noise: 0.02,
+        ..SimConfig::for_tests(0.0)
+    };
+    let first = reported_run_slowdown(with_seed(3)).await;
+    let again = reported_run_slowdown(with_seed(3)).await;
+    let other = reported_run_slowdown(with_seed(4)).await;
+    assert_eq!(first, again, "same seed, same slowdown");
+    assert_ne!(first, other, "another seed, another slowdown");
+    assert_eq!(first, with_seed(3).run_slowdown());
+    assert!((0.9..1.1).contains(&first), "{first} at sigma 0.02");
+    let off = SimConfig {
+        run_noise: 0.0,
+        ..with_seed(3)
+    };
+    assert_eq!(reported_run_slowdown(off).await, 1.0);
+}
+
+/// The best of `n` TTFTs of cold 4000-token prompts, each new to the cache:
+/// a busy host only ever adds to a TTFT.
+async fn best_cold_ttft(url: &str, first_start: u32, n: u32) -> f64 {
+    let mut best = f64::INFINITY;
+    for i in 0..n {
+        let prompt = tokens(first_start + i * 4000, 4000);
+        let streamed = stream(url, "/v1/completions", token_request(&prompt, 1)).await;
+        assert_eq!(streamed.cached_tokens(), 0);
+        best = best.min(streamed.ttft.unwrap().as_secs_f64());
+    }
+    best
+}
+
+#[tokio::test]
+async fn the_run_slowdown_scales_request_latency() {
+    // A seed whose draw is far from 1, so the test measures something.
+    let sigma = 0.5;
+    let seed = (0..)
+        .find(|&seed| speed::run_slowdown(seed, sigma) > 1.6)
+        .unwrap();
+    // 328 ms modelled per cold prefill, 82 ms of wall time.
+    let steady = SimConfig {
+        seed,
+        run_noise: 0.0,
+        cold_start_seconds: 0.0,
+        ..SimConfig::for_tests(0.25)
+    };
+    let noisy = SimConfig {
+        run_noise: sigma,
+        ..steady.clone()
+    };
+    let (steady, noisy) = (start(steady).await, start(noisy).await);
+    let factor = sim_info(&noisy.url()).await["run_slowdown"]
+        .as_f64()
+        .unwrap();
+    assert!(factor > 1.6, "{factor}");
+    let base = best_cold_ttft(&steady.url(), 0, 3).await;
+    let slowed = best_cold_ttft(&noisy.url(), 0, 3).await;
+    let ratio = slowed / base;
+    assert!(
+        (0.8..1.25).contains(&(ratio / factor)),
+        "TTFT {slowed:.3} s vs {base:.3} s: ratio {ratio:.3}, drawn slowdown {factor:.3}"
+    );
+    steady.stop().await.unwrap();
+    noisy.stop().await.unwrap();
+}
+
+/// TTFT of a cold 4000-token prompt right after start, and of another one
+/// once `wait` has passed.
+async fn ttft_at_start_and_after(config: SimConfig, wait: Duration) -> (f64, f64) {
+    let server = start(config).await;
+    let url = server.url();
+    let first = best_cold_ttft(&url, 0, 1).await;
+    tokio::time::sleep(wait).await;
+    let later = best_cold_ttft(&url, 10_000, 1).await;
+    server.stop().await.unwrap();
+    (first, later)
+}
+
+#[tokio::test]
+async fn the_first_seconds_after_start_are_slower() {
+    // Real time and a one-second cold start twice as slow at its start: a
+    // cold prefill takes 656 ms at first, 328 ms after the cold period.
+    let cold = SimConfig {
+        run_noise: 0.0,
+        cold_start_seconds: 1.0,
+        cold_start_slowdown: 2.0,
+        ..SimConfig::for_tests(1.0)
+    };
+    let warm = SimConfig {
+        cold_start_seconds: 0.0,
+        ..cold.clone()
+    };
+    let wait = Duration::from_millis(1500);
+    let ((cold_first, cold_later), (warm_first, warm_later)) = tokio::join!(
+        ttft_at_start_and_after(cold, wait),
+        ttft_at_start_and_after(warm, wait)
+    );
+    let ratio = cold_first / cold_later;
+    assert!(
+        (1.5..2.5).contains(&ratio),
+        "cold start: {cold_first:.3} s at first, {cold_later:.3} s later ({ratio:.2}x, \
+         configured 2x)"
+    );
+    let ratio = warm_first / warm_later;
+    assert!(
+        (0.8..1.25).contains(&ratio),
+        "no cold start: {warm_first:.3} s at first, {warm_later:.3} s later ({ratio:.2}x)"
+    );
+}
+
+#[tokio::test]
+async fn the_cold_start_follows_the_time_scale() {
+    // Five simulated seconds pass in half a wall second at time scale 0.1.
+    let config = SimConfig {
+        run_noise: 0.0,
+        cold_start_seconds: 5.0,
+        cold_start_slowdown: 2.0,
+        ..SimConfig::for_tests(0.1)
+    };
+    let (first, later) = ttft_at_start_and_after(config, Duration::from_millis(700)).await;
+    let ratio = first / later;
+    // 66 ms then 33 ms of wall time; the bounds leave room for a busy host.
+    assert!(
+        (1.4..2.8).contains(&ratio),
+        "{first:.3} s at first, {later:.3} s later ({ratio:.2}x, configured 2x)"
+    );
 }

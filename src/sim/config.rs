@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use clap::{Args, Parser};
 use serde::Serialize;
 
+use super::speed::{self, ColdStart};
+
 /// `cacherate sim` options.
 #[derive(Debug, Clone, Args, Serialize)]
 pub struct SimConfig {
@@ -79,6 +81,24 @@ pub struct SimConfig {
     #[arg(long, default_value_t = 0.05)]
     pub noise: f64,
 
+    /// Run-to-run noise: sigma of one lognormal slowdown (mean 1) drawn from
+    /// --seed when the server starts and applied to every step, as repeated
+    /// runs of a real server differ (throughput CV of 1-2.5 %); 0 disables
+    /// it. /sim/info shows the factor drawn.
+    #[arg(long, default_value_t = 0.02)]
+    pub run_noise: f64,
+
+    /// Simulated seconds after start during which steps run slower, as a
+    /// cold server does (GPU clocks, kernel compilation); 0 disables the cold
+    /// start. With --time-scale 0 they are counted in step time.
+    #[arg(long, default_value_t = 5.0)]
+    pub cold_start_seconds: f64,
+
+    /// Step cost multiplier at the very start (1.3 = 30 % slower), fading
+    /// linearly to 1 over --cold-start-seconds; 1 disables the cold start.
+    #[arg(long, default_value_t = 1.3)]
+    pub cold_start_slowdown: f64,
+
     /// Share of requests answered with 500.
     #[arg(long, default_value_t = 0.0)]
     pub error_rate: f64,
@@ -119,7 +139,9 @@ impl Default for SimConfig {
 
 impl SimConfig {
     /// The defaults with time running `scale` times as fast as modelled, no
-    /// jitter, and port 0: what tests start.
+    /// per-step jitter, and port 0: what tests start. The run slowdown (of
+    /// seed 0 unless the test sets one) and the cold start stay, so the
+    /// tests meet the simulator as a user's run does.
     pub fn for_tests(time_scale: f64) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -160,6 +182,7 @@ impl SimConfig {
             ),
             ("--time-scale", self.time_scale),
             ("--noise", self.noise),
+            ("--cold-start-seconds", self.cold_start_seconds),
         ];
         for (name, value) in non_negative {
             if !value.is_finite() || value < 0.0 {
@@ -168,6 +191,22 @@ impl SimConfig {
         }
         if !self.slowdown.is_finite() || self.slowdown <= 0.0 {
             return Err(format!("--slowdown must be > 0, got {}", self.slowdown));
+        }
+        // At sigma 1 a third of runs would be off by more than a factor e:
+        // no longer noise, more likely a percentage typed for a fraction.
+        if !(0.0..=1.0).contains(&self.run_noise) {
+            return Err(format!(
+                "--run-noise must be between 0 and 1 (the sigma of a lognormal \
+                 slowdown: 0.02 is about 2 %, 0 disables it), got {}",
+                self.run_noise
+            ));
+        }
+        if !self.cold_start_slowdown.is_finite() || self.cold_start_slowdown < 1.0 {
+            return Err(format!(
+                "--cold-start-slowdown must be at least 1 (1.3 = 30 % slower at start); \
+                 to disable the cold start pass 1 or --cold-start-seconds 0, got {}",
+                self.cold_start_slowdown
+            ));
         }
         for (name, value) in [
             ("--block-size", self.block_size),
@@ -191,6 +230,16 @@ impl SimConfig {
             return Err("--model must not be empty".to_string());
         }
         Ok(())
+    }
+
+    /// The run-to-run slowdown this configuration's server draws (see
+    /// `speed::run_slowdown`); the same for every server with this seed.
+    pub fn run_slowdown(&self) -> f64 {
+        speed::run_slowdown(self.seed, self.run_noise)
+    }
+
+    pub fn cold_start(&self) -> ColdStart {
+        ColdStart::new(self.cold_start_slowdown, self.cold_start_seconds)
     }
 
     pub fn kv_capacity_blocks(&self) -> usize {
@@ -235,5 +284,55 @@ mod tests {
             ..SimConfig::default()
         };
         assert!(config.validate().unwrap_err().contains("add up"));
+    }
+
+    #[test]
+    fn run_noise_and_cold_start_are_checked() {
+        let error = |config: SimConfig| config.validate().unwrap_err();
+        for run_noise in [-0.1, 1.5, f64::NAN, f64::INFINITY] {
+            let message = error(SimConfig {
+                run_noise,
+                ..SimConfig::default()
+            });
+            assert!(message.contains("--run-noise"), "{message}");
+        }
+        for cold_start_seconds in [-1.0, f64::NAN, f64::INFINITY] {
+            let message = error(SimConfig {
+                cold_start_seconds,
+                ..SimConfig::default()
+            });
+            assert!(message.contains("--cold-start-seconds"), "{message}");
+        }
+        for cold_start_slowdown in [0.0, 0.7, f64::NAN, f64::INFINITY] {
+            let message = error(SimConfig {
+                cold_start_slowdown,
+                ..SimConfig::default()
+            });
+            assert!(message.contains("--cold-start-slowdown"), "{message}");
+            assert!(message.contains("--cold-start-seconds 0"), "{message}");
+        }
+        // Each switched off on its own.
+        SimConfig {
+            run_noise: 0.0,
+            cold_start_seconds: 0.0,
+            ..SimConfig::default()
+        }
+        .validate()
+        .unwrap();
+        SimConfig {
+            cold_start_slowdown: 1.0,
+            ..SimConfig::default()
+        }
+        .validate()
+        .unwrap();
+    }
+
+    #[test]
+    fn defaults_model_a_cold_and_noisy_server() {
+        let config = SimConfig::default();
+        assert_eq!(config.run_noise, 0.02);
+        assert_eq!(config.cold_start_seconds, 5.0);
+        assert_eq!(config.cold_start_slowdown, 1.3);
+        assert_eq!(config.run_slowdown(), speed::run_slowdown(0, 0.02));
     }
 }

@@ -12,11 +12,17 @@
 //!          + prefill_per_token × prefilled + load_per_token × loaded
 //! ```
 //!
-//! times `--slowdown` times a lognormal jitter of mean 1. The engine sleeps
-//! until an absolute deadline that advances by each step's cost, so timer
-//! granularity does not accumulate into drift. The step that completes a
-//! prompt's prefill yields its first token; each later step yields one more,
-//! until `max_tokens`.
+//! times `--slowdown`, times the run's own slowdown (drawn once from
+//! `--seed`, spread `--run-noise`), times the cold-start factor of the
+//! moment (see `speed`), times a lognormal jitter of mean 1. The engine
+//! sleeps until an absolute deadline that advances by each step's cost, so
+//! timer granularity does not accumulate into drift. The step that completes
+//! a prompt's prefill yields its first token; each later step yields one
+//! more, until `max_tokens`.
+//!
+//! The cold start is timed in simulated seconds since the engine started:
+//! wall time divided by `--time-scale`, or, with `--time-scale 0` (where no
+//! wall time passes to speak of), the sum of the step costs so far.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -31,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::SimConfig;
 use super::kv::{Allocation, BlockHash, KvCache, KvCounters, block_hashes};
+use super::speed::ColdStart;
 use super::tokenizer::{TokenId, spaced_word};
 use crate::rng::splitmix64;
 
@@ -155,6 +162,9 @@ struct Costs {
     decode_per_kv_token: f64,
     load_per_token: f64,
     slowdown: f64,
+    /// This process's run-to-run slowdown (above 1 slower).
+    run_slowdown: f64,
+    cold_start: ColdStart,
     time_scale: f64,
 }
 
@@ -170,6 +180,9 @@ struct Engine {
     running: Vec<Sequence>,
     stats: EngineSnapshot,
     snapshot: Arc<Mutex<EngineSnapshot>>,
+    started: Instant,
+    /// Simulated seconds of all steps so far: the clock with no wall time.
+    busy_seconds: f64,
 }
 
 /// A planned step: which sequences decode, which prefill how much.
@@ -200,6 +213,8 @@ impl Engine {
                 decode_per_kv_token: config.decode_ns_per_kv_token * 1e-9,
                 load_per_token: config.offload_load_us_per_token * 1e-6,
                 slowdown: config.slowdown,
+                run_slowdown: config.run_slowdown(),
+                cold_start: config.cold_start(),
                 time_scale: config.time_scale,
             },
             jitter,
@@ -208,6 +223,17 @@ impl Engine {
             running: Vec::new(),
             stats: EngineSnapshot::default(),
             snapshot,
+            started: Instant::now(),
+            busy_seconds: 0.0,
+        }
+    }
+
+    /// Simulated seconds since the engine started.
+    fn elapsed(&self) -> f64 {
+        if self.costs.time_scale > 0.0 {
+            self.started.elapsed().as_secs_f64() / self.costs.time_scale
+        } else {
+            self.busy_seconds
         }
     }
 
@@ -234,7 +260,7 @@ impl Engine {
             self.drop_abandoned();
             self.admit();
             self.publish();
-            let Some(step) = self.plan() else {
+            let Some(step) = self.plan(self.elapsed()) else {
                 continue;
             };
             if self.costs.time_scale > 0.0 {
@@ -324,7 +350,9 @@ impl Engine {
         }
     }
 
-    fn plan(&mut self) -> Option<Step> {
+    /// Plans the next step, costed as if it starts `elapsed` simulated
+    /// seconds after the engine started.
+    fn plan(&mut self, elapsed: f64) -> Option<Step> {
         if self.running.is_empty() {
             return None;
         }
@@ -359,7 +387,7 @@ impl Engine {
             + costs.decode_per_kv_token * attended as f64
             + costs.prefill_per_token * prefilled as f64
             + costs.load_per_token * loaded as f64;
-        seconds *= costs.slowdown;
+        seconds *= costs.slowdown * costs.run_slowdown * costs.cold_start.factor(elapsed);
         if let Some(jitter) = &self.jitter {
             seconds *= jitter.sample(&mut self.rng);
         }
@@ -372,6 +400,7 @@ impl Engine {
 
     fn apply(&mut self, step: Step) {
         self.stats.steps += 1;
+        self.busy_seconds += step.seconds;
         for (index, chunk) in step.prefills {
             let sequence = &mut self.running[index];
             sequence.pending_load = 0;
@@ -416,5 +445,139 @@ impl Engine {
         self.stats.offloaded_blocks = self.kv.offloaded_blocks();
         self.stats.kv = self.kv.counters();
         *self.snapshot.lock().expect("snapshot lock") = self.stats;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 4000-token cold prefill in one step: 8 ms + 4000 × 80 µs.
+    const COLD_4000: f64 = 0.008 + 4000.0 * 80e-6;
+
+    fn engine(config: SimConfig) -> Engine {
+        Engine::new(&config, Arc::new(Mutex::new(EngineSnapshot::default())))
+    }
+
+    /// Queues and admits one request; the receiver keeps it alive.
+    fn submit(
+        engine: &mut Engine,
+        prompt_len: u32,
+        max_tokens: usize,
+    ) -> mpsc::UnboundedReceiver<EngineEvent> {
+        let (events, receiver) = mpsc::unbounded_channel();
+        engine.enqueue(EngineRequest {
+            prompt: (0..prompt_len).map(|i| 100 + i).collect(),
+            max_tokens,
+            output_seed: 1,
+            events,
+        });
+        engine.admit();
+        receiver
+    }
+
+    /// Deterministic costs: no jitter, and neither factor unless asked for.
+    fn quiet() -> SimConfig {
+        SimConfig {
+            noise: 0.0,
+            run_noise: 0.0,
+            cold_start_seconds: 0.0,
+            ..SimConfig::for_tests(0.0)
+        }
+    }
+
+    fn first_step_seconds(config: &SimConfig, elapsed: f64) -> f64 {
+        let mut engine = engine(config.clone());
+        let _events = submit(&mut engine, 4000, 4);
+        engine.plan(elapsed).expect("a step").seconds
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-9 * b.abs()
+    }
+
+    #[test]
+    fn the_run_slowdown_multiplies_every_step_with_the_slowdown() {
+        assert!(close(first_step_seconds(&quiet(), 0.0), COLD_4000));
+        let noisy = SimConfig {
+            run_noise: 0.3,
+            seed: 5,
+            slowdown: 1.5,
+            ..quiet()
+        };
+        let factor = noisy.run_slowdown();
+        assert!((factor - 1.0).abs() > 0.01, "seed 5 draws {factor}");
+        assert!(close(
+            first_step_seconds(&noisy, 100.0),
+            COLD_4000 * 1.5 * factor
+        ));
+        // Another seed, another factor; the same seed, the same cost.
+        let other = SimConfig {
+            seed: 6,
+            ..noisy.clone()
+        };
+        assert_ne!(other.run_slowdown(), factor);
+        assert_eq!(
+            first_step_seconds(&noisy, 3.0),
+            first_step_seconds(&noisy, 3.0)
+        );
+    }
+
+    #[test]
+    fn the_cold_start_slows_early_steps_and_fades() {
+        let cold = SimConfig {
+            cold_start_seconds: 5.0,
+            cold_start_slowdown: 2.0,
+            ..quiet()
+        };
+        assert!(close(first_step_seconds(&cold, 0.0), COLD_4000 * 2.0));
+        assert!(close(first_step_seconds(&cold, 2.5), COLD_4000 * 1.5));
+        assert!(close(first_step_seconds(&cold, 5.0), COLD_4000));
+        assert!(close(first_step_seconds(&cold, 50.0), COLD_4000));
+        let disabled = SimConfig {
+            cold_start_seconds: 0.0,
+            cold_start_slowdown: 2.0,
+            ..quiet()
+        };
+        assert!(close(first_step_seconds(&disabled, 0.0), COLD_4000));
+    }
+
+    #[test]
+    fn without_wall_time_the_cold_start_runs_on_step_time() {
+        let config = SimConfig {
+            time_scale: 0.0,
+            cold_start_seconds: 1.0,
+            cold_start_slowdown: 2.0,
+            ..quiet()
+        };
+        let mut engine = engine(config);
+        let _events = submit(&mut engine, 16, 1000);
+        let mut costs = Vec::new();
+        while engine.elapsed() < 1.5 {
+            let step = engine.plan(engine.elapsed()).expect("a step");
+            costs.push(step.seconds);
+            engine.apply(step);
+        }
+        let total: f64 = costs.iter().sum();
+        assert!(close(engine.elapsed(), total), "the clock is the step time");
+        // The prefill step, then decode steps of about 8.15 ms when warm.
+        let warm = costs[costs.len() - 1];
+        assert!((warm - 0.00815).abs() < 1e-4, "warm step {warm}");
+        let first_decode = costs[1];
+        assert!(
+            (first_decode / warm - 2.0).abs() < 0.02,
+            "first decode {first_decode} vs warm {warm}"
+        );
+        // Half-way through the cold period, half the extra cost.
+        let mut clock = 0.0;
+        let halfway = costs
+            .iter()
+            .find(|&&cost| {
+                clock += cost;
+                clock > 0.5
+            })
+            .copied()
+            .expect("steps past 0.5 s");
+        assert!((halfway / warm - 1.5).abs() < 0.02, "half-way {halfway}");
     }
 }

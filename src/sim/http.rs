@@ -160,6 +160,14 @@ pub async fn serve(
     config: SimConfig,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
+    tracing::info!(
+        run_slowdown = config.run_slowdown(),
+        run_noise = config.run_noise,
+        seed = config.seed,
+        cold_start_slowdown = config.cold_start_slowdown,
+        cold_start_seconds = config.cold_start_seconds,
+        "simulator speed"
+    );
     let engine = engine::spawn(&config, shutdown.clone());
     let app = Arc::new(App {
         faults: Mutex::new(FaultDraw::new(&config)),
@@ -335,6 +343,8 @@ async fn info(State(app): State<Shared>) -> Response {
         version: &'static str,
         vocab_size: u32,
         special_tokens: &'static [&'static str],
+        /// The factor `--run-noise` drew for this process from `--seed`.
+        run_slowdown: f64,
         config: &'a SimConfig,
     }
     json_response(
@@ -344,6 +354,7 @@ async fn info(State(app): State<Shared>) -> Response {
             version: env!("CARGO_PKG_VERSION"),
             vocab_size: VOCAB_SIZE,
             special_tokens: &tokenizer::SPECIAL_TOKENS,
+            run_slowdown: app.config.run_slowdown(),
             config: &app.config,
         },
     )

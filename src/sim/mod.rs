@@ -8,6 +8,7 @@ pub mod faults;
 mod http;
 pub mod kv;
 pub mod metrics;
+pub mod speed;
 pub mod tokenizer;
 pub mod wire;
 
