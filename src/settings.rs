@@ -486,7 +486,8 @@ impl RunSettings {
     fn fixed_load_spec(&self, levels: Option<Vec<u32>>) -> Result<Option<FixedLoadSpec>> {
         match (self.mode, levels, &self.concurrency_from) {
             (Mode::Sustained, _, _) => Err(Error::Usage(
-                "--mode sustained (the seed's continuous load with assessment periods) is not                  available yet; use --mode adaptive (the ramp) or --mode fixed"
+                "--mode sustained (the seed's continuous load with assessment periods) is not \
+                 available yet; use --mode adaptive (the ramp) or --mode fixed"
                     .into(),
             )),
             (Mode::Adaptive, None, None) => Ok(None),
@@ -498,7 +499,8 @@ impl RunSettings {
                     .into(),
             )),
             (Mode::Fixed, None, None) => Err(Error::Usage(
-                "--mode fixed needs the load: --fixed-concurrency-levels 8 16 32, or                  --concurrency-from an earlier run's results.json (or a baseline)"
+                "--mode fixed needs the load: --fixed-concurrency-levels 8 16 32, or \
+                 --concurrency-from an earlier run's results.json (or a baseline)"
                     .into(),
             )),
             (Mode::Fixed, Some(mut levels), None) => {
@@ -523,7 +525,9 @@ impl RunSettings {
                     .collect();
                 if !missing.is_empty() {
                     return Err(Error::Usage(format!(
-                        "--concurrency-from {} has no load for {}; measure those points in                          adaptive mode first, or leave them out of --context-sizes and                          --cache-hit-rates",
+                        "--concurrency-from {} has no load for {}; measure those points in \
+                         adaptive mode first, or leave them out of --context-sizes and \
+                         --cache-hit-rates",
                         path.display(),
                         missing.join(", ")
                     )));
@@ -615,7 +619,8 @@ impl RunSettings {
         }
         if !(self.warmup_fraction.is_finite() && (0.0..0.9).contains(&self.warmup_fraction)) {
             return fail(format!(
-                "--warmup-fraction is the share of each phase not counted, from 0 to below                  0.9; got {}",
+                "--warmup-fraction is the share of each phase not counted, from 0 to below \
+                 0.9; got {}",
                 self.warmup_fraction
             ));
         }
@@ -717,7 +722,8 @@ pub fn concurrency_from(path: &Path) -> Result<Vec<(u64, u32, u32)>> {
     })?;
     let file: File = serde_json::from_str(&text).map_err(|e| {
         Error::Usage(format!(
-            "--concurrency-from {} is not a results.json or baseline with points              (context_size, cache_hit_rate, peak_concurrency): {e}",
+            "--concurrency-from {} is not a results.json or baseline with points \
+             (context_size, cache_hit_rate, peak_concurrency): {e}",
             path.display()
         ))
     })?;
@@ -890,5 +896,60 @@ mod tests {
         let mut b = a.clone();
         b.max_ttft = 2.0;
         assert_eq!(b.differences(&a), vec!["--max-ttft: 1.0 -> 2.0"]);
+    }
+
+    #[test]
+    fn modes_take_their_load_and_refuse_what_does_not_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        let quick = |extra: &[&str]| {
+            let mut args = vec!["--profile", "quick"];
+            args.extend_from_slice(extra);
+            resolve(&args, dir.path())
+        };
+        assert_eq!(quick(&[]).unwrap().mode, Mode::Adaptive);
+        assert_eq!(quick(&[]).unwrap().sample_duration, 3.0, "--ramp-duration");
+        let s = quick(&[
+            "--mode",
+            "fixed",
+            "--fixed-concurrency-levels",
+            "16",
+            "4",
+            "4",
+        ])
+        .unwrap();
+        assert_eq!(s.fixed_load, Some(FixedLoadSpec::Levels(vec![4, 16])));
+        for (extra, says) in [
+            (&["--mode", "sustained"][..], "not available yet"),
+            (&["--mode", "fixed"][..], "needs the load"),
+            (
+                &["--fixed-concurrency-levels", "4"][..],
+                "go with --mode fixed",
+            ),
+            (
+                &["--mode", "fixed", "--fixed-concurrency-levels", "0"][..],
+                "above 0",
+            ),
+            (
+                &[
+                    "--mode",
+                    "fixed",
+                    "--fixed-concurrency-levels",
+                    "4",
+                    "--num-retries",
+                    "0",
+                ][..],
+                "at least 1",
+            ),
+            (&["--warmup-fraction", "0.95"][..], "--warmup-fraction"),
+            (&["--sample-duration", "0"][..], "--sample-duration"),
+            (
+                &["--mode", "fixed", "--concurrency-from", "/nonexistent.json"][..],
+                "cannot read --concurrency-from",
+            ),
+        ] {
+            let error = quick(extra).unwrap_err();
+            assert_eq!(error.exit_code(), crate::exit::USAGE);
+            assert!(error.to_string().contains(says), "{extra:?}: {error}");
+        }
     }
 }

@@ -295,7 +295,8 @@ impl Results {
         }
         let damaged = |e: serde_json::Error| {
             Error::Usage(format!(
-                "{} is damaged ({e}); run with --force-restart to move this run aside and                  start over, or choose another --output-dir",
+                "{} is damaged ({e}); run with --force-restart to move this run aside and \
+                 start over, or choose another --output-dir",
                 path.display()
             ))
         };
@@ -303,11 +304,16 @@ impl Results {
         match version.schema_version {
             Some(SCHEMA_VERSION) => serde_json::from_str(text).map_err(damaged),
             Some(newer) if newer > SCHEMA_VERSION => Err(Error::Usage(format!(
-                "{} has schema version {newer}, written by a newer cacherate than this one                  (which reads {SCHEMA_VERSION}); upgrade cacherate to read it",
+                "{} has schema version {newer}, written by a newer cacherate than this one \
+                 (which reads {SCHEMA_VERSION}); upgrade cacherate to read it",
                 path.display()
             ))),
             older => Err(Error::Usage(format!(
-                "{} has schema version {}, written by an earlier cacherate whose samples                  included the phase that chose the peak and whose figures were not taken                  over a steady-state window; its numbers cannot be compared with this                  version's. Re-run with this version (--force-restart moves the old run                  aside)",
+                "{} has schema version {}, written by an earlier cacherate whose samples \
+                 included the phase that chose the peak and whose figures were not taken \
+                 over a steady-state window; its numbers cannot be compared with this \
+                 version's. Re-run with this version (--force-restart moves the old run \
+                 aside)",
                 path.display(),
                 older.map_or("(none)".to_string(), |v| v.to_string())
             ))),
@@ -797,5 +803,30 @@ mod tests {
         let error = run.load_progress().unwrap_err();
         assert!(error.to_string().contains("--force-restart"), "{error}");
         assert_eq!(error.exit_code(), crate::exit::USAGE);
+    }
+
+    #[test]
+    fn results_of_another_schema_are_refused_with_what_to_do() {
+        let path = Path::new("out/results.json");
+        let old = r#"{"schema_version": 1, "points": [{"context_size": 512}]}"#;
+        let error = Results::parse(old, path).unwrap_err();
+        assert_eq!(error.exit_code(), crate::exit::USAGE);
+        let message = error.to_string();
+        assert!(
+            message.contains("schema version 1") && message.contains("Re-run with this version"),
+            "{message}"
+        );
+        let newer = r#"{"schema_version": 99, "points": []}"#;
+        let message = Results::parse(newer, path).unwrap_err().to_string();
+        assert!(message.contains("newer cacherate"), "{message}");
+        let current = format!(r#"{{"schema_version": {SCHEMA_VERSION}, "points": []}}"#);
+        assert!(Results::parse(&current, path).unwrap().points.is_empty());
+        let cut = &current[..10];
+        assert!(
+            Results::parse(cut, path)
+                .unwrap_err()
+                .to_string()
+                .contains("damaged")
+        );
     }
 }

@@ -2,14 +2,18 @@
 
 use crate::store::PointResult;
 
-/// The final table of all points.
+/// The final table of all points: the rate asked for and the effective
+/// target the chunk size allows, what the server cached, the load, the
+/// number of samples the figures are means of, and the figures.
 pub fn render_table(points: &[PointResult]) -> String {
     let mut out = format!(
-        "{:>8} {:>6} {:>9} {:>6} {:>12} {:>11} {:>9} {:>9} {:>8} {:>6}\n",
+        "{:>8} {:>6} {:>7} {:>9} {:>6} {:>3} {:>12} {:>12} {:>9} {:>9} {:>8} {:>6}\n",
         "context",
         "cache%",
+        "target%",
         "achieved%",
         "peak",
+        "n",
         "input tok/s",
         "output tok/s",
         "TTFT p50",
@@ -19,9 +23,14 @@ pub fn render_table(points: &[PointResult]) -> String {
     );
     for p in points {
         out.push_str(&format!(
-            "{:>8} {:>6} {:>9} {:>5}{} {:>12.0} {:>11.0} {:>8.3}s {:>8.3}s {:>7.1}ms {:>6.2}\n",
+            "{:>8} {:>6} {:>7} {:>9} {:>5}{} {:>3} {:>12.0} {:>12.0} {:>8.3}s {:>8.3}s {:>6.1}ms {:>6.2}\n",
             p.context_size,
             p.cache_hit_rate,
+            format!(
+                "{:.1}{}",
+                p.target_cache_rate * 100.0,
+                if p.target_differs() { "~" } else { "" }
+            ),
             p.achieved_cache_rate.map_or("-".to_string(), |r| format!(
                 "{:.1}{}",
                 r * 100.0,
@@ -29,6 +38,11 @@ pub fn render_table(points: &[PointResult]) -> String {
             )),
             p.peak_concurrency,
             if p.peak_passed { " " } else { "!" },
+            if p.has_samples() {
+                p.samples.len().to_string()
+            } else {
+                "-".to_string()
+            },
             p.input_tps,
             p.output_tps,
             p.ttft.p50,
@@ -37,6 +51,12 @@ pub fn render_table(points: &[PointResult]) -> String {
             p.error_rate * 100.0
         ));
     }
+    if points.iter().any(|p| p.target_differs()) {
+        out.push_str(
+            "~ the chunk size cannot express the rate asked for: the effective target is sent \
+             (a smaller --chunk-size sends the rate itself)\n",
+        );
+    }
     if points.iter().any(|p| p.cache_rate_missed) {
         out.push_str(
             "* the achieved cache-hit rate missed the target: the working set does not stay \
@@ -44,7 +64,16 @@ pub fn render_table(points: &[PointResult]) -> String {
         );
     }
     if points.iter().any(|p| !p.peak_passed) {
-        out.push_str("! no concurrency level held the thresholds; the best compromise is shown\n");
+        out.push_str(
+            "! no concurrency level held the thresholds (or the given level did not); its \
+             figures are shown\n",
+        );
+    }
+    if points.iter().any(|p| !p.has_samples()) {
+        out.push_str(
+            "- no independent samples (--num-retries 0): the figures are those of the phase \
+             that chose the peak, and a comparison refuses the point\n",
+        );
     }
     out
 }

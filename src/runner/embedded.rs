@@ -37,7 +37,10 @@ fn config(settings: &RunSettings) -> SimConfig {
     SimConfig {
         listen: ([127, 0, 0, 1], 0).into(),
         time_scale: settings.sim_time_scale,
-        seed: settings.seed.unwrap_or(0),
+        // The simulator's own draws (its run-to-run speed among them) follow
+        // --seed; without one every run gets a fresh simulator, as a real
+        // server restarted between runs would be.
+        seed: settings.seed.unwrap_or_else(rand::random),
         max_model_len,
         kv_capacity_tokens: defaults.kv_capacity_tokens.max(max_model_len),
         ..defaults

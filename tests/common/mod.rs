@@ -226,3 +226,46 @@ pub fn assert_run_dir_complete(dir: &Path, context: u64) {
         assert!(dir.join(&file).is_file(), "{file} is missing");
     }
 }
+
+/// Resolves `cacherate run` options (without the `run`) as the command
+/// line would, with no profile file around.
+pub fn try_run_settings(
+    args: &[String],
+) -> cacherate::error::Result<cacherate::settings::RunSettings> {
+    use clap::Parser;
+    let mut argv = vec!["cacherate".to_string(), "run".to_string()];
+    argv.extend_from_slice(args);
+    let cacherate::cli::Command::Run(run) =
+        cacherate::cli::Cli::try_parse_from(argv).unwrap().command
+    else {
+        unreachable!("a run command line")
+    };
+    let no_profiles = tempfile::tempdir().unwrap();
+    cacherate::settings::RunSettings::resolve(*run, no_profiles.path())
+}
+
+/// Like [`try_run_settings`], for options that must resolve.
+pub fn run_settings(args: &[String]) -> cacherate::settings::RunSettings {
+    try_run_settings(args).unwrap()
+}
+
+/// Every row of a run directory's `phase_metadata_{context}.csv`, as the
+/// phase ids and types in order.
+pub fn phases(dir: &Path, context: u64) -> Vec<PhaseRow> {
+    let path = dir.join(format!("phase_metadata_{context}.csv"));
+    csv::Reader::from_path(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .deserialize()
+        .map(|row| row.expect("every phase row parses"))
+        .collect()
+}
+
+/// The columns of a phase row the tests read.
+#[derive(Debug, serde::Deserialize)]
+pub struct PhaseRow {
+    pub phase_id: String,
+    pub phase_type: String,
+    pub concurrency: u32,
+    pub input_tps: f64,
+    pub passed: bool,
+}

@@ -529,4 +529,40 @@ mod tests {
         assert_eq!(replayed.next(), search.next());
         assert_eq!(replayed.state, search.state);
     }
+
+    #[test]
+    fn retries_take_the_sample_duration_and_without_them_there_are_no_samples() {
+        let sampled = RampParams {
+            sample_duration: 7.0,
+            num_retries: 2,
+            ..params()
+        };
+        let mut search = PeakSearch::new(sampled, 2);
+        let mut retry_durations = Vec::new();
+        while let Some(phase) = search.next() {
+            if matches!(phase.kind, PhaseKind::Retry(_)) {
+                retry_durations.push(phase.duration);
+            }
+            search.record(Outcome {
+                kind: phase.kind,
+                concurrency: phase.concurrency,
+                passed: phase.concurrency < 10,
+                ttft: 1.5,
+                completed: 10,
+                input_tps: 1.0,
+                elapsed: phase.duration,
+            });
+        }
+        assert_eq!(retry_durations, [7.0, 7.0]);
+        let (_, peak) = drive(
+            RampParams {
+                num_retries: 0,
+                ..params()
+            },
+            2,
+            |c| f64::from(c) * 0.1,
+        );
+        assert!(peak.samples.is_empty());
+        assert!(peak.selection.is_some(), "the peak is still known");
+    }
 }
