@@ -16,7 +16,7 @@ mod tests;
 pub use dist::{t_quantile, t_upper_tail};
 pub use effect::{Effect, MetricSamples, RunNoiseSource, estimate_effect, satterthwaite_df};
 pub use holm::holm_adjust;
-pub use policy::{Direction, HealthLimits, Metric, Policy, Tolerances};
+pub use policy::{Direction, HealthLimits, Metric, Policy, RECOMMENDED_BASELINE_RUNS, Tolerances};
 pub use verdict::{
     CurveSummary, CurveVerdict, Estimate, MDE_POWER, MIN_SHRINKABLE_SHARE, PointHealth,
     PointMetricVerdict, PointSamples, Verdict, judge_curve, minimum_detectable_effect,

@@ -115,13 +115,21 @@ impl Default for HealthLimits {
     }
 }
 
+/// Baseline runs the Monte-Carlo says a baseline should have (see
+/// [`Policy`]); the baseline tooling should warn below it.
+pub const RECOMMENDED_BASELINE_RUNS: usize = 5;
+
 /// Everything a verdict depends on besides the samples.
 ///
-/// The defaults are the ones the Monte-Carlo in `benches/verdict_mc.rs`
-/// supports: with 2 % run-to-run noise and 1 % sample noise, a confidence of
-/// 99 % keeps false alarms per gate (4 metrics × 3 points + the curves) near
-/// 0.5 %, and a baseline of 5 runs is what it takes to catch a 10 % slowdown
-/// ≥ 95 % of the time; a 1-run baseline catches it ~80 % of the time.
+/// The defaults are what the Monte-Carlo in `benches/verdict_mc.rs` supports
+/// (2 % run-to-run noise, 1 % sample noise, 3 points × 4 metrics a gate,
+/// 10 000 gates a cell). At 95 % confidence a gate raises false alarms in
+/// 2–6 % of A/A comparisons; at 99 % in 0.7–1.0 %. At 99 %, a 10 % slowdown
+/// is caught in 96 % of gates with a 5-run baseline, but only 91–92 % with
+/// 1 run and 89–91 % with 3 (whose run-noise estimate, on 2 df, costs as
+/// much as it brings). Samples beyond 3 a point change little, because the
+/// run-to-run noise dominates; 5 samples recover what a cold first sample
+/// costs (95 % instead of 91 % detection with 5 baseline runs).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Policy {
     pub tolerances: Tolerances,
