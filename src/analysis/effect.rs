@@ -25,7 +25,7 @@
 //! ≥ 2 runs, the one-way ANOVA (method of moments) estimate from its runs:
 //! the variance of the run means minus the part the within-run noise puts
 //! there, `s²_between − s²_b · mean(1/k_r)`, floored at 0 (Searle, Casella &
-//! McCulloch, *Variance Components*, 1992, §3.5). The floor is a lower bound
+//! McCulloch, *Variance Components*, 1992). The floor is a lower bound
 //! because two or three runs say little about a variance: they may raise the
 //! assumption, never talk it down.
 //!

@@ -188,9 +188,9 @@ impl Policy {
                 self.run_noise_floor
             ));
         }
-        if self.run_noise_floor_df.is_nan() || self.run_noise_floor_df < 1.0 {
+        if !self.run_noise_floor_df.is_finite() || self.run_noise_floor_df < 1.0 {
             return Err(format!(
-                "run-noise floor degrees of freedom {} must be at least 1",
+                "run-noise floor degrees of freedom {} must be a finite number, at least 1",
                 self.run_noise_floor_df
             ));
         }

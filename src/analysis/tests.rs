@@ -338,6 +338,10 @@ fn invalid_policy_is_refused() {
             confidence: 1.0,
             ..Policy::default()
         },
+        Policy {
+            run_noise_floor_df: f64::INFINITY,
+            ..Policy::default()
+        },
     ] {
         assert!(judge_curve(Metric::InputThroughput, &points, &policy).is_err());
     }
@@ -356,6 +360,8 @@ fn verdict_serializes_with_lowercase_names() {
     assert_eq!(json["points"][0]["verdict"], "pass");
     assert_eq!(json["points"][1]["verdict"], "improved");
     assert_eq!(json["points"][0]["estimate"]["run_noise_source"], "floor");
+    assert_eq!(json["points"][0]["tolerance_pct"], 15.0);
+    assert_eq!(json["curve"]["tolerance_pct"], 15.0);
     let back: CurveVerdict = serde_json::from_value(json).unwrap();
     assert_eq!(back, verdict);
     for (v, name) in [

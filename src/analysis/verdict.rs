@@ -122,6 +122,9 @@ pub struct PointMetricVerdict {
     pub verdict: Verdict,
     /// Why an `error` or `insufficient` verdict was given.
     pub reason: Option<String>,
+    /// The metric's tolerance, in percent (repeated from the curve so that
+    /// each verdict shows it).
+    pub tolerance_pct: f64,
     pub current_samples: usize,
     pub baseline_samples: usize,
     pub baseline_runs: usize,
@@ -134,6 +137,7 @@ pub struct PointMetricVerdict {
 pub struct CurveSummary {
     pub verdict: Verdict,
     pub reason: Option<String>,
+    pub tolerance_pct: f64,
     /// Points that entered the weighted mean.
     pub points: usize,
     pub estimate: Option<Estimate>,
@@ -239,8 +243,8 @@ fn decide(
 
 /// Minimum detectable effect of a one-sided t test at level `alpha` with
 /// power [`MDE_POWER`]: `(t₁₋α,ν + t_power,ν) · SE` — the usual
-/// normal-theory power formula with t quantiles (e.g. Cohen 1988, §2.3;
-/// Bloom 1995, "Minimum detectable effects", Evaluation Review 19:547).
+/// normal-theory power formula with t quantiles (e.g. Cohen, *Statistical
+/// Power Analysis*, 1988; Bloom 1995, "Minimum detectable effects", Evaluation Review 19:547).
 pub fn minimum_detectable_effect(std_error: f64, df: f64, alpha: f64) -> f64 {
     (t_quantile(1.0 - alpha, df) + t_quantile(MDE_POWER, df)) * std_error
 }
@@ -303,7 +307,7 @@ fn estimate(
 ///
 /// Curve: the weighted mean `D = Σ wₚ dₚ` (Σ wₚ = 1) of the tested points,
 /// the fixed-effect meta-analytic estimate (Borenstein, Hedges, Higgins &
-/// Rothstein, *Introduction to Meta-Analysis*, 2009, ch. 11) with one
+/// Rothstein, *Introduction to Meta-Analysis*, 2009) with one
 /// difference that matters: the run-to-run offsets of the current run and
 /// of the baseline's runs are common to every point, so they do not average
 /// out across points. With `dₚ = δ + U + eₚ`, `Var U = S` shared and
@@ -358,6 +362,7 @@ pub fn judge_curve(
             point: point.point.clone(),
             verdict,
             reason,
+            tolerance_pct: tolerance * 100.0,
             current_samples,
             baseline_samples,
             baseline_runs,
@@ -412,6 +417,7 @@ pub fn judge_curve(
         CurveSummary {
             verdict: Verdict::Insufficient,
             reason: Some("no point of the curve has samples that support a verdict".to_string()),
+            tolerance_pct: tolerance * 100.0,
             points: 0,
             estimate: None,
         }
@@ -429,6 +435,7 @@ pub fn judge_curve(
         CurveSummary {
             verdict,
             reason: None,
+            tolerance_pct: tolerance * 100.0,
             points: family,
             estimate: Some(estimate(
                 summary.log_ratio,
