@@ -5,6 +5,7 @@
 //! ([`settings`]) → workload ([`workload`]) → client ([`client`]) → runner
 //! ([`runner`]) → run directory ([`store`]) → figures ([`stats`]).
 
+pub mod analysis;
 pub mod cli;
 pub mod client;
 pub mod error;
