@@ -23,6 +23,13 @@ pub enum Command {
     /// find the peak throughput under a TTFT limit at each.
     #[command(args_override_self = true)]
     Run(Box<RunArgs>),
+    /// Hold a run's samples against a baseline and write
+    /// RUN_DIR/compare/verdict.json; the exit code says the verdict.
+    Compare(CompareArgs),
+    /// Run (resuming an interrupted run directory) at the baseline's loads,
+    /// then compare: the one command a CI job calls.
+    #[command(args_override_self = true)]
+    Gate(Box<GateArgs>),
     /// Run the embedded simulated inference server (vLLM's OpenAI-compatible
     /// protocol with a KV prefix-cache model).
     Sim(SimConfig),
@@ -362,6 +369,97 @@ impl RunArgs {
             sample_duration: o.sample_duration,
         }
     }
+}
+
+/// How a comparison decides: the policy of SPEC §5.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Verdict")]
+pub struct VerdictArgs {
+    /// Confidence of the one-sided tests, Holm-adjusted across a curve's
+    /// points [default: 0.99].
+    #[arg(long, env = "CACHERATE_CONFIDENCE")]
+    pub confidence: Option<f64>,
+
+    /// Throughput change (input and output tok/s) within which a point
+    /// passes, as a fraction [default: 0.05].
+    #[arg(long, env = "CACHERATE_TOLERANCE_THROUGHPUT")]
+    pub tolerance_throughput: Option<f64>,
+
+    /// TTFT p50 change within which a point passes [default: 0.10].
+    #[arg(long, env = "CACHERATE_TOLERANCE_TTFT_P50")]
+    pub tolerance_ttft_p50: Option<f64>,
+
+    /// TTFT p95 change within which a point passes [default: 0.15].
+    #[arg(long, env = "CACHERATE_TOLERANCE_TTFT_P95")]
+    pub tolerance_ttft_p95: Option<f64>,
+
+    /// Run-to-run noise assumed at least, as a coefficient of variation
+    /// between two runs (a baseline of several runs can raise it)
+    /// [default: 0.02].
+    #[arg(long, env = "CACHERATE_RUN_NOISE_FLOOR")]
+    pub run_noise_floor: Option<f64>,
+
+    /// Samples a point needs for a verdict [default: 3].
+    #[arg(long, env = "CACHERATE_MIN_SAMPLES")]
+    pub min_samples: Option<usize>,
+
+    /// Metrics whose verdicts fail the gate; the others are shown
+    /// [default: all four].
+    #[arg(long, num_args = 1.., value_delimiter = ',', env = "CACHERATE_GATE_METRICS")]
+    pub gate_metrics: Option<Vec<GateMetric>>,
+
+    /// Exit 4 when the verdict is inconclusive (else it passes).
+    #[arg(long, env = "CACHERATE_FAIL_ON_INCONCLUSIVE")]
+    pub fail_on_inconclusive: bool,
+}
+
+/// A metric a gate can judge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum GateMetric {
+    InputThroughput,
+    OutputThroughput,
+    TtftP50,
+    TtftP95,
+}
+
+/// `cacherate compare`.
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// The run directory (a `cacherate run --output-dir`).
+    pub run_dir: PathBuf,
+
+    /// The baseline file, e.g. baselines/sim-quick.json.
+    #[arg(long, env = "CACHERATE_BASELINE")]
+    pub baseline: PathBuf,
+
+    #[command(flatten)]
+    pub verdict: VerdictArgs,
+}
+
+/// `cacherate gate`: every option of `run`, and the comparison's.
+#[derive(Debug, Clone, Args)]
+pub struct GateArgs {
+    /// The baseline file, e.g. baselines/sim-quick.json.
+    #[arg(long, env = "CACHERATE_BASELINE", help_heading = "Gate")]
+    pub baseline: PathBuf,
+
+    /// Search each point's peak with the ramp instead of measuring at the
+    /// baseline's load (costs a ramp per point; reports the peak found
+    /// against the baseline's).
+    #[arg(long, help_heading = "Gate")]
+    pub search_peak: bool,
+
+    /// Samples added at a point whose verdict is inconclusive before
+    /// deciding [default: 3].
+    #[arg(long, env = "CACHERATE_MAX_EXTRA_SAMPLES", help_heading = "Gate")]
+    pub max_extra_samples: Option<u32>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    #[command(flatten)]
+    pub verdict: VerdictArgs,
 }
 
 /// `cacherate kv-size`.

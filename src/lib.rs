@@ -6,8 +6,10 @@
 //! ([`runner`]) → run directory ([`store`]) → figures ([`stats`]).
 
 pub mod analysis;
+pub mod baseline;
 pub mod cli;
 pub mod client;
+pub mod commands;
 pub mod error;
 pub mod exit;
 pub mod kvsize;
@@ -27,13 +29,13 @@ use std::io::Write;
 use cli::{Cli, Command, KvSizeArgs};
 use error::{Error, Result};
 
-/// Runs one parsed command line to completion. `argv` is the raw command
-/// line, recorded in the run directory.
-pub async fn run(cli: Cli, argv: Vec<String>) -> Result<()> {
+/// Runs one parsed command line to completion; returns the exit code.
+/// `argv` is the raw command line, recorded in the run directory.
+pub async fn run(cli: Cli, argv: Vec<String>) -> Result<i32> {
+    let cwd = || std::env::current_dir().map_err(|e| Error::Internal(e.into()));
     match cli.command {
         Command::Run(args) => {
-            let cwd = std::env::current_dir().map_err(|e| Error::Internal(e.into()))?;
-            let settings = settings::RunSettings::resolve(*args, &cwd)?;
+            let settings = settings::RunSettings::resolve(*args, &cwd()?)?;
             let outcome = tokio::select! {
                 outcome = runner::run(settings, &argv) => outcome?,
                 _ = tokio::signal::ctrl_c() => return Err(Error::Interrupted),
@@ -41,10 +43,18 @@ pub async fn run(cli: Cli, argv: Vec<String>) -> Result<()> {
             let mut stdout = std::io::stdout().lock();
             let _ = writeln!(stdout, "\n{}", report::table::render_table(&outcome.points));
             let _ = writeln!(stdout, "results in {}", outcome.dir.display());
-            Ok(())
+            Ok(exit::PASS)
         }
-        Command::Sim(config) => run_sim(config).await,
-        Command::KvSize(args) => kv_size(args),
+        Command::Compare(args) => commands::compare::command(&args),
+        Command::Gate(args) => {
+            let cwd = cwd()?;
+            tokio::select! {
+                code = commands::gate::command(&args, &argv, &cwd) => code,
+                _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
+            }
+        }
+        Command::Sim(config) => run_sim(config).await.map(|()| exit::PASS),
+        Command::KvSize(args) => kv_size(args).map(|()| exit::PASS),
     }
 }
 

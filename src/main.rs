@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(cacherate::run(cli, argv)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code() as u8)

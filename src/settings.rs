@@ -322,6 +322,10 @@ pub struct RunSettings {
     pub warmup_fraction: f64,
     /// Seconds of each sample phase.
     pub sample_duration: f64,
+    /// `(context, rate, samples)`: finished points to extend with more
+    /// sample phases until they have that many (the gate's extra samples
+    /// at inconclusive points). Not an option of `run`.
+    pub sample_targets: Vec<(u64, u32, u32)>,
     pub profile: Option<String>,
     pub force_restart: bool,
     pub verbose: bool,
@@ -471,6 +475,7 @@ impl RunSettings {
                 Some(seconds) => seconds,
                 None => required(o.ramp_duration, "--ramp-duration")?,
             },
+            sample_targets: Vec::new(),
             profile: args.profile,
             force_restart: args.force_restart,
             verbose: args.verbose,

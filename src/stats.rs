@@ -155,10 +155,10 @@ pub struct PhaseFigures {
     pub counted: u64,
     /// Length of the window, seconds.
     pub duration_s: f64,
-    /// Prompt tokens of the requests whose first token came inside the
-    /// window.
+    /// Prompt tokens of the requests launched inside the window that got a
+    /// first token.
     pub prompt_tokens: u64,
-    /// Output tokens streamed inside the window.
+    /// Output tokens those requests streamed.
     pub completion_tokens: u64,
     /// Prompt tokens of the counted requests.
     pub counted_prompt_tokens: u64,
@@ -166,9 +166,10 @@ pub struct PhaseFigures {
     pub cached_tokens: u64,
     /// Counted requests whose server reported cached tokens.
     pub cached_reported: u64,
-    /// `prompt_tokens / duration_s`.
+    /// `concurrency × prompt_tokens ÷` the time those requests held their
+    /// slots (Little's law).
     pub input_tps: f64,
-    /// `completion_tokens / duration_s`.
+    /// `concurrency × completion_tokens ÷` the same time.
     pub output_tps: f64,
     pub ttft: Latency,
     pub ttlt: Latency,
@@ -203,10 +204,10 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 }
 
 impl PhaseFigures {
-    /// The figures of a phase's records over `window` (SPEC §2.2):
-    /// throughput counts what arrived inside the window, latency is over
-    /// the requests launched inside it, the slow ones that finished after
-    /// it included (with `strict_window`, only those that finished inside).
+    /// The figures of a phase's records over `window` (SPEC §2.2): every
+    /// figure is over the requests launched inside the window, the slow
+    /// ones that finished after it included (for latency with
+    /// `strict_window`, only those that finished inside).
     ///
     /// `reports_cached`: the server is known to report cached tokens, so a
     /// request without them had none cached (vLLM leaves zeros out).
@@ -224,27 +225,38 @@ impl PhaseFigures {
                 *errors.entry(kind.name().to_string()).or_insert(0) += 1;
             }
         }
-        // Throughput: what arrived inside the window, whichever request it
-        // belonged to.
-        let mut prompt_tokens = 0u64;
-        let mut streamed = 0.0f64;
-        for record in records {
-            if let Some(ttft) = record.ttft_s
-                && window.contains(record.launch_unix_s + ttft)
-            {
-                prompt_tokens += record.prompt_tokens_or_expected();
-            }
-            for (time_us, tokens) in record.chunk_times_us.iter().zip(chunk_tokens(record)) {
-                if window.contains(record.launch_unix_s + f64::from(*time_us) / 1e6) {
-                    streamed += tokens;
-                }
-            }
-        }
+        // Throughput by Little's law over the requests launched inside the
+        // window: each slot keeps one request in flight, so a slot's rate
+        // is its requests' tokens over the time they held it (dispatch
+        // delay and back-off included), and the phase's is `concurrency`
+        // times that. Counting tokens by their arrival in a fixed window
+        // instead aliases when requests move in step — equal prompts and
+        // output lengths are batched and finish together — because a
+        // window that is not a whole number of request cycles long sees
+        // one wave too many or too few.
+        let launched_inside: Vec<&RequestRecord> = records
+            .iter()
+            .filter(|r| window.contains(r.launch_unix_s))
+            .collect();
+        let held: f64 = launched_inside
+            .iter()
+            .map(|r| r.finish_s + r.dispatch_delay_s.unwrap_or(0.0))
+            .sum();
+        let prompt_tokens: u64 = launched_inside
+            .iter()
+            .filter(|r| r.ttft_s.is_some())
+            .map(|r| r.prompt_tokens_or_expected())
+            .sum();
+        let streamed: f64 = launched_inside
+            .iter()
+            .map(|r| chunk_tokens(r).sum::<f64>())
+            .sum();
         let completion_tokens = streamed.round() as u64;
+        let concurrency = records.first().map_or(0.0, |r| f64::from(r.concurrency));
         let duration_s = window.length();
         let per_second = |tokens: f64| {
-            if duration_s > 0.0 {
-                tokens / duration_s
+            if held > 0.0 {
+                concurrency * tokens / held
             } else {
                 0.0
             }
@@ -457,87 +469,95 @@ mod tests {
     }
 
     #[test]
-    fn throughput_counts_what_arrived_inside_the_window() {
-        // Window 10 .. 20 s. A: launched at 9, first token at 9.5 (before
-        // the window: its prompt does not count), 20 tokens 1 s apart from
-        // 9.5 to 28.5: those at 10.5 .. 19.5 (10 tokens) count. B: launched
-        // at 12, first token at 13, 5 tokens at 13 .. 17.
-        let a = record(9.0, 0.5, 1.0, 20);
-        let b = record(12.0, 1.0, 1.0, 5);
-        let figures = PhaseFigures::from_records(&[a, b], &window(10.0, 20.0), false, false);
+    fn throughput_is_tokens_over_the_time_requests_held_their_slots() {
+        // Concurrency 2; two requests launched inside the window held
+        // their slots 2 s and 1 s (0.25 s before B was dispatch delay).
+        let a = record(11.0, 0.5, 0.5, 4);
+        let mut b = record(12.0, 0.25, 0.25, 4);
+        b.dispatch_delay_s = Some(0.25);
+        let held = a.finish_s + b.finish_s + 0.25;
+        // Launched before the window (the first wave): not counted.
+        let early = record(9.0, 0.5, 1.0, 20);
+        let figures = PhaseFigures::from_records(&[early, a, b], &window(10.0, 20.0), false, false);
         assert!(
-            close(figures.input_tps, 1000.0 / 10.0),
+            close(figures.input_tps, 2.0 * 2000.0 / held),
             "{}",
             figures.input_tps
         );
         assert!(
-            close(figures.output_tps, 15.0 / 10.0),
+            close(figures.output_tps, 2.0 * 8.0 / held),
             "{}",
             figures.output_tps
         );
-        assert_eq!(figures.completion_tokens, 15);
-        // Latency: only B was launched inside the window.
-        assert_eq!(figures.counted, 1);
-        assert!((figures.ttft.p50 - 1.0).abs() < 1e-3);
+        assert_eq!(
+            (figures.prompt_tokens, figures.completion_tokens),
+            (2000, 8)
+        );
+        assert_eq!(figures.counted, 2);
+        assert!((figures.ttft.max - 0.5).abs() < 1e-3);
     }
 
-    #[test]
-    fn a_drain_tail_does_not_change_the_rate() {
-        // Two slots, each sending 2 s requests back to back (first token at
-        // 0.5 s, 4 tokens 0.5 s apart) from t = 0; the window is 2 .. 10.
-        // One slot's last request runs long past the end (a drain tail).
+    /// Eight slots in step: every request takes 1.25 s (first token at
+    /// 0.65 s, then 32 tokens), all relaunched together — as a server runs
+    /// equal requests batched. Windows of any length read the same.
+    fn in_step(phase_s: f64) -> PhaseFigures {
         let mut records = Vec::new();
-        for slot in 0..2 {
-            for i in 0..5 {
-                records.push(record(
-                    f64::from(i) * 2.0 + f64::from(slot) * 0.3,
-                    0.5,
-                    0.5,
-                    4,
-                ));
+        let mut launch = 0.0;
+        while launch < phase_s {
+            for _ in 0..8 {
+                let mut r = record(launch, 0.65, 0.6 / 31.0, 32);
+                r.concurrency = 8;
+                r.finish_s = 1.25;
+                r.prompt_tokens = Some(2048);
+                records.push(r);
             }
+            launch += 1.25;
         }
-        let base = PhaseFigures::from_records(&records, &window(2.0, 10.0), false, false);
-        let mut tail = records[9].clone();
-        tail.launch_unix_s = 9.9;
-        tail.chunk_times_us = vec![500_000, 20_000_000, 40_000_000, 60_000_000];
-        tail.ttlt_s = Some(60.0);
-        tail.finish_s = 60.0;
-        records.push(tail);
-        let with_tail = PhaseFigures::from_records(&records, &window(2.0, 10.0), false, false);
-        // 2 slots × 2 tokens/s; 4 requests/ 2 s × 1000 prompt tokens.
-        assert!(close(base.output_tps, 4.0), "{}", base.output_tps);
-        assert!(close(base.input_tps, 1000.0), "{}", base.input_tps);
-        assert!(close(with_tail.output_tps, base.output_tps));
-        assert!(close(with_tail.input_tps, base.input_tps));
-        // The slow request launched inside the window counts for latency:
-        // no survivor bias.
-        assert_eq!(with_tail.counted, base.counted + 1);
-        assert!(with_tail.ttlt.max > 59.0);
-        // Strict keeps only requests that also finished inside: not those
-        // launched at 8 and 8.3 (done at 10.001 and 10.301), nor the tail.
-        let strict = PhaseFigures::from_records(&records, &window(2.0, 10.0), true, false);
-        assert_eq!((base.counted, strict.counted), (8, 6));
+        let w = Window::for_phase(&records, 0.0, phase_s, 8, 0.2);
+        PhaseFigures::from_records(&records, &w, false, false)
     }
 
     #[test]
-    fn requests_straddling_each_edge() {
+    fn requests_in_step_read_the_same_in_a_short_and_a_long_phase() {
+        let truth = 8.0 * 2048.0 / 1.25;
+        for phase_s in [3.0, 3.3, 7.0, 20.0] {
+            let figures = in_step(phase_s);
+            assert!(
+                close(figures.input_tps, truth),
+                "{phase_s} s: {} vs {truth}",
+                figures.input_tps
+            );
+            assert!(close(figures.output_tps, 8.0 * 32.0 / 1.25));
+        }
+    }
+
+    #[test]
+    fn a_slow_request_launched_inside_counts_with_all_its_time() {
+        let mut records: Vec<RequestRecord> = (0..4)
+            .map(|i| record(10.0 + f64::from(i), 0.5, 0.1, 5))
+            .collect();
+        let base = PhaseFigures::from_records(&records, &window(10.0, 14.0), false, false);
+        // Launched at 13.9, it streams until 60 s after: no survivor bias.
+        let mut slow = record(13.9, 0.5, 10.0, 6);
+        slow.finish_s = 60.0;
+        records.push(slow);
+        let with_slow = PhaseFigures::from_records(&records, &window(10.0, 14.0), false, false);
+        assert_eq!(with_slow.counted, base.counted + 1);
+        assert!(with_slow.ttlt.max > 50.0);
+        assert!(with_slow.input_tps < base.input_tps);
+        // Strict keeps only the requests that also finished inside (the
+        // last regular one ends at 13.0 + 0.9 + 0.001).
+        let strict = PhaseFigures::from_records(&records, &window(10.0, 14.0), true, false);
+        assert_eq!(strict.counted, 4);
+    }
+
+    #[test]
+    fn the_window_start_is_inclusive_and_its_end_exclusive() {
         let w = window(10.0, 20.0);
-        // Launched before the start, first token inside: its prompt counts,
-        // its latency does not.
-        let early = record(9.8, 0.5, 0.1, 3);
-        // Launched inside, first token after the end: latency counts, its
-        // prompt and tokens do not.
-        let late = record(19.9, 0.5, 0.1, 3);
-        let figures = PhaseFigures::from_records(&[early, late], &w, false, false);
-        assert_eq!(figures.prompt_tokens, 1000);
-        assert_eq!(figures.completion_tokens, 3);
-        assert_eq!(figures.counted, 1);
-        assert!((figures.ttft.p50 - 0.5).abs() < 1e-3);
-        // The window's start is inclusive and its end exclusive.
-        let at_start = record(9.5, 0.5, 0.1, 1);
-        let at_end = record(19.5, 0.5, 0.1, 1);
+        let at_start = record(10.0, 0.5, 0.1, 1);
+        let at_end = record(20.0, 0.5, 0.1, 1);
         let figures = PhaseFigures::from_records(&[at_start, at_end], &w, false, false);
+        assert_eq!(figures.counted, 1);
         assert_eq!(
             (figures.prompt_tokens, figures.completion_tokens),
             (1000, 1)

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::settings::Workload;
-use crate::stats::{Latency, PhaseFigures};
+use crate::stats::{Latency, PhaseFigures, encode_histogram, merge_histograms};
 
 /// Version of the files' layout; bumped when a field changes meaning.
 /// 2: steady-state windows, samples that exclude the phase that chose the
@@ -132,6 +132,24 @@ pub struct Sample {
     pub achieved_cache_rate: Option<f64>,
     /// The phase held every threshold.
     pub passed: bool,
+    /// Requests the latency figures are over, their prompt tokens and the
+    /// cached share of those (for the point's achieved rate).
+    #[serde(default)]
+    pub counted: u64,
+    #[serde(default)]
+    pub counted_prompt_tokens: u64,
+    #[serde(default)]
+    pub cached_tokens: u64,
+    #[serde(default)]
+    pub req_output_tps_avg: f64,
+    #[serde(default)]
+    pub req_output_tps_p5: f64,
+    #[serde(default)]
+    pub req_output_tps_p10: f64,
+    #[serde(default)]
+    pub server_cache_rate: Option<f64>,
+    #[serde(default)]
+    pub prompt_token_drift: Option<f64>,
 }
 
 impl Sample {
@@ -154,7 +172,30 @@ impl Sample {
             itl: f.itl,
             achieved_cache_rate: f.achieved_cache_rate,
             passed: phase.passed,
+            counted: f.counted,
+            counted_prompt_tokens: f.counted_prompt_tokens,
+            cached_tokens: f.cached_tokens,
+            req_output_tps_avg: f.req_output_tps_avg,
+            req_output_tps_p5: f.req_output_tps_p5,
+            req_output_tps_p10: f.req_output_tps_p10,
+            server_cache_rate: phase.server_cache_rate,
+            prompt_token_drift: f.prompt_token_drift,
         }
+    }
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    if n == 0 { 0.0 } else { sum / n as f64 }
+}
+
+fn mean_latency(latencies: &[Latency]) -> Latency {
+    Latency {
+        avg: mean(latencies.iter().map(|l| l.avg)),
+        p50: mean(latencies.iter().map(|l| l.p50)),
+        p95: mean(latencies.iter().map(|l| l.p95)),
+        p99: mean(latencies.iter().map(|l| l.p99)),
+        max: latencies.iter().map(|l| l.max).fold(0.0, f64::max),
     }
 }
 
@@ -232,9 +273,48 @@ pub struct PointResult {
     /// Seconds from the point's first phase start to its last phase end.
     pub duration_s: f64,
     pub ttft_histogram: String,
+    /// Phases the point ran (warm-ups of the working set not included).
+    #[serde(default)]
+    pub phases: u32,
 }
 
 impl PointResult {
+    /// Sets the point's figures from `source` — its samples, or the phase
+    /// that chose the peak when it has none: means over them, TTFT from
+    /// their merged histogram, the achieved cache rate as Σ cached ÷ Σ
+    /// prompt. Fails when a stored histogram does not decode.
+    pub fn set_figures(&mut self, source: &[Sample]) -> Result<(), String> {
+        let merged = merge_histograms(source.iter().map(|s| s.ttft_histogram.as_str()))?;
+        let requests: u64 = source.iter().map(|s| s.launched).sum();
+        let failed: u64 = source.iter().map(|s| s.failed).sum();
+        let reported = source.iter().any(|s| s.achieved_cache_rate.is_some());
+        let prompt: u64 = source.iter().map(|s| s.counted_prompt_tokens).sum();
+        let cached: u64 = source.iter().map(|s| s.cached_tokens).sum();
+        let some_mean = |values: Vec<f64>| (!values.is_empty()).then(|| mean(values.into_iter()));
+        self.input_tps = mean(source.iter().map(|s| s.input_tps));
+        self.output_tps = mean(source.iter().map(|s| s.output_tps));
+        self.ttft = Latency::from_histogram(&merged);
+        self.ttft_histogram = encode_histogram(&merged);
+        self.ttlt = mean_latency(&source.iter().map(|s| s.ttlt).collect::<Vec<_>>());
+        self.itl = mean_latency(&source.iter().map(|s| s.itl).collect::<Vec<_>>());
+        self.req_output_tps_avg = mean(source.iter().map(|s| s.req_output_tps_avg));
+        self.req_output_tps_p5 = mean(source.iter().map(|s| s.req_output_tps_p5));
+        self.req_output_tps_p10 = mean(source.iter().map(|s| s.req_output_tps_p10));
+        self.requests = requests;
+        self.error_rate = if requests == 0 {
+            0.0
+        } else {
+            failed as f64 / requests as f64
+        };
+        // vLLM leaves a zero count out, so a sample without one counts 0.
+        self.achieved_cache_rate = (reported && prompt > 0).then(|| cached as f64 / prompt as f64);
+        self.server_cache_rate =
+            some_mean(source.iter().filter_map(|s| s.server_cache_rate).collect());
+        self.prompt_token_drift =
+            some_mean(source.iter().filter_map(|s| s.prompt_token_drift).collect());
+        Ok(())
+    }
+
     /// Whether the point has independent samples a comparison can use.
     pub fn has_samples(&self) -> bool {
         !self.samples.is_empty()
@@ -555,8 +635,26 @@ impl RunDir {
         })
     }
 
+    /// A run directory that must already exist (for reading).
+    pub fn existing(path: &Path) -> Result<RunDir> {
+        if !path.is_dir() {
+            return Err(Error::Usage(format!(
+                "{} is not a run directory (give the --output-dir of a `cacherate run`)",
+                path.display()
+            )));
+        }
+        Ok(RunDir {
+            path: path.to_path_buf(),
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A JSON file of the run as a value, `None` when it is not there.
+    pub fn read_value(&self, name: &str) -> Result<Option<serde_json::Value>> {
+        self.read_json(name)
     }
 
     pub fn file(&self, name: &str) -> PathBuf {
@@ -618,7 +716,9 @@ impl RunDir {
         for entry in entries {
             let entry = entry.map_err(|e| io_error("list", &self.path, e))?;
             let name = entry.file_name();
-            if entry.path().is_file() && is_run_file(&name.to_string_lossy()) {
+            let name = name.to_string_lossy();
+            let is_compare = name == "compare" && entry.path().is_dir();
+            if is_compare || (entry.path().is_file() && is_run_file(&name)) {
                 files.push(entry.path());
             }
         }
@@ -649,9 +749,17 @@ impl RunDir {
     }
 
     /// Writes `bytes` to `name` through a temporary file and a rename.
+    /// `name` may lie in a subdirectory (`compare/verdict.json`), which is
+    /// made when missing.
     pub fn write_atomic(&self, name: &str, bytes: &[u8]) -> Result<()> {
         let path = self.file(name);
-        let temporary = self.file(&format!(".{name}.tmp"));
+        let parent = path.parent().unwrap_or(&self.path).to_path_buf();
+        fs::create_dir_all(&parent).map_err(|e| io_error("create", &parent, e))?;
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let temporary = parent.join(format!(".{file_name}.tmp"));
         let mut file = File::create(&temporary).map_err(|e| io_error("create", &temporary, e))?;
         file.write_all(bytes)
             .and_then(|()| file.sync_all())

@@ -5,6 +5,7 @@
 //! [`PointSamples`].
 
 mod dist;
+pub mod document;
 mod effect;
 mod holm;
 mod policy;

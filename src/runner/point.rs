@@ -13,31 +13,16 @@ use crate::error::{Error, Result};
 use crate::progress::{Live, Ui};
 use crate::record::RequestRecord;
 use crate::settings::{Mode, ReinitStrategy, RunSettings};
-use crate::stats::{Latency, PhaseFigures, Thresholds, Window, merge_histograms};
+use crate::stats::{Latency, PhaseFigures, Thresholds, Window};
 use crate::store::{
     self, CurrentPoint, PhaseRecord, PlanKind, PointResult, Progress, Results, RunDir, Sample,
     detailed_results, phase_metadata,
 };
 use crate::workload::PromptFactory;
 
-fn mean(values: impl Iterator<Item = f64>) -> f64 {
-    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
-    if n == 0 { 0.0 } else { sum / n as f64 }
-}
-
-fn mean_latency(latencies: &[&Latency]) -> Latency {
-    Latency {
-        avg: mean(latencies.iter().map(|l| l.avg)),
-        p50: mean(latencies.iter().map(|l| l.p50)),
-        p95: mean(latencies.iter().map(|l| l.p95)),
-        p99: mean(latencies.iter().map(|l| l.p99)),
-        max: latencies.iter().map(|l| l.max).fold(0.0, f64::max),
-    }
-}
-
-/// The point's figures from its plan's result: means over the samples,
-/// TTFT from their merged histogram. Without samples (--num-retries 0)
-/// they come from the phase that chose the peak, and the point says so.
+/// The point from its plan's result: its samples and figures (means over
+/// the samples; without samples, --num-retries 0, the figures of the phase
+/// that chose the peak, and the point says so).
 fn point_result(
     factory: &PromptFactory,
     rate: u32,
@@ -47,33 +32,20 @@ fn point_result(
     result: &PlanResult,
     max_cache_rate_gap: f64,
 ) -> Result<PointResult> {
-    let source: Vec<&PhaseRecord> = if result.samples.is_empty() {
-        result.selection.iter().map(|&i| &phases[i]).collect()
+    let sample = |i: &usize| Sample::from_phase(&phases[*i]);
+    let samples: Vec<Sample> = result.samples.iter().map(sample).collect();
+    let source: Vec<Sample> = if samples.is_empty() {
+        result.selection.iter().map(sample).collect()
     } else {
-        result.samples.iter().map(|&i| &phases[i]).collect()
+        samples.clone()
     };
-    let figures: Vec<&PhaseFigures> = source.iter().map(|p| &p.figures).collect();
-    let merged =
-        merge_histograms(figures.iter().map(|f| f.ttft_histogram.as_str())).map_err(|e| {
-            Error::Usage(format!(
-                "a stored TTFT histogram of ctx {context} at {rate}% is damaged ({e}); \
-                 progress.json was changed by hand or cut short: run with --force-restart \
-                 to move this run aside and start over"
-            ))
-        })?;
-    let requests: u64 = figures.iter().map(|f| f.launched).sum();
-    let failed: u64 = figures.iter().map(|f| f.failed).sum();
-    let reported = figures.iter().any(|f| f.achieved_cache_rate.is_some());
-    let cached: u64 = figures.iter().map(|f| f.cached_tokens).sum();
-    let prompt: u64 = figures.iter().map(|f| f.counted_prompt_tokens).sum();
     let mut errors = std::collections::BTreeMap::new();
     for phase in phases {
         for (kind, count) in &phase.figures.errors {
             *errors.entry(kind.clone()).or_insert(0) += count;
         }
     }
-    let sample = |i: &usize| Sample::from_phase(&phases[*i]);
-    Ok(PointResult {
+    let mut point = PointResult {
         context_size: context,
         cache_hit_rate: rate,
         plan,
@@ -82,48 +54,42 @@ fn point_result(
         peak_concurrency: result.concurrency,
         peak_passed: result.passed,
         selection_phase: result.selection.map(|i| phases[i].phase_id.clone()),
-        samples: result.samples.iter().map(sample).collect(),
+        samples,
         other_level_samples: result.other_samples.iter().map(sample).collect(),
-        input_tps: mean(figures.iter().map(|f| f.input_tps)),
-        output_tps: mean(figures.iter().map(|f| f.output_tps)),
-        ttft: Latency::from_histogram(&merged),
-        ttlt: mean_latency(&figures.iter().map(|f| &f.ttlt).collect::<Vec<_>>()),
-        itl: mean_latency(&figures.iter().map(|f| &f.itl).collect::<Vec<_>>()),
-        req_output_tps_avg: mean(figures.iter().map(|f| f.req_output_tps_avg)),
-        req_output_tps_p5: mean(figures.iter().map(|f| f.req_output_tps_p5)),
-        req_output_tps_p10: mean(figures.iter().map(|f| f.req_output_tps_p10)),
-        requests,
-        error_rate: if requests == 0 {
-            0.0
-        } else {
-            failed as f64 / requests as f64
-        },
+        input_tps: 0.0,
+        output_tps: 0.0,
+        ttft: Latency::default(),
+        ttlt: Latency::default(),
+        itl: Latency::default(),
+        req_output_tps_avg: 0.0,
+        req_output_tps_p5: 0.0,
+        req_output_tps_p10: 0.0,
+        requests: 0,
+        error_rate: 0.0,
         total_requests: phases.iter().map(|p| p.figures.launched).sum(),
         failed_requests: phases.iter().map(|p| p.figures.failed).sum(),
         errors,
         target_cache_rate: factory.cached_tokens(rate) as f64 / factory.context as f64,
-        // Σ cached / Σ prompt over the samples' counted requests (vLLM
-        // leaves a zero count out, so a sample without one counts as 0).
-        achieved_cache_rate: (reported && prompt > 0).then(|| cached as f64 / prompt as f64),
+        achieved_cache_rate: None,
         max_cache_rate_gap,
         cache_rate_missed: false,
-        server_cache_rate: {
-            let rates: Vec<f64> = source.iter().filter_map(|p| p.server_cache_rate).collect();
-            (!rates.is_empty()).then(|| mean(rates.into_iter()))
-        },
-        prompt_token_drift: {
-            let drifts: Vec<f64> = figures
-                .iter()
-                .filter_map(|f| f.prompt_token_drift)
-                .collect();
-            (!drifts.is_empty()).then(|| mean(drifts.into_iter()))
-        },
+        server_cache_rate: None,
+        prompt_token_drift: None,
         duration_s: match (phases.first(), phases.last()) {
             (Some(first), Some(last)) => last.end_unix_s - first.start_unix_s,
             _ => 0.0,
         },
-        ttft_histogram: crate::stats::encode_histogram(&merged),
-    })
+        ttft_histogram: String::new(),
+        phases: phases.len() as u32,
+    };
+    point.set_figures(&source).map_err(|e| {
+        Error::Usage(format!(
+            "a stored TTFT histogram of ctx {context} at {rate}% is damaged ({e}); \
+             progress.json was changed by hand or cut short: run with --force-restart to \
+             move this run aside and start over"
+        ))
+    })?;
+    Ok(point)
 }
 
 /// vLLM reports cached tokens only when there are some: once the server
@@ -273,12 +239,8 @@ impl Sweep<'_> {
         context: u64,
         rate: u32,
         plan: PlannedPhase,
+        phase_index: u32,
     ) -> Result<PhaseRecord> {
-        let phase_index = self
-            .progress
-            .current
-            .as_ref()
-            .map_or(0, |c| c.phases.len() as u32);
         let phase_id = plan.kind.id(plan.concurrency);
         tracing::debug!(context, rate, phase = %phase_id, seconds = plan.duration, "starting phase");
         let counters_before =
@@ -372,6 +334,77 @@ impl Sweep<'_> {
         Ok(phase)
     }
 
+    /// Adds sample phases to a finished point until it has `target`
+    /// samples (the gate's extra samples at an inconclusive point). Each
+    /// phase is written as it ends: the point in `results.json` is
+    /// rewritten with the new sample, so a killed extension keeps what it
+    /// measured and a rerun adds only what is missing.
+    pub async fn extend_point(
+        &mut self,
+        factory: &Arc<PromptFactory>,
+        context: u64,
+        rate: u32,
+        target: u32,
+    ) -> Result<()> {
+        let find = |points: &[PointResult]| {
+            points
+                .iter()
+                .position(|p| p.context_size == context && p.cache_hit_rate == rate)
+        };
+        let Some(i) = find(&self.results.points) else {
+            return Ok(());
+        };
+        if self.results.points[i].samples.len() as u32 >= target {
+            return Ok(());
+        }
+        self.progress.current = None;
+        self.warm_up(factory, context, rate).await?;
+        while self.results.points[i].samples.len() < target as usize {
+            if self.settings.reinit_strategy == ReinitStrategy::PerTest {
+                self.warm_up(factory, context, rate).await?;
+            }
+            let point = &self.results.points[i];
+            let k = point.samples.len() as u32 + 1;
+            let planned = PlannedPhase {
+                kind: match point.plan {
+                    PlanKind::PeakSearch => store::PhaseKind::Retry(k),
+                    PlanKind::FixedLevels | PlanKind::FixedFrom => store::PhaseKind::Fixed(k),
+                },
+                concurrency: point.peak_concurrency,
+                duration: self.settings.sample_duration,
+            };
+            let index = point.phases;
+            let phase = self.phase(factory, context, rate, planned, index).await?;
+            let point = &mut self.results.points[i];
+            point.samples.push(Sample::from_phase(&phase));
+            point.phases += 1;
+            point.total_requests += phase.figures.launched;
+            point.failed_requests += phase.figures.failed;
+            for (kind, count) in &phase.figures.errors {
+                *point.errors.entry(kind.clone()).or_insert(0) += count;
+            }
+            point.duration_s += phase.end_unix_s - phase.start_unix_s;
+            let samples = point.samples.clone();
+            point.set_figures(&samples).map_err(|e| {
+                Error::Usage(format!(
+                    "a stored TTFT histogram of ctx {context} at {rate}% is damaged ({e}): \
+                     run with --force-restart to start over"
+                ))
+            })?;
+            settle_cache_rates(&mut self.results.points);
+            self.dir.write_json(store::RESULTS, &self.results)?;
+            self.dir.write_summaries(&self.results.points)?;
+        }
+        let point = &self.results.points[i];
+        self.ui.line(&format!(
+            "ctx {context} {rate:>3}%: {} samples now, input {:.0} tok/s, TTFT p95 {:.3}s",
+            point.samples.len(),
+            point.input_tps,
+            point.ttft.p95
+        ));
+        Ok(())
+    }
+
     pub async fn point(
         &mut self,
         factory: &Arc<PromptFactory>,
@@ -406,7 +439,12 @@ impl Sweep<'_> {
             if self.settings.reinit_strategy == ReinitStrategy::PerTest {
                 self.warm_up(factory, context, rate).await?;
             }
-            let phase = self.phase(factory, context, rate, next).await?;
+            let index = self
+                .progress
+                .current
+                .as_ref()
+                .map_or(0, |c| c.phases.len() as u32);
+            let phase = self.phase(factory, context, rate, next, index).await?;
             plan.record(Outcome::of(&phase));
         }
         let phases = self

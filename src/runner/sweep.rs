@@ -412,9 +412,18 @@ async fn sweep(
                 .results
                 .points
                 .iter()
-                .find(|p| p.context_size == context && p.cache_hit_rate == rate);
+                .find(|p| p.context_size == context && p.cache_hit_rate == rate)
+                .map(|p| p.peak_concurrency);
             if let Some(done) = done {
-                previous_peak = Some(done.peak_concurrency);
+                previous_peak = Some(done);
+                if let Some(&(_, _, target)) = settings
+                    .sample_targets
+                    .iter()
+                    .find(|(c, r, _)| *c == context && *r == rate)
+                {
+                    sweep.extend_point(&factory, context, rate, target).await?;
+                    warmed = true;
+                }
                 continue;
             }
             let warm = match settings.reinit_strategy {

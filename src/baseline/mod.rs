@@ -1,0 +1,13 @@
+//! Baselines (SPEC §5): `baselines/NAME.json`, the stored per-point samples
+//! of one or more accepted runs of the same workload, with their
+//! provenance, the workload options a comparison must share, and the
+//! run-to-run noise the runs show.
+
+mod build;
+mod schema;
+
+pub use build::{RunData, RunRefusal, build, load_run};
+pub use schema::{
+    BASELINE_SCHEMA_VERSION, Baseline, BaselinePoint, BaselineRun, Comparable, NoiseEstimate,
+    Provenance, RunSamples, check_name,
+};

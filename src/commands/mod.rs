@@ -1,0 +1,4 @@
+//! One module per command that goes beyond a single pipeline stage.
+
+pub mod compare;
+pub mod gate;
