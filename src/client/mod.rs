@@ -75,6 +75,8 @@ pub struct Measured {
     pub resent: bool,
     /// `[DONE]` or a finish reason was seen.
     done: bool,
+    /// At least one event's data was read.
+    saw_event: bool,
     last_token: Option<Duration>,
     /// Chunks to make room for at the first one.
     expected_chunks: usize,
@@ -123,6 +125,7 @@ impl Measured {
 
     /// Reads one event's data, received `at` after launch.
     fn event(&mut self, data: &[u8], at: Duration) {
+        self.saw_event = true;
         if data == b"[DONE]" {
             self.done = true;
             return;
@@ -134,10 +137,9 @@ impl Measured {
         let chunk: ChunkView = match serde_json::from_slice(data) {
             Ok(chunk) => chunk,
             Err(e) => {
-                let shown = String::from_utf8_lossy(&data[..data.len().min(200)]).into_owned();
                 self.fail(
                     ErrorKind::Protocol,
-                    format!("unreadable event ({e}): {shown}"),
+                    format!("unreadable event ({e}): {}", shown(data, 200)),
                 );
                 return;
             }
@@ -166,6 +168,59 @@ impl Measured {
         }
     }
 }
+
+/// The start of `bytes` as readable text for an error message: at most
+/// `max_chars` characters, control characters and backslashes escaped
+/// (`\n`, `\u{1b}`, `\\`), bytes that are not UTF-8 as `\xNN`, and `…`
+/// when there was more.
+fn shown(bytes: &[u8], max_chars: usize) -> String {
+    let mut out = String::new();
+    let mut count = 0;
+    let mut push = |piece: &str, out: &mut String| {
+        let n = piece.chars().count();
+        if count + n > max_chars {
+            return false;
+        }
+        count += n;
+        out.push_str(piece);
+        true
+    };
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            let piece = if c.is_control() || c == '\\' {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            };
+            if !push(&piece, &mut out) {
+                out.push('…');
+                return out;
+            }
+        }
+        for byte in chunk.invalid() {
+            if !push(&format!("\\x{byte:02x}"), &mut out) {
+                out.push('…');
+                return out;
+            }
+        }
+    }
+    out
+}
+
+/// Whether the start of a body reads as server-sent events: its first
+/// line is a field (`data:`, `event:`, `id:`, `retry:`) or a comment.
+/// An empty start says nothing either way.
+fn looks_like_events(head: &[u8]) -> bool {
+    let line = head.trim_ascii_start();
+    line.is_empty()
+        || [&b":"[..], b"data", b"event", b"id", b"retry"]
+            .iter()
+            .any(|field| line.starts_with(field))
+}
+
+/// What the start of a 200 response is kept for: to say what came when it
+/// was not an event stream.
+const HEAD_BYTES: usize = 1024;
 
 /// The keys the fast path looks for, each with its searcher built once.
 struct Keys {
@@ -723,12 +778,26 @@ impl Client {
                 format!("HTTP {status}: {text}"),
             );
         }
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+        // The start of the body and its length, until the first event: a
+        // gateway's HTML page or a JSON answer has none, and then what
+        // came is what the error shows.
+        let mut head = Vec::new();
+        let mut length = 0usize;
         let mut reader = SseReader::new();
         let mut body = response.bytes_stream();
         while let Some(chunk) = body.next().await {
             match chunk {
                 Ok(bytes) => {
                     let at = launch.elapsed();
+                    if !m.saw_event {
+                        length = length.saturating_add(bytes.len());
+                        let room = HEAD_BYTES.saturating_sub(head.len());
+                        head.extend_from_slice(&bytes[..bytes.len().min(room)]);
+                    }
                     reader.push(&bytes, |data| m.event(data, at));
                 }
                 Err(e) => return m.fail(ErrorKind::Disconnect, describe(&e)),
@@ -736,6 +805,33 @@ impl Client {
         }
         let at = launch.elapsed();
         reader.finish(|data| m.event(data, at));
+        if !m.saw_event {
+            let is_event_stream = content_type.as_deref().is_some_and(|value| {
+                value
+                    .split(';')
+                    .next()
+                    .is_some_and(|media| media.trim().eq_ignore_ascii_case("text/event-stream"))
+            });
+            if !(is_event_stream && looks_like_events(&head)) {
+                let content_type = content_type.map_or_else(
+                    || "no content type".to_string(),
+                    |t| format!("content type {t:?}"),
+                );
+                let began = if length == 0 {
+                    "an empty body".to_string()
+                } else {
+                    format!("{length} bytes beginning \"{}\"", shown(&head, 200))
+                };
+                m.fail(
+                    ErrorKind::Protocol,
+                    format!(
+                        "a {} response that is not an event stream ({content_type}): {began}; \
+                         is --api-endpoint the server itself, and does it stream?",
+                        m.status
+                    ),
+                );
+            }
+        }
     }
 }
 
@@ -854,5 +950,39 @@ mod tests {
         let mut m = Measured::default();
         m.event(b"{not json", Duration::ZERO);
         assert_eq!(m.error_kind, Some(ErrorKind::Protocol));
+    }
+
+    #[test]
+    fn shown_bytes_are_escaped_and_bounded() {
+        assert_eq!(shown(b"<p>\"a\"</p>\r\n\\", 100), "<p>\"a\"</p>\\r\\n\\\\");
+        assert_eq!(shown(b"ok\xff\x00", 100), "ok\\xff\\0");
+        assert_eq!(shown("€uro".as_bytes(), 2), "€u…");
+        // An escape is never cut in half.
+        assert_eq!(shown(b"ab\x1b", 4), "ab…");
+        assert_eq!(shown(b"", 10), "");
+    }
+
+    #[test]
+    fn what_reads_as_an_event_stream() {
+        for head in [
+            &b""[..],
+            b"data: {}",
+            b": ping\n",
+            b"\nevent: x",
+            b"retry: 5",
+        ] {
+            assert!(looks_like_events(head), "{}", String::from_utf8_lossy(head));
+        }
+        for head in [
+            &b"<!DOCTYPE html>"[..],
+            b"{\"choices\":[]}",
+            b"Internal error",
+        ] {
+            assert!(
+                !looks_like_events(head),
+                "{}",
+                String::from_utf8_lossy(head)
+            );
+        }
     }
 }
