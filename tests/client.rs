@@ -206,6 +206,23 @@ async fn an_event_stream_that_ends_before_its_finish_is_still_incomplete() {
 }
 
 #[tokio::test]
+async fn an_error_body_cut_inside_a_character_does_not_panic() {
+    // 500 bytes of a message end inside a three-byte character.
+    let body = "€".repeat(400);
+    let url = answers_raw(http_response(
+        "500 Internal Server Error",
+        "text/plain; charset=utf-8",
+        body.as_bytes(),
+    ))
+    .await;
+    let m = stream_once(url).await;
+    assert_eq!(m.error_kind, Some(ErrorKind::Http5xx));
+    let error = m.error.unwrap();
+    assert!(error.starts_with("HTTP 500: €€€"), "{error}");
+    assert!(error.len() <= 500, "{}", error.len());
+}
+
+#[tokio::test]
 async fn a_get_on_a_connection_the_server_closed_is_sent_again() {
     let url = one_answer_per_connection("counter 1\n", "text/plain").await;
     let client = Client::new(vec![url.clone()], None, Duration::from_secs(5)).unwrap();

@@ -87,7 +87,9 @@ impl Measured {
         if self.error_kind.is_none() {
             self.error_kind = Some(kind);
             let mut message = message.into();
-            message.truncate(500);
+            // The message may hold a server's text: cut it between
+            // characters, never inside one.
+            message.truncate(char_boundary_at_most(&message, 500));
             self.error = Some(message);
         }
     }
@@ -98,7 +100,7 @@ impl Measured {
         if !has_text && tokens.is_none_or(|n| n == 0) {
             return;
         }
-        self.chunks += 1;
+        self.chunks = self.chunks.saturating_add(1);
         if self.chunk_times_us.capacity() == 0 {
             self.chunk_times_us
                 .reserve_exact(self.expected_chunks.max(1));
@@ -114,7 +116,7 @@ impl Measured {
         }
         self.ttft.get_or_insert(at);
         if let Some(previous) = self.last_token {
-            let gap = at - previous;
+            let gap = at.saturating_sub(previous);
             if self.max_chunk_gap.is_none_or(|max| gap > max) {
                 self.max_chunk_gap = Some(gap);
             }
@@ -167,6 +169,18 @@ impl Measured {
             self.cached_tokens = Some(cached);
         }
     }
+}
+
+/// The largest length of `text`, at most `max` bytes, that ends between
+/// two characters.
+fn char_boundary_at_most(text: &str, max: usize) -> usize {
+    if text.len() <= max {
+        return text.len();
+    }
+    (0..=max)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0)
 }
 
 /// The start of `bytes` as readable text for an error message: at most
@@ -363,7 +377,8 @@ impl<'de> Deserialize<'de> for ChoicesSummary {
                     summary.has_text |= text > 0;
                     summary.finished |= choice.finish_reason.is_some();
                     if let Some(ids) = choice.token_ids {
-                        *summary.token_ids.get_or_insert(0) += ids.0;
+                        let total = summary.token_ids.get_or_insert(0);
+                        *total = total.saturating_add(ids.0);
                     }
                 }
                 Ok(summary)
@@ -400,9 +415,9 @@ impl<'de> Deserialize<'de> for Count {
                 self,
                 mut seq: A,
             ) -> Result<Count, A::Error> {
-                let mut n = 0;
+                let mut n: u32 = 0;
                 while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
-                    n += 1;
+                    n = n.saturating_add(1);
                 }
                 Ok(Count(n))
             }
@@ -471,6 +486,13 @@ fn classify(error: &reqwest::Error) -> ErrorKind {
 impl Client {
     /// `endpoints` are normalised base URLs (see `settings::normalize_endpoint`).
     pub fn new(endpoints: Vec<String>, api_key: Option<&str>, timeout: Duration) -> Result<Client> {
+        // Requests pick an endpoint by a remainder, and the side calls use
+        // the first one: there must be one.
+        if endpoints.is_empty() {
+            return Err(Error::Usage(
+                "no endpoint to send requests to: give one with --api-endpoint".into(),
+            ));
+        }
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)
             .pool_max_idle_per_host(usize::MAX)
@@ -950,6 +972,23 @@ mod tests {
         let mut m = Measured::default();
         m.event(b"{not json", Duration::ZERO);
         assert_eq!(m.error_kind, Some(ErrorKind::Protocol));
+    }
+
+    #[test]
+    fn no_endpoint_is_an_error_not_a_division_by_zero_later() {
+        let error = Client::new(Vec::new(), None, Duration::from_secs(1)).unwrap_err();
+        assert!(error.to_string().contains("--api-endpoint"), "{error}");
+    }
+
+    #[test]
+    fn a_message_is_cut_between_characters() {
+        let mut m = Measured::default();
+        m.fail(ErrorKind::Http5xx, "€".repeat(400));
+        let error = m.error.unwrap();
+        assert_eq!(error.len(), 498);
+        assert!(error.chars().all(|c| c == '€'));
+        assert_eq!(char_boundary_at_most("ab", 5), 2);
+        assert_eq!(char_boundary_at_most("a€", 2), 1);
     }
 
     #[test]
