@@ -187,7 +187,7 @@ fn char_boundary_at_most(text: &str, max: usize) -> usize {
 /// `max_chars` characters, control characters and backslashes escaped
 /// (`\n`, `\u{1b}`, `\\`), bytes that are not UTF-8 as `\xNN`, and `…`
 /// when there was more.
-fn shown(bytes: &[u8], max_chars: usize) -> String {
+pub(crate) fn shown(bytes: &[u8], max_chars: usize) -> String {
     let mut out = String::new();
     let mut count = 0;
     let mut push = |piece: &str, out: &mut String| {
@@ -461,7 +461,7 @@ pub struct Client {
     expected_chunks: usize,
 }
 
-fn describe(error: &reqwest::Error) -> String {
+pub(crate) fn describe(error: &reqwest::Error) -> String {
     use std::error::Error as _;
     let mut text = error.to_string();
     let mut source = error.source();
