@@ -225,14 +225,16 @@ pub(crate) fn shown(bytes: &[u8], max_chars: usize) -> String {
 /// line is a field (`data:`, `event:`, `id:`, `retry:`) or a comment.
 /// An empty start says nothing either way.
 fn looks_like_events(head: &[u8]) -> bool {
-    let line = head.trim_ascii_start();
-    line.is_empty()
-        || [&b":"[..], b"data", b"event", b"id", b"retry"]
-            .iter()
-            .any(|field| line.starts_with(field))
+    let start = head.trim_ascii_start();
+    let line = start.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let field = line.split(|&b| b == b':').next().unwrap_or_default();
+    start.is_empty()
+        || line.starts_with(b":")
+        || [&b"data"[..], b"event", b"id", b"retry"].contains(&field)
 }
 
-/// What the start of a 200 response is kept for: to say what came when it
+/// How much of the start of a response is kept, to say what came when it
 /// was not an event stream.
 const HEAD_BYTES: usize = 1024;
 
@@ -1009,6 +1011,8 @@ mod tests {
             b": ping\n",
             b"\nevent: x",
             b"retry: 5",
+            b"data\r\n",
+            b"id:7\n",
         ] {
             assert!(looks_like_events(head), "{}", String::from_utf8_lossy(head));
         }
@@ -1016,6 +1020,8 @@ mod tests {
             &b"<!DOCTYPE html>"[..],
             b"{\"choices\":[]}",
             b"Internal error",
+            b"idle timeout\n",
+            b"database: down",
         ] {
             assert!(
                 !looks_like_events(head),
