@@ -1,5 +1,6 @@
 //! The binary as a user meets it: help, exit codes, error messages.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 
@@ -15,11 +16,56 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// The long option names a `--help` text declares: the `--name` tokens of
+/// its option lines (`  -v, --verbose`, `      --seed <SEED>`), whole, and
+/// not the options its descriptions mention (indented further).
+fn declared_options(help: &str) -> BTreeSet<String> {
+    let mut options = BTreeSet::new();
+    for line in help.lines() {
+        let indent = line.len() - line.trim_start().len();
+        if indent > 6 || !line.trim_start().starts_with('-') {
+            continue;
+        }
+        for token in line.split_whitespace() {
+            let token = token.trim_end_matches(',');
+            if let Some(name) = token.strip_prefix("--") {
+                let name: String = name
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                    .collect();
+                options.insert(format!("--{name}"));
+            } else if !token.starts_with(['-', '<', '[']) {
+                // The description on the same line.
+                break;
+            }
+        }
+    }
+    options
+}
+
+#[test]
+fn option_names_are_matched_whole() {
+    let help = "Options:\n  -v, --verbose...\n          Say more; see --quiet\n      \
+                --no-strict-time-window\n          The opposite\n      --seed <SEED>  A seed\n";
+    let declared = declared_options(help);
+    assert_eq!(
+        declared,
+        BTreeSet::from([
+            "--verbose".to_string(),
+            "--no-strict-time-window".to_string(),
+            "--seed".to_string(),
+        ])
+    );
+    assert!(!declared.contains("--strict-time-window"));
+    assert!(!declared.contains("--quiet"), "mentioned, not declared");
+}
+
 #[test]
 fn run_has_every_option_of_the_seed_tool() {
     let output = cacherate(&["run", "--help"]);
     assert!(output.status.success());
     let help = String::from_utf8_lossy(&output.stdout);
+    let declared = declared_options(&help);
     for option in [
         "--api-endpoint",
         "--context-sizes",
@@ -53,7 +99,10 @@ fn run_has_every_option_of_the_seed_tool() {
         "--tokens-per-req-metric",
         "--request-timeout",
     ] {
-        assert!(help.contains(option), "run --help lacks {option}");
+        assert!(
+            declared.contains(option),
+            "run --help lacks {option}; it declares {declared:?}"
+        );
     }
 }
 

@@ -75,6 +75,8 @@ pub struct Measured {
     pub resent: bool,
     /// `[DONE]` or a finish reason was seen.
     done: bool,
+    /// At least one event's data was read.
+    saw_event: bool,
     last_token: Option<Duration>,
     /// Chunks to make room for at the first one.
     expected_chunks: usize,
@@ -85,7 +87,9 @@ impl Measured {
         if self.error_kind.is_none() {
             self.error_kind = Some(kind);
             let mut message = message.into();
-            message.truncate(500);
+            // The message may hold a server's text: cut it between
+            // characters, never inside one.
+            message.truncate(char_boundary_at_most(&message, 500));
             self.error = Some(message);
         }
     }
@@ -96,7 +100,7 @@ impl Measured {
         if !has_text && tokens.is_none_or(|n| n == 0) {
             return;
         }
-        self.chunks += 1;
+        self.chunks = self.chunks.saturating_add(1);
         if self.chunk_times_us.capacity() == 0 {
             self.chunk_times_us
                 .reserve_exact(self.expected_chunks.max(1));
@@ -112,7 +116,7 @@ impl Measured {
         }
         self.ttft.get_or_insert(at);
         if let Some(previous) = self.last_token {
-            let gap = at - previous;
+            let gap = at.saturating_sub(previous);
             if self.max_chunk_gap.is_none_or(|max| gap > max) {
                 self.max_chunk_gap = Some(gap);
             }
@@ -123,6 +127,7 @@ impl Measured {
 
     /// Reads one event's data, received `at` after launch.
     fn event(&mut self, data: &[u8], at: Duration) {
+        self.saw_event = true;
         if data == b"[DONE]" {
             self.done = true;
             return;
@@ -134,10 +139,9 @@ impl Measured {
         let chunk: ChunkView = match serde_json::from_slice(data) {
             Ok(chunk) => chunk,
             Err(e) => {
-                let shown = String::from_utf8_lossy(&data[..data.len().min(200)]).into_owned();
                 self.fail(
                     ErrorKind::Protocol,
-                    format!("unreadable event ({e}): {shown}"),
+                    format!("unreadable event ({e}): {}", shown(data, 200)),
                 );
                 return;
             }
@@ -166,6 +170,73 @@ impl Measured {
         }
     }
 }
+
+/// The largest length of `text`, at most `max` bytes, that ends between
+/// two characters.
+fn char_boundary_at_most(text: &str, max: usize) -> usize {
+    if text.len() <= max {
+        return text.len();
+    }
+    (0..=max)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0)
+}
+
+/// The start of `bytes` as readable text for an error message: at most
+/// `max_chars` characters, control characters and backslashes escaped
+/// (`\n`, `\u{1b}`, `\\`), bytes that are not UTF-8 as `\xNN`, and `…`
+/// when there was more.
+pub(crate) fn shown(bytes: &[u8], max_chars: usize) -> String {
+    let mut out = String::new();
+    let mut count = 0;
+    let mut push = |piece: &str, out: &mut String| {
+        let n = piece.chars().count();
+        if count + n > max_chars {
+            return false;
+        }
+        count += n;
+        out.push_str(piece);
+        true
+    };
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            let piece = if c.is_control() || c == '\\' {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            };
+            if !push(&piece, &mut out) {
+                out.push('…');
+                return out;
+            }
+        }
+        for byte in chunk.invalid() {
+            if !push(&format!("\\x{byte:02x}"), &mut out) {
+                out.push('…');
+                return out;
+            }
+        }
+    }
+    out
+}
+
+/// Whether the start of a body reads as server-sent events: its first
+/// line is a field (`data:`, `event:`, `id:`, `retry:`) or a comment.
+/// An empty start says nothing either way.
+fn looks_like_events(head: &[u8]) -> bool {
+    let start = head.trim_ascii_start();
+    let line = start.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let field = line.split(|&b| b == b':').next().unwrap_or_default();
+    start.is_empty()
+        || line.starts_with(b":")
+        || [&b"data"[..], b"event", b"id", b"retry"].contains(&field)
+}
+
+/// How much of the start of a response is kept, to say what came when it
+/// was not an event stream.
+const HEAD_BYTES: usize = 1024;
 
 /// The keys the fast path looks for, each with its searcher built once.
 struct Keys {
@@ -308,7 +379,8 @@ impl<'de> Deserialize<'de> for ChoicesSummary {
                     summary.has_text |= text > 0;
                     summary.finished |= choice.finish_reason.is_some();
                     if let Some(ids) = choice.token_ids {
-                        *summary.token_ids.get_or_insert(0) += ids.0;
+                        let total = summary.token_ids.get_or_insert(0);
+                        *total = total.saturating_add(ids.0);
                     }
                 }
                 Ok(summary)
@@ -345,9 +417,9 @@ impl<'de> Deserialize<'de> for Count {
                 self,
                 mut seq: A,
             ) -> Result<Count, A::Error> {
-                let mut n = 0;
+                let mut n: u32 = 0;
                 while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
-                    n += 1;
+                    n = n.saturating_add(1);
                 }
                 Ok(Count(n))
             }
@@ -391,7 +463,7 @@ pub struct Client {
     expected_chunks: usize,
 }
 
-fn describe(error: &reqwest::Error) -> String {
+pub(crate) fn describe(error: &reqwest::Error) -> String {
     use std::error::Error as _;
     let mut text = error.to_string();
     let mut source = error.source();
@@ -416,6 +488,13 @@ fn classify(error: &reqwest::Error) -> ErrorKind {
 impl Client {
     /// `endpoints` are normalised base URLs (see `settings::normalize_endpoint`).
     pub fn new(endpoints: Vec<String>, api_key: Option<&str>, timeout: Duration) -> Result<Client> {
+        // Requests pick an endpoint by a remainder, and the side calls use
+        // the first one: there must be one.
+        if endpoints.is_empty() {
+            return Err(Error::Usage(
+                "no endpoint to send requests to: give one with --api-endpoint".into(),
+            ));
+        }
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)
             .pool_max_idle_per_host(usize::MAX)
@@ -723,12 +802,26 @@ impl Client {
                 format!("HTTP {status}: {text}"),
             );
         }
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+        // The start of the body and its length, until the first event: a
+        // gateway's HTML page or a JSON answer has none, and then what
+        // came is what the error shows.
+        let mut head = Vec::new();
+        let mut length = 0usize;
         let mut reader = SseReader::new();
         let mut body = response.bytes_stream();
         while let Some(chunk) = body.next().await {
             match chunk {
                 Ok(bytes) => {
                     let at = launch.elapsed();
+                    if !m.saw_event {
+                        length = length.saturating_add(bytes.len());
+                        let room = HEAD_BYTES.saturating_sub(head.len());
+                        head.extend_from_slice(&bytes[..bytes.len().min(room)]);
+                    }
                     reader.push(&bytes, |data| m.event(data, at));
                 }
                 Err(e) => return m.fail(ErrorKind::Disconnect, describe(&e)),
@@ -736,6 +829,33 @@ impl Client {
         }
         let at = launch.elapsed();
         reader.finish(|data| m.event(data, at));
+        if !m.saw_event {
+            let is_event_stream = content_type.as_deref().is_some_and(|value| {
+                value
+                    .split(';')
+                    .next()
+                    .is_some_and(|media| media.trim().eq_ignore_ascii_case("text/event-stream"))
+            });
+            if !(is_event_stream && looks_like_events(&head)) {
+                let content_type = content_type.map_or_else(
+                    || "no content type".to_string(),
+                    |t| format!("content type {t:?}"),
+                );
+                let began = if length == 0 {
+                    "an empty body".to_string()
+                } else {
+                    format!("{length} bytes beginning \"{}\"", shown(&head, 200))
+                };
+                m.fail(
+                    ErrorKind::Protocol,
+                    format!(
+                        "a {} response that is not an event stream ({content_type}): {began}; \
+                         is --api-endpoint the server itself, and does it stream?",
+                        m.status
+                    ),
+                );
+            }
+        }
     }
 }
 
@@ -854,5 +974,60 @@ mod tests {
         let mut m = Measured::default();
         m.event(b"{not json", Duration::ZERO);
         assert_eq!(m.error_kind, Some(ErrorKind::Protocol));
+    }
+
+    #[test]
+    fn no_endpoint_is_an_error_not_a_division_by_zero_later() {
+        let error = Client::new(Vec::new(), None, Duration::from_secs(1)).unwrap_err();
+        assert!(error.to_string().contains("--api-endpoint"), "{error}");
+    }
+
+    #[test]
+    fn a_message_is_cut_between_characters() {
+        let mut m = Measured::default();
+        m.fail(ErrorKind::Http5xx, "€".repeat(400));
+        let error = m.error.unwrap();
+        assert_eq!(error.len(), 498);
+        assert!(error.chars().all(|c| c == '€'));
+        assert_eq!(char_boundary_at_most("ab", 5), 2);
+        assert_eq!(char_boundary_at_most("a€", 2), 1);
+    }
+
+    #[test]
+    fn shown_bytes_are_escaped_and_bounded() {
+        assert_eq!(shown(b"<p>\"a\"</p>\r\n\\", 100), "<p>\"a\"</p>\\r\\n\\\\");
+        assert_eq!(shown(b"ok\xff\x00", 100), "ok\\xff\\0");
+        assert_eq!(shown("€uro".as_bytes(), 2), "€u…");
+        // An escape is never cut in half.
+        assert_eq!(shown(b"ab\x1b", 4), "ab…");
+        assert_eq!(shown(b"", 10), "");
+    }
+
+    #[test]
+    fn what_reads_as_an_event_stream() {
+        for head in [
+            &b""[..],
+            b"data: {}",
+            b": ping\n",
+            b"\nevent: x",
+            b"retry: 5",
+            b"data\r\n",
+            b"id:7\n",
+        ] {
+            assert!(looks_like_events(head), "{}", String::from_utf8_lossy(head));
+        }
+        for head in [
+            &b"<!DOCTYPE html>"[..],
+            b"{\"choices\":[]}",
+            b"Internal error",
+            b"idle timeout\n",
+            b"database: down",
+        ] {
+            assert!(
+                !looks_like_events(head),
+                "{}",
+                String::from_utf8_lossy(head)
+            );
+        }
     }
 }

@@ -149,4 +149,186 @@ mod tests {
         let chunks: Vec<&[u8]> = stream.as_bytes().chunks(8192).collect();
         assert_eq!(events(&chunks), [long]);
     }
+
+    /// Property tests: the reader against a plain line-by-line model of
+    /// what it does, on inputs cut into pieces anywhere.
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Cases per property; the every-offset property parses each of
+        /// its streams once per byte offset on top.
+        const CASES: u32 = 2000;
+
+        /// The reader's contract read plainly: lines end at `\n` (a `\r`
+        /// before it is dropped), a blank line ends an event that has
+        /// data, `data:` values (less one leading space) are joined by
+        /// `\n`, other lines are ignored, and an event the input ends in
+        /// still counts.
+        fn model(bytes: &[u8]) -> Vec<Vec<u8>> {
+            let mut events = Vec::new();
+            let mut data: Option<Vec<u8>> = None;
+            for line in bytes.split(|&b| b == b'\n') {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                if line.is_empty() {
+                    events.extend(data.take());
+                } else if let Some(value) = line.strip_prefix(b"data:") {
+                    let value = value.strip_prefix(b" ").unwrap_or(value);
+                    match &mut data {
+                        Some(data) => {
+                            data.push(b'\n');
+                            data.extend_from_slice(value);
+                        }
+                        None => data = Some(value.to_vec()),
+                    }
+                }
+            }
+            events.extend(data);
+            events
+        }
+
+        /// What the reader makes of `bytes` pushed in pieces cut at `cuts`.
+        fn read(bytes: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
+            let mut cuts: Vec<usize> = cuts.iter().map(|&c| c.min(bytes.len())).collect();
+            cuts.sort_unstable();
+            let mut reader = SseReader::new();
+            let mut events = Vec::new();
+            let mut start = 0;
+            for cut in cuts.into_iter().chain([bytes.len()]) {
+                reader.push(&bytes[start..cut], |data| events.push(data.to_vec()));
+                start = cut;
+            }
+            reader.finish(|data| events.push(data.to_vec()));
+            events
+        }
+
+        /// Bytes made mostly of what SSE is made of, so that events,
+        /// blank lines and line endings split in two come up often.
+        fn sse_like() -> impl Strategy<Value = Vec<u8>> {
+            let piece = prop_oneof![
+                Just(b"data:".to_vec()),
+                Just(b"data: ".to_vec()),
+                Just(b"\n".to_vec()),
+                Just(b"\r\n".to_vec()),
+                Just(b"\r".to_vec()),
+                Just(b": ping".to_vec()),
+                Just(b"event: x".to_vec()),
+                Just(b"[DONE]".to_vec()),
+                Just(br#"{"choices":[{"text":"a"}]}"#.to_vec()),
+                prop::collection::vec(any::<u8>(), 0..8),
+            ];
+            prop::collection::vec(piece, 0..48).prop_map(|pieces| pieces.concat())
+        }
+
+        /// A well-formed stream of events: each one or more `data:` lines
+        /// (with or without the space, with LF or CRLF), perhaps after a
+        /// comment or an `event:` line, ended by a blank line.
+        fn well_formed() -> impl Strategy<Value = (Vec<u8>, Vec<Vec<u8>>)> {
+            let line = "[ -~]{0,40}";
+            let event = (
+                prop::collection::vec(line, 1..4),
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+            );
+            prop::collection::vec(event, 1..5).prop_map(|events| {
+                let mut stream = Vec::new();
+                let mut expected = Vec::new();
+                for (lines, crlf, space, comment) in events {
+                    let end: &[u8] = if crlf { b"\r\n" } else { b"\n" };
+                    if comment {
+                        stream.extend_from_slice(b": keep-alive");
+                        stream.extend_from_slice(end);
+                    }
+                    for line in &lines {
+                        stream.extend_from_slice(if space { b"data: " } else { b"data:" });
+                        stream.extend_from_slice(line.as_bytes());
+                        stream.extend_from_slice(end);
+                    }
+                    stream.extend_from_slice(end);
+                    let joined = lines
+                        .iter()
+                        .map(|line| {
+                            // Without the space, a value's own first space is
+                            // taken as the separator.
+                            let line = line.as_bytes();
+                            if space {
+                                line
+                            } else {
+                                line.strip_prefix(b" ").unwrap_or(line)
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                        .join(&b'\n');
+                    expected.push(joined);
+                }
+                (stream, expected)
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+            #[test]
+            fn any_bytes_in_any_pieces_never_panic_and_read_as_the_model(
+                bytes in prop::collection::vec(any::<u8>(), 0..4096),
+                cuts in prop::collection::vec(any::<usize>(), 0..16),
+            ) {
+                let cuts: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+                prop_assert_eq!(read(&bytes, &cuts), model(&bytes));
+            }
+
+            #[test]
+            fn sse_like_bytes_read_the_same_however_they_are_cut(
+                bytes in sse_like(),
+                cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..12),
+            ) {
+                let cuts: Vec<usize> = cuts.iter().map(|c| c.index(bytes.len() + 1)).collect();
+                let whole = read(&bytes, &[]);
+                prop_assert_eq!(&whole, &model(&bytes));
+                prop_assert_eq!(read(&bytes, &cuts), whole);
+                // One byte at a time.
+                let every: Vec<usize> = (0..bytes.len()).collect();
+                prop_assert_eq!(read(&bytes, &every), model(&bytes));
+            }
+
+            #[test]
+            fn events_split_at_every_byte_offset_read_as_unsplit(
+                (stream, expected) in well_formed(),
+            ) {
+                prop_assert_eq!(read(&stream, &[]), expected.clone());
+                for offset in 0..=stream.len() {
+                    prop_assert_eq!(read(&stream, &[offset]), expected.clone(), "split at {}", offset);
+                }
+            }
+        }
+
+        proptest! {
+            // Each case moves hundreds of kilobytes through the reader.
+            #![proptest_config(ProptestConfig::with_cases(32))]
+
+            #[test]
+            fn lines_of_hundreds_of_kilobytes_are_whole(
+                length in 100_000usize..800_000,
+                piece in 1usize..100_000,
+                crlf in any::<bool>(),
+                byte in 0x20u8..0x7f,
+            ) {
+                let value = vec![byte; length];
+                let end: &[u8] = if crlf { b"\r\n" } else { b"\n" };
+                let mut stream = b"data: ".to_vec();
+                stream.extend_from_slice(&value);
+                stream.extend_from_slice(end);
+                stream.extend_from_slice(end);
+                stream.extend_from_slice(b"data: [DONE]");
+                stream.extend_from_slice(end);
+                stream.extend_from_slice(end);
+                let cuts: Vec<usize> = (piece..stream.len()).step_by(piece).collect();
+                let events = read(&stream, &cuts);
+                prop_assert_eq!(events.len(), 2);
+                prop_assert!(events[0] == value, "the long line came out {} bytes long", events[0].len());
+                prop_assert_eq!(&events[1][..], b"[DONE]");
+            }
+        }
+    }
 }
