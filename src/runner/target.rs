@@ -183,27 +183,20 @@ pub async fn reports_cached_tokens(client: &Client, body: Vec<u8>) -> bool {
     second.cached_tokens.is_some_and(|cached| cached > 0)
 }
 
-/// A numeric label of vLLM's `vllm:cache_config_info` (which the simulator
-/// writes too).
-fn cache_config_label(metrics: &str, name: &str) -> Option<u64> {
-    let line = metrics
-        .lines()
-        .find(|line| line.starts_with("vllm:cache_config_info{"))?;
-    let start = line.find(&format!("{name}=\""))? + name.len() + 2;
-    let end = start + line[start..].find('"')?;
-    line[start..end].parse().ok()
-}
-
 /// First-tier KV capacity in tokens from vLLM's `vllm:cache_config_info`;
 /// `None` when absent or when the server's numbers overflow.
 pub fn kv_capacity_from_metrics(metrics: &str) -> Option<u64> {
-    cache_config_label(metrics, "block_size")?
-        .checked_mul(cache_config_label(metrics, "num_gpu_blocks")?)
+    crate::client::prometheus::kv_capacity_tokens(metrics)
 }
 
-/// The server's KV block size in tokens, when its metrics say.
+/// The server's KV block size in tokens, when its metrics say
+/// (`vllm:cache_config_info`'s `block_size`, which the simulator writes
+/// too).
 pub fn kv_block_size_from_metrics(metrics: &str) -> Option<u64> {
-    cache_config_label(metrics, "block_size").filter(|&n| n > 0)
+    crate::client::prometheus::parse(metrics)
+        .samples_of("vllm:cache_config_info")
+        .find_map(|sample| sample.label("block_size")?.parse().ok())
+        .filter(|&n: &u64| n > 0)
 }
 
 #[cfg(test)]
