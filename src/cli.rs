@@ -30,6 +30,9 @@ pub enum Command {
     /// then compare: the one command a CI job calls.
     #[command(args_override_self = true)]
     Gate(Box<GateArgs>),
+    /// Make or refresh a baseline (baselines/NAME.json).
+    #[command(subcommand)]
+    Baseline(BaselineCommand),
     /// Run the embedded simulated inference server (vLLM's OpenAI-compatible
     /// protocol with a KV prefix-cache model).
     Sim(SimConfig),
@@ -460,6 +463,48 @@ pub struct GateArgs {
 
     #[command(flatten)]
     pub verdict: VerdictArgs,
+}
+
+/// `cacherate baseline …`.
+#[derive(Debug, Subcommand)]
+pub enum BaselineCommand {
+    /// Run the sweep --runs times (the first finds each point's peak, the
+    /// others measure at those peaks), or take finished runs with
+    /// --from-run, and write baselines/NAME.json.
+    #[command(args_override_self = true)]
+    Refresh(Box<RefreshArgs>),
+}
+
+/// `cacherate baseline refresh`: every option of `run`, and these.
+#[derive(Debug, Clone, Args)]
+pub struct RefreshArgs {
+    /// The baseline's name: baselines/NAME.json.
+    pub name: String,
+
+    /// Runs to make it of [default: 5]. Each is a fresh run directory
+    /// under --output-dir/baseline-NAME/run-K; the command resumes them.
+    #[arg(long, help_heading = "Baseline")]
+    pub runs: Option<u32>,
+
+    /// Make it of these finished run directories instead of running.
+    #[arg(long, num_args = 1.., help_heading = "Baseline")]
+    pub from_run: Vec<PathBuf>,
+
+    /// Where baselines live.
+    #[arg(long, default_value = "baselines", help_heading = "Baseline")]
+    pub baselines_dir: PathBuf,
+
+    /// Commit the baseline file on the current branch (git).
+    #[arg(long, help_heading = "Baseline")]
+    pub commit: bool,
+
+    /// Make it even of runs that are incomplete, lack samples, measured
+    /// other loads or failed their gate.
+    #[arg(long, help_heading = "Baseline")]
+    pub force: bool,
+
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// `cacherate kv-size`.

@@ -53,6 +53,13 @@ pub async fn run(cli: Cli, argv: Vec<String>) -> Result<i32> {
                 _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
             }
         }
+        Command::Baseline(cli::BaselineCommand::Refresh(args)) => {
+            let cwd = cwd()?;
+            tokio::select! {
+                code = commands::baseline::refresh(&args, &argv, &cwd) => code,
+                _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
+            }
+        }
         Command::Sim(config) => run_sim(config).await.map(|()| exit::PASS),
         Command::KvSize(args) => kv_size(args).map(|()| exit::PASS),
     }

@@ -801,7 +801,7 @@ mod tests {
         assert_eq!(s.max_ttft, 0.5, "user profile over built-in profile");
         assert_eq!(s.ramp_duration, 3.0, "built-in profile over defaults");
         assert_eq!(s.chunk_size, 128, "user defaults over built-in defaults");
-        assert_eq!(s.num_retries, 2);
+        assert_eq!(s.num_retries, 3);
         assert_eq!(s.cache_hit_rates, vec![0, 50, 100]);
     }
 
