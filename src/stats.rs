@@ -155,6 +155,10 @@ pub struct PhaseFigures {
     pub counted: u64,
     /// Length of the window, seconds.
     pub duration_s: f64,
+    /// No request was launched inside the window (the phase is shorter
+    /// than its requests), so the figures are over the whole phase.
+    #[serde(default)]
+    pub whole_phase: bool,
     /// Prompt tokens of the requests launched inside the window that got a
     /// first token.
     pub prompt_tokens: u64,
@@ -234,10 +238,11 @@ impl PhaseFigures {
         // output lengths are batched and finish together — because a
         // window that is not a whole number of request cycles long sees
         // one wave too many or too few.
-        let launched_inside: Vec<&RequestRecord> = records
-            .iter()
-            .filter(|r| window.contains(r.launch_unix_s))
-            .collect();
+        // A phase shorter than its requests may launch nothing inside its
+        // window: then every request of the phase counts, and it says so.
+        let whole_phase = !records.iter().any(|r| window.contains(r.launch_unix_s));
+        let inside = |r: &RequestRecord| whole_phase || window.contains(r.launch_unix_s);
+        let launched_inside: Vec<&RequestRecord> = records.iter().filter(|r| inside(r)).collect();
         let held: f64 = launched_inside
             .iter()
             .map(|r| r.finish_s + r.dispatch_delay_s.unwrap_or(0.0))
@@ -264,9 +269,7 @@ impl PhaseFigures {
         // Latency: the requests launched inside the window.
         let counted: Vec<&RequestRecord> = records
             .iter()
-            .filter(|r| {
-                r.ok() && window.contains(r.launch_unix_s) && (!strict_window || window.holds(r))
-            })
+            .filter(|r| r.ok() && inside(r) && (!strict_window || whole_phase || window.holds(r)))
             .collect();
         let cached_reported = counted.iter().filter(|r| r.cached_tokens.is_some()).count() as u64;
         let cached_tokens: u64 = counted.iter().filter_map(|r| r.cached_tokens).sum();
@@ -319,6 +322,7 @@ impl PhaseFigures {
             },
             counted: counted.len() as u64,
             duration_s,
+            whole_phase,
             prompt_tokens,
             completion_tokens,
             counted_prompt_tokens: counted_prompt,
@@ -549,6 +553,22 @@ mod tests {
         // last regular one ends at 13.0 + 0.9 + 0.001).
         let strict = PhaseFigures::from_records(&records, &window(10.0, 14.0), true, false);
         assert_eq!(strict.counted, 4);
+    }
+
+    #[test]
+    fn a_window_without_a_launch_falls_back_to_the_whole_phase() {
+        // Two slots whose requests take longer than the phase: both were
+        // launched at its start, before the window.
+        let mut records = vec![record(0.0, 2.5, 0.5, 4), record(0.0, 3.0, 0.5, 4)];
+        for r in &mut records {
+            r.concurrency = 2;
+        }
+        let figures = PhaseFigures::from_records(&records, &window(1.0, 2.0), false, false);
+        assert!(figures.whole_phase);
+        assert_eq!(figures.counted, 2);
+        assert!(figures.input_tps > 0.0 && figures.ttft.p50 > 2.0);
+        let figures = PhaseFigures::from_records(&records, &window(0.0, 2.0), false, false);
+        assert!(!figures.whole_phase);
     }
 
     #[test]

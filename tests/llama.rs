@@ -21,7 +21,7 @@ use std::process::{Command, Output};
 use libtest_mimic::{Arguments, Trial};
 
 /// The tests, by name.
-const TESTS: [(&str, fn()); 2] = [
+const TESTS: [(&str, fn()); 3] = [
     (
         "a_quick_sweep_of_llama_cpp_sees_its_prefix_cache",
         a_quick_sweep_of_llama_cpp_sees_its_prefix_cache,
@@ -29,6 +29,10 @@ const TESTS: [(&str, fn()); 2] = [
     (
         "a_working_set_larger_than_llama_cpp_can_hold_is_flagged",
         a_working_set_larger_than_llama_cpp_can_hold_is_flagged,
+    ),
+    (
+        "a_gate_on_llama_cpp_passes_the_same_server_and_fails_one_without_its_prompt_cache",
+        a_gate_on_llama_cpp_passes_the_same_server_and_fails_one_without_its_prompt_cache,
     ),
 ];
 
@@ -245,4 +249,176 @@ fn a_working_set_larger_than_llama_cpp_can_hold_is_flagged() {
     let point = &common::results(dir.path())[0];
     assert!(point.cache_rate_missed);
     assert!(point.achieved_cache_rate.unwrap() < 0.5, "{point:?}");
+}
+
+/// `cacherate ARGS…` with the gate's workload against `url`: eight
+/// 512-token prompts (more than the server's four slots) at 0 and 100 %,
+/// three 4-second samples a point. A CPU server that shares two cores with
+/// the test runner is noisier than a GPU server, so the tolerances are
+/// wide; the change under test costs far more than they allow.
+fn cacherate(args: &[&str], url: &str, out: &Path) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cacherate"));
+    command.args(args);
+    command.args([
+        "--api-endpoint",
+        url,
+        "--output-dir",
+        out.to_str().unwrap(),
+        "--context-sizes",
+        "512",
+        "--working-set-size",
+        "4096",
+        "--cache-hit-rates",
+        "0",
+        "100",
+        "--output-tokens",
+        "4",
+        "--chunk-size",
+        "64",
+        "--max-ttft",
+        "30",
+        "--ramp-duration",
+        "2",
+        "--test-duration",
+        "4",
+        "--sample-duration",
+        "4",
+        "--num-retries",
+        "3",
+        "--start-concurrency",
+        "1",
+        "--concurrency-increment",
+        "1",
+        "--max-concurrency",
+        "2",
+        "--init-concurrency",
+        "2",
+        "--reinit-strategy",
+        "per_cache_rate",
+        "--request-timeout",
+        "120",
+        "--quiet",
+    ]);
+    if args[0] == "gate" {
+        command.args([
+            "--tolerance-throughput",
+            "0.3",
+            "--tolerance-ttft-p50",
+            "0.3",
+            "--tolerance-ttft-p95",
+            "0.5",
+            "--max-extra-samples",
+            "0",
+        ]);
+    }
+    command.output().unwrap()
+}
+
+fn verdict_of(out: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(out.join("compare/verdict.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The verdicts of one point, by metric.
+fn point_verdicts(verdict: &serde_json::Value, point: &str) -> Vec<(String, String)> {
+    verdict["curves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|curve| {
+            let metric = curve["verdict"]["metric"].as_str().unwrap().to_string();
+            curve["verdict"]["points"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(move |p| p["point"] == point)
+                .map(move |p| (metric.clone(), p["verdict"].as_str().unwrap().to_string()))
+        })
+        .collect()
+}
+
+fn a_gate_on_llama_cpp_passes_the_same_server_and_fails_one_without_its_prompt_cache() {
+    let root = tempfile::tempdir().unwrap();
+    let baselines = root.path().join("baselines");
+    let baseline = baselines.join("llama.json");
+    {
+        let server = LlamaServer::start(&[]);
+        let output = cacherate(
+            &[
+                "baseline",
+                "refresh",
+                "llama",
+                "--runs",
+                "2",
+                "--baselines-dir",
+                baselines.to_str().unwrap(),
+                // One request at a time: the least noise a CPU server has.
+                "--mode",
+                "fixed",
+                "--fixed-concurrency-levels",
+                "1",
+            ],
+            &server.url,
+            &root.path().join("runs"),
+        );
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        // A/A: the same configuration, measured again at the baseline's
+        // loads, does not regress.
+        let out = root.path().join("gate-same");
+        let output = cacherate(
+            &["gate", "--baseline", baseline.to_str().unwrap()],
+            &server.url,
+            &out,
+        );
+        println!("{}", String::from_utf8_lossy(&output.stdout));
+        let verdict = verdict_of(&out);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}\n{}",
+            verdict["overall"],
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            verdict["overall"]["regressed"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+    }
+    // The change under test: no host-memory prompt cache. Eight prompts
+    // no longer fit the four slots, so what should hit at 100 % is
+    // computed again; at 0 % nothing hits either way.
+    let server = LlamaServer::start(&["--cache-ram", "0"]);
+    let out = root.path().join("gate-no-cache-ram");
+    let output = cacherate(
+        &["gate", "--baseline", baseline.to_str().unwrap()],
+        &server.url,
+        &out,
+    );
+    println!("{}", String::from_utf8_lossy(&output.stdout));
+    assert_eq!(
+        output.status.code(),
+        Some(cacherate::exit::REGRESSION),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let verdict = verdict_of(&out);
+    let warm = point_verdicts(&verdict, "ctx512/cache100");
+    assert!(
+        warm.iter()
+            .any(|(metric, v)| metric == "input_throughput" && (v == "regressed" || v == "error")),
+        "{warm:?}"
+    );
+    // Nothing fails at 0 %: no prompt cache is involved there (the CPU's
+    // noise may leave a wide interval inconclusive, which passes a gate).
+    let cold = point_verdicts(&verdict, "ctx512/cache0");
+    assert!(
+        cold.iter().all(|(_, v)| v != "regressed" && v != "error"),
+        "the 0 % point does not depend on the prompt cache: {cold:?}"
+    );
 }

@@ -331,6 +331,14 @@ impl Sweep<'_> {
                 Err(reason) => format!("over: {reason}"),
             }
         ));
+        if f.whole_phase {
+            self.ui.warn(&format!(
+                "ctx {context} {rate}% {phase_id}: no request was launched inside the \
+                 steady-state window (the phase is shorter than its requests), so its figures \
+                 are over the whole phase, warm-up included; lengthen --ramp-duration and \
+                 --sample-duration"
+            ));
+        }
         Ok(phase)
     }
 
