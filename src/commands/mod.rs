@@ -1,4 +1,5 @@
 //! One module per command that goes beyond a single pipeline stage.
 
+pub mod comment;
 pub mod compare;
 pub mod gate;
