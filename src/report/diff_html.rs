@@ -350,22 +350,17 @@ fn chart_svg(metric: Metric, points: &[ChartPoint]) -> String {
         .map(|p| (x(p.rate), y(p.tolerance.0)))
         .collect();
     svg.push_str(&polygon(&upper, &lower, "fill=\"#eaeef2\" stroke=\"none\""));
-    // The current run's interval band, over the points that have one.
-    let banded: Vec<&&ChartPoint> = usable.iter().filter(|p| p.band.is_some()).collect();
-    if !banded.is_empty() {
-        let upper: Vec<(f64, f64)> = banded
-            .iter()
-            .map(|p| (x(p.rate), y(p.band.map_or(p.current, |b| b.1))))
-            .collect();
-        let lower: Vec<(f64, f64)> = banded
-            .iter()
-            .map(|p| (x(p.rate), y(p.band.map_or(p.current, |b| b.0))))
-            .collect();
-        svg.push_str(&polygon(
-            &upper,
-            &lower,
-            "fill=\"#0969da\" fill-opacity=\"0.22\" stroke=\"none\"",
-        ));
+    // The current run's interval band, between neighbouring points that
+    // both have one (a point without an estimate breaks it).
+    for pair in usable.windows(2) {
+        if let (Some(a), Some(b)) = (pair[0].band, pair[1].band) {
+            let (xa, xb) = (x(pair[0].rate), x(pair[1].rate));
+            svg.push_str(&polygon(
+                &[(xa, y(a.1)), (xb, y(b.1))],
+                &[(xa, y(a.0)), (xb, y(b.0))],
+                "fill=\"#0969da\" fill-opacity=\"0.22\" stroke=\"none\"",
+            ));
+        }
     }
     let baseline: Vec<(f64, f64)> = usable.iter().map(|p| (x(p.rate), y(p.baseline))).collect();
     svg.push_str(&polyline(
@@ -375,6 +370,15 @@ fn chart_svg(metric: Metric, points: &[ChartPoint]) -> String {
     let current: Vec<(f64, f64)> = usable.iter().map(|p| (x(p.rate), y(p.current))).collect();
     svg.push_str(&polyline(&current, "stroke=\"#0969da\" stroke-width=\"2\""));
     for p in &usable {
+        if let Some((low, high)) = p.band {
+            svg.push_str(&format!(
+                "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{1:.1}\" y2=\"{2:.1}\" \
+                 stroke=\"#0969da\" stroke-width=\"1.5\"/>",
+                x(p.rate),
+                y(low),
+                y(high)
+            ));
+        }
         svg.push_str(&format!(
             "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"#8c959f\"/>",
             x(p.rate),
