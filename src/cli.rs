@@ -38,6 +38,11 @@ pub enum Command {
     Sim(SimConfig),
     /// Estimate the KV-cache memory of a request and of a working set.
     KvSize(KvSizeArgs),
+    /// Create or update (never duplicate) the pull request comment from
+    /// comment.md through the GitHub API, with GITHUB_TOKEN; GITHUB_API_URL
+    /// for GitHub Enterprise. A token that may not comment (pull requests
+    /// from forks) is reported, not an error.
+    Comment(CommentArgs),
 }
 
 /// `cacherate run`. Every option may also come from the environment
@@ -505,6 +510,24 @@ pub struct RefreshArgs {
 
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+/// `cacherate comment`. The token is read from GITHUB_TOKEN only, never
+/// from the command line.
+#[derive(Debug, Clone, Args)]
+pub struct CommentArgs {
+    /// The repository, OWNER/NAME [default: GITHUB_REPOSITORY].
+    #[arg(long, env = "GITHUB_REPOSITORY")]
+    pub repo: Option<String>,
+
+    /// The pull request number [default: from the event in
+    /// GITHUB_EVENT_PATH].
+    #[arg(long)]
+    pub pr: Option<u64>,
+
+    /// The comment's markdown, as `compare` writes it.
+    #[arg(long, default_value = "comment.md")]
+    pub file: PathBuf,
 }
 
 /// `cacherate kv-size`.

@@ -12,6 +12,7 @@ pub mod client;
 pub mod commands;
 pub mod error;
 pub mod exit;
+pub mod github;
 pub mod kvsize;
 pub mod progress;
 pub mod record;
@@ -62,6 +63,7 @@ pub async fn run(cli: Cli, argv: Vec<String>) -> Result<i32> {
         }
         Command::Sim(config) => run_sim(config).await.map(|()| exit::PASS),
         Command::KvSize(args) => kv_size(args).map(|()| exit::PASS),
+        Command::Comment(args) => commands::comment::command(&args).await,
     }
 }
 

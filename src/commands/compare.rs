@@ -362,7 +362,30 @@ pub fn compare(
     let verdict = judge(&run, &baseline, baseline_path, options)?;
     let dir = RunDir::existing(run_dir)?;
     dir.write_json(VERDICT_FILE, &verdict)?;
+    write_reports(&dir, &verdict)?;
     Ok(verdict)
+}
+
+/// Writes the reports of a verdict next to `verdict.json` —
+/// `compare/junit.xml`, `compare/comment.md`, `compare/diff.html` — and,
+/// in GitHub Actions, the comment's text as the step summary
+/// (`$GITHUB_STEP_SUMMARY`; written again, it replaces itself).
+pub fn write_reports(dir: &RunDir, verdict: &VerdictFile) -> Result<()> {
+    use crate::report::{diff_html, junit, markdown};
+    let internal = |what: &str, e: String| Error::Internal(anyhow::anyhow!("{what}: {e}"));
+    let junit = junit::render(verdict).map_err(|e| internal("junit.xml", e.to_string()))?;
+    dir.write_atomic("compare/junit.xml", &junit)?;
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let comment = markdown::render(verdict, &markdown::Links::from_actions_env(env));
+    dir.write_atomic("compare/comment.md", comment.as_bytes())?;
+    let html = diff_html::render(verdict).map_err(|e| internal("diff.html", e.to_string()))?;
+    dir.write_atomic("compare/diff.html", html.as_bytes())?;
+    if let Some(path) = env("GITHUB_STEP_SUMMARY")
+        && let Err(e) = crate::github::summary::write_section(Path::new(&path), "verdict", &comment)
+    {
+        eprintln!("warning: cannot write the step summary {path}: {e}");
+    }
+    Ok(())
 }
 
 impl CompareOptions {

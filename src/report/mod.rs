@@ -1,4 +1,8 @@
 //! Renderers: each takes a finished value and returns text or bytes.
 
+pub mod diff_html;
+pub mod junit;
+pub mod markdown;
 pub mod table;
 pub mod verdict_table;
+pub mod verdict_view;

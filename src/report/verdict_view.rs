@@ -1,0 +1,232 @@
+//! What the verdict renderers (`diff.html`, `junit.xml`, `comment.md`)
+//! share: the rows of a `verdict.json` in the order people read them,
+//! metric names and units, and how numbers print. Reads the finished
+//! verdict; computes no statistics of its own.
+
+use crate::analysis::document::{PointFigures, SideFigures, VerdictFile};
+use crate::analysis::{Estimate, Metric, Verdict};
+
+/// The short metric names of test cases and tables (`ctx8000/cache50/input_tps`).
+pub fn metric_slug(metric: Metric) -> &'static str {
+    match metric {
+        Metric::InputThroughput => "input_tps",
+        Metric::OutputThroughput => "output_tps",
+        Metric::TtftP50 => "ttft_p50",
+        Metric::TtftP95 => "ttft_p95",
+    }
+}
+
+/// The metric as a chart or a heading names it.
+pub fn metric_title(metric: Metric) -> &'static str {
+    match metric {
+        Metric::InputThroughput => "input throughput (tok/s)",
+        Metric::OutputThroughput => "output throughput (tok/s)",
+        Metric::TtftP50 => "TTFT p50 (s)",
+        Metric::TtftP95 => "TTFT p95 (s)",
+    }
+}
+
+/// One side's value of a metric at a point.
+pub fn metric_value(figures: &SideFigures, metric: Metric) -> f64 {
+    match metric {
+        Metric::InputThroughput => figures.input_tps,
+        Metric::OutputThroughput => figures.output_tps,
+        Metric::TtftP50 => figures.ttft_p50_s,
+        Metric::TtftP95 => figures.ttft_p95_s,
+    }
+}
+
+/// A value with its unit: `12345 tok/s`, `0.645 s`.
+pub fn format_value(metric: Metric, value: f64) -> String {
+    if !value.is_finite() {
+        return "-".into();
+    }
+    match metric {
+        Metric::InputThroughput | Metric::OutputThroughput => format!("{value:.0} tok/s"),
+        Metric::TtftP50 | Metric::TtftP95 => format!("{value:.3} s"),
+    }
+}
+
+/// A signed percent change: `+1.2 %`, `-12.0 %`.
+pub fn pct(value: f64) -> String {
+    if value.is_finite() {
+        format!("{value:+.1} %")
+    } else {
+        "-".into()
+    }
+}
+
+/// An estimate's interval: `[-15.0 %, -9.1 %]`.
+pub fn interval(estimate: &Estimate) -> String {
+    format!("[{}, {}]", pct(estimate.low_pct), pct(estimate.high_pct))
+}
+
+/// A p-value in few characters.
+pub fn p_value(p: f64) -> String {
+    if !p.is_finite() {
+        "-".into()
+    } else if p < 0.001 {
+        "<0.001".into()
+    } else {
+        format!("{p:.3}")
+    }
+}
+
+/// The verdict's word in `verdict.json`.
+pub fn verdict_word(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Pass => "pass",
+        Verdict::Regressed => "regressed",
+        Verdict::Improved => "improved",
+        Verdict::Inconclusive => "inconclusive",
+        Verdict::Error => "error",
+        Verdict::Insufficient => "insufficient",
+    }
+}
+
+/// One (point, metric) verdict with the figures it was judged on.
+#[derive(Debug, Clone)]
+pub struct Row<'a> {
+    pub context_size: u64,
+    pub cache_hit_rate: u32,
+    pub metric: Metric,
+    /// `ctx8000/cache50`.
+    pub point: &'a str,
+    pub gated: bool,
+    pub verdict: Verdict,
+    pub reason: Option<&'a str>,
+    pub tolerance_pct: f64,
+    pub estimate: Option<&'a Estimate>,
+    /// Both sides' figures, when `verdict.json` has them for the point.
+    pub figures: Option<&'a PointFigures>,
+    pub current_samples: usize,
+    pub baseline_samples: usize,
+    pub baseline_runs: usize,
+}
+
+impl Row<'_> {
+    /// `ctx8000/cache50/input_tps`.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.point, metric_slug(self.metric))
+    }
+
+    pub fn baseline_value(&self) -> Option<f64> {
+        self.figures.map(|f| metric_value(&f.baseline, self.metric))
+    }
+
+    pub fn current_value(&self) -> Option<f64> {
+        self.figures.map(|f| metric_value(&f.current, self.metric))
+    }
+
+    /// The verdict counts against the gate: gated and not a pass.
+    pub fn is_change(&self) -> bool {
+        matches!(
+            self.verdict,
+            Verdict::Regressed | Verdict::Improved | Verdict::Error
+        )
+    }
+}
+
+/// The curve-level verdict of one metric over one context size.
+#[derive(Debug, Clone)]
+pub struct CurveRow<'a> {
+    pub context_size: u64,
+    pub metric: Metric,
+    pub gated: bool,
+    pub verdict: Verdict,
+    pub reason: Option<&'a str>,
+    pub tolerance_pct: f64,
+    /// Points that entered the weighted mean.
+    pub points: usize,
+    pub estimate: Option<&'a Estimate>,
+}
+
+impl CurveRow<'_> {
+    /// `ctx8000/curve/input_tps`.
+    pub fn name(&self) -> String {
+        format!(
+            "ctx{}/curve/{}",
+            self.context_size,
+            metric_slug(self.metric)
+        )
+    }
+}
+
+fn metric_order(metric: Metric) -> usize {
+    Metric::ALL.iter().position(|m| *m == metric).unwrap_or(0)
+}
+
+/// Every (point, metric) verdict, by context size, then cache hit rate,
+/// then metric.
+pub fn rows(verdict: &VerdictFile) -> Vec<Row<'_>> {
+    let mut rows = Vec::new();
+    for curve in &verdict.curves {
+        for point in &curve.verdict.points {
+            let figures = verdict.points.iter().find(|f| f.point == point.point);
+            rows.push(Row {
+                context_size: curve.context_size,
+                cache_hit_rate: figures.map_or(0, |f| f.cache_hit_rate),
+                metric: curve.verdict.metric,
+                point: &point.point,
+                gated: curve.gated,
+                verdict: point.verdict,
+                reason: point.reason.as_deref(),
+                tolerance_pct: point.tolerance_pct,
+                estimate: point.estimate.as_ref(),
+                figures,
+                current_samples: point.current_samples,
+                baseline_samples: point.baseline_samples,
+                baseline_runs: point.baseline_runs,
+            });
+        }
+    }
+    rows.sort_by_key(|r| (r.context_size, r.cache_hit_rate, metric_order(r.metric)));
+    rows
+}
+
+/// Every curve-level verdict, by context size, then metric.
+pub fn curve_rows(verdict: &VerdictFile) -> Vec<CurveRow<'_>> {
+    let mut rows: Vec<CurveRow<'_>> = verdict
+        .curves
+        .iter()
+        .map(|curve| CurveRow {
+            context_size: curve.context_size,
+            metric: curve.verdict.metric,
+            gated: curve.gated,
+            verdict: curve.verdict.curve.verdict,
+            reason: curve.verdict.curve.reason.as_deref(),
+            tolerance_pct: curve.verdict.curve.tolerance_pct,
+            points: curve.verdict.curve.points,
+            estimate: curve.verdict.curve.estimate.as_ref(),
+        })
+        .collect();
+    rows.sort_by_key(|r| (r.context_size, metric_order(r.metric)));
+    rows
+}
+
+/// The context sizes of the verdict, ascending.
+pub fn context_sizes(verdict: &VerdictFile) -> Vec<u64> {
+    let mut sizes: Vec<u64> = verdict.curves.iter().map(|c| c.context_size).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    sizes
+}
+
+/// A JSON value of provenance (`git`, `server`) as one short line:
+/// `key=value` pairs of an object, the text of a string, nothing for null.
+pub fn provenance_line(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .filter(|(_, v)| !v.is_null() && !v.is_object() && !v.is_array())
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => format!("{k}={s}"),
+                other => format!("{k}={other}"),
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => other.to_string(),
+    }
+}

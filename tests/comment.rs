@@ -1,0 +1,564 @@
+//! `cacherate comment` against a fake GitHub on 127.0.0.1:0 that speaks
+//! the three REST endpoints the command uses, with GitHub's paging (`Link`
+//! headers pointing at `/repositories/{id}/…`, as github.com writes them):
+//! the first call creates the comment, the next updates it, an unchanged
+//! body writes nothing, every page is read, a read-only token is reported
+//! with exit 0, and the token never shows in what the command prints.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "ghs_TESTtoken0123456789abcdefNEVERPRINT";
+const MARKER: &str = "<!-- cacherate-verdict -->";
+
+/// A JSON response (the crate's axum has no `json` feature).
+struct Json(Value);
+
+impl IntoResponse for Json {
+    fn into_response(self) -> Response {
+        (
+            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+            self.0.to_string(),
+        )
+            .into_response()
+    }
+}
+
+#[derive(Default)]
+struct Fake {
+    /// (id, author, body)
+    comments: Vec<(u64, String, String)>,
+    next_id: u64,
+    /// Comments per page, whatever per_page asks (small, to force paging).
+    page_size: usize,
+    /// POST and PATCH answer 403, as for a read-only GITHUB_TOKEN.
+    read_only: bool,
+    /// Every request: method, path and query.
+    log: Vec<String>,
+    /// Error answers quote the token back (a badly behaved proxy).
+    echo_token_in_errors: bool,
+}
+
+type Shared = Arc<Mutex<Fake>>;
+
+fn comment_json(addr: SocketAddr, id: u64, author: &str, body: &str) -> Value {
+    json!({
+        "id": id,
+        "node_id": format!("IC_{id}"),
+        "url": format!("http://{addr}/repos/acme/serving/issues/comments/{id}"),
+        "html_url": format!("https://github.com/acme/serving/pull/7#issuecomment-{id}"),
+        "body": body,
+        "user": {"login": author, "id": 1, "type": "Bot"},
+        "created_at": "2026-11-20T10:00:00Z",
+        "updated_at": "2026-11-20T10:00:00Z",
+        "author_association": "NONE",
+    })
+}
+
+/// The 401 answer to a request without the expected token, if it lacks it.
+fn unauthorised(fake: &Fake, headers: &HeaderMap) -> Option<Response> {
+    let expected = format!("Bearer {TOKEN}");
+    if headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        == Some(&expected)
+    {
+        return None;
+    }
+    let message = if fake.echo_token_in_errors {
+        format!("Bad credentials: {:?}", headers.get(header::AUTHORIZATION))
+    } else {
+        "Bad credentials".into()
+    };
+    Some((StatusCode::UNAUTHORIZED, Json(json!({"message": message}))).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct PageQuery {
+    page: Option<usize>,
+    per_page: Option<usize>,
+}
+
+async fn list(
+    State((fake, addr)): State<(Shared, SocketAddr)>,
+    UrlPath(params): UrlPath<Vec<(String, String)>>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let mut fake = fake.lock().unwrap();
+    let path = params
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    fake.log.push(format!(
+        "GET {path} page={} per_page={}",
+        query.page.unwrap_or(1),
+        query.per_page.unwrap_or(30)
+    ));
+    if let Some(response) = unauthorised(&fake, &headers) {
+        return response;
+    }
+    let size = fake.page_size.min(query.per_page.unwrap_or(30)).max(1);
+    let page = query.page.unwrap_or(1).max(1);
+    let pages = fake.comments.len().div_ceil(size).max(1);
+    let items: Vec<Value> = fake
+        .comments
+        .iter()
+        .skip((page - 1) * size)
+        .take(size)
+        .map(|(id, author, body)| comment_json(addr, *id, author, body))
+        .collect();
+    let link = |p: usize, rel: &str| {
+        format!(
+            "<http://{addr}/repositories/4242/issues/7/comments?per_page={}&page={p}>; rel=\"{rel}\"",
+            query.per_page.unwrap_or(30)
+        )
+    };
+    let mut links = Vec::new();
+    if page < pages {
+        links.push(link(page + 1, "next"));
+        links.push(link(pages, "last"));
+    }
+    if page > 1 {
+        links.push(link(1, "first"));
+        links.push(link(page - 1, "prev"));
+    }
+    let mut response = Json(Value::Array(items)).into_response();
+    if !links.is_empty() {
+        response
+            .headers_mut()
+            .insert(header::LINK, links.join(", ").parse().unwrap());
+    }
+    response
+}
+
+fn body_of(bytes: &Bytes) -> String {
+    let value: Value = serde_json::from_slice(bytes).expect("a JSON body");
+    value["body"].as_str().expect("a body field").to_string()
+}
+
+async fn create(
+    State((fake, addr)): State<(Shared, SocketAddr)>,
+    UrlPath((owner, repo, number)): UrlPath<(String, String, u64)>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Response {
+    let mut fake = fake.lock().unwrap();
+    fake.log.push(format!("POST {owner}/{repo}#{number}"));
+    if let Some(response) = unauthorised(&fake, &headers) {
+        return response;
+    }
+    if fake.read_only {
+        return forbidden(&fake);
+    }
+    fake.next_id += 1;
+    let id = fake.next_id;
+    let body = body_of(&bytes);
+    fake.comments
+        .push((id, "github-actions[bot]".into(), body.clone()));
+    (
+        StatusCode::CREATED,
+        Json(comment_json(addr, id, "github-actions[bot]", &body)),
+    )
+        .into_response()
+}
+
+fn forbidden(fake: &Fake) -> Response {
+    let message = if fake.echo_token_in_errors {
+        format!("Resource not accessible by integration (token {TOKEN})")
+    } else {
+        "Resource not accessible by integration".into()
+    };
+    (
+        StatusCode::FORBIDDEN,
+        Json(json!({
+            "message": message,
+            "documentation_url": "https://docs.github.com/rest/issues/comments#create-an-issue-comment",
+            "status": "403",
+        })),
+    )
+        .into_response()
+}
+
+async fn update(
+    State((fake, addr)): State<(Shared, SocketAddr)>,
+    UrlPath((owner, repo, id)): UrlPath<(String, String, u64)>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Response {
+    let mut fake = fake.lock().unwrap();
+    fake.log.push(format!("PATCH {owner}/{repo} comment {id}"));
+    if let Some(response) = unauthorised(&fake, &headers) {
+        return response;
+    }
+    if fake.read_only {
+        return forbidden(&fake);
+    }
+    let body = body_of(&bytes);
+    let Some(comment) = fake.comments.iter_mut().find(|c| c.0 == id) else {
+        return (StatusCode::NOT_FOUND, Json(json!({"message": "Not Found"}))).into_response();
+    };
+    comment.2 = body.clone();
+    let author = comment.1.clone();
+    Json(comment_json(addr, id, &author, &body)).into_response()
+}
+
+struct FakeGithub {
+    addr: SocketAddr,
+    state: Shared,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for FakeGithub {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+async fn fake_github(fake: Fake) -> FakeGithub {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state: Shared = Arc::new(Mutex::new(fake));
+    let app = Router::new()
+        .route(
+            "/repos/{owner}/{repo}/issues/{number}/comments",
+            get(list).post(create),
+        )
+        .route("/repositories/{id}/issues/{number}/comments", get(list))
+        .route("/repos/{owner}/{repo}/issues/comments/{id}", patch(update))
+        .with_state((state.clone(), addr));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+    });
+    FakeGithub {
+        addr,
+        state,
+        shutdown: Some(tx),
+    }
+}
+
+/// Three comments by people, over two pages of two.
+fn people_talking() -> Fake {
+    Fake {
+        comments: vec![
+            (
+                1,
+                "alice".into(),
+                "Looks good, but let's see the gate.".into(),
+            ),
+            (
+                2,
+                "bob".into(),
+                format!("> {MARKER} quoted by hand is not ours"),
+            ),
+            (3, "carol".into(), "Any numbers at 50 % hits?".into()),
+        ],
+        next_id: 100,
+        page_size: 2,
+        ..Fake::default()
+    }
+}
+
+struct Run {
+    output: Output,
+    summary: String,
+}
+
+impl Run {
+    fn text(&self) -> String {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&self.output.stdout),
+            String::from_utf8_lossy(&self.output.stderr)
+        )
+    }
+
+    fn code(&self) -> i32 {
+        self.output.status.code().unwrap_or(-1)
+    }
+}
+
+/// Runs the binary with only the environment GitHub Actions would give
+/// it, and `CACHERATE_LOG=trace` so that nothing hides in debug logs.
+async fn comment(
+    addr: SocketAddr,
+    dir: &Path,
+    body: &str,
+    args: &[&str],
+    env: &[(&str, String)],
+) -> Run {
+    let file = dir.join("comment.md");
+    std::fs::write(&file, body).unwrap();
+    let summary = dir.join("step_summary.md");
+    let _ = std::fs::remove_file(&summary);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cacherate"));
+    command
+        .env_clear()
+        .arg("comment")
+        .arg("--file")
+        .arg(&file)
+        .args(args)
+        .env("GITHUB_API_URL", format!("http://{addr}"))
+        .env("GITHUB_TOKEN", TOKEN)
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .env("GITHUB_ACTIONS", "true")
+        .env("CACHERATE_LOG", "trace")
+        .current_dir(dir);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let summary = std::fs::read_to_string(dir.join("step_summary.md")).unwrap_or_default();
+    let run = Run { output, summary };
+    assert!(
+        !run.text().contains(TOKEN) && !run.summary.contains(TOKEN),
+        "the token leaked:\n{}\n{}",
+        run.text(),
+        run.summary
+    );
+    assert!(!run.text().contains("NEVERPRINT") && !run.summary.contains("NEVERPRINT"));
+    run
+}
+
+fn writes(log: &[String]) -> Vec<&String> {
+    log.iter()
+        .filter(|l| l.starts_with("POST") || l.starts_with("PATCH"))
+        .collect()
+}
+
+fn verdict_body(text: &str) -> String {
+    format!("{MARKER}\n### cacherate: pass\n\n{text}\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creates_then_updates_then_leaves_an_unchanged_comment_alone() {
+    let github = fake_github(people_talking()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--repo", "acme/serving", "--pr", "7"];
+
+    let first = comment(github.addr, dir.path(), &verdict_body("one"), &args, &[]).await;
+    assert_eq!(first.code(), 0, "{}", first.text());
+    assert!(first.text().contains("created"), "{}", first.text());
+    assert!(first.summary.contains("was created"), "{}", first.summary);
+    {
+        let fake = github.state.lock().unwrap();
+        // Both pages read (the hand-quoted marker is not ours), then a POST.
+        let gets: Vec<&String> = fake.log.iter().filter(|l| l.starts_with("GET")).collect();
+        assert_eq!(gets.len(), 2, "{:?}", fake.log);
+        assert!(
+            gets[1].contains("id=4242"),
+            "the Link was followed: {:?}",
+            gets
+        );
+        assert!(gets[1].contains("page=2"));
+        assert!(gets[0].contains("per_page=100"), "{:?}", gets);
+        assert_eq!(writes(&fake.log), vec!["POST acme/serving#7"]);
+        assert_eq!(fake.comments.len(), 4);
+    }
+
+    // More people talk: our comment is now on page 2 of 3.
+    {
+        let mut fake = github.state.lock().unwrap();
+        fake.comments
+            .push((5, "dave".into(), "Rerun please".into()));
+        fake.comments.push((6, "erin".into(), "ok".into()));
+        fake.log.clear();
+    }
+    let second = comment(github.addr, dir.path(), &verdict_body("two"), &args, &[]).await;
+    assert_eq!(second.code(), 0, "{}", second.text());
+    assert!(second.text().contains("updated"), "{}", second.text());
+    {
+        let fake = github.state.lock().unwrap();
+        assert_eq!(writes(&fake.log), vec!["PATCH acme/serving comment 101"]);
+        assert_eq!(fake.comments.len(), 6, "no second comment");
+        assert_eq!(fake.comments[3].2, verdict_body("two"));
+    }
+
+    {
+        github.state.lock().unwrap().log.clear();
+    }
+    let third = comment(github.addr, dir.path(), &verdict_body("two"), &args, &[]).await;
+    assert_eq!(third.code(), 0, "{}", third.text());
+    assert!(third.text().contains("unchanged"), "{}", third.text());
+    let fake = github.state.lock().unwrap();
+    assert!(writes(&fake.log).is_empty(), "{:?}", fake.log);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_is_read_before_creating_a_comment() {
+    let mut fake = people_talking();
+    // Our comment is the 23rd of 25, on the last page of 13.
+    for i in 0..22 {
+        fake.comments
+            .push((10 + i, "someone".into(), format!("comment {i}")));
+    }
+    let ours = verdict_body("old");
+    fake.comments
+        .insert(22, (77, "github-actions[bot]".into(), ours));
+    let github = fake_github(fake).await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = comment(
+        github.addr,
+        dir.path(),
+        &verdict_body("new"),
+        &["--repo", "acme/serving", "--pr", "7"],
+        &[],
+    )
+    .await;
+    assert_eq!(run.code(), 0, "{}", run.text());
+    let fake = github.state.lock().unwrap();
+    let gets = fake.log.iter().filter(|l| l.starts_with("GET")).count();
+    assert_eq!(gets, 12, "{:?}", fake.log);
+    assert_eq!(writes(&fake.log), vec!["PATCH acme/serving comment 77"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pull_request_and_repository_come_from_the_actions_environment() {
+    let github = fake_github(people_talking()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let event: PathBuf = dir.path().join("event.json");
+    std::fs::write(
+        &event,
+        r#"{"action": "synchronize", "number": 7, "pull_request": {"number": 7}}"#,
+    )
+    .unwrap();
+    let run = comment(
+        github.addr,
+        dir.path(),
+        "no marker in this file",
+        &[],
+        &[
+            ("GITHUB_REPOSITORY", "acme/serving".into()),
+            ("GITHUB_EVENT_PATH", event.display().to_string()),
+        ],
+    )
+    .await;
+    assert_eq!(run.code(), 0, "{}", run.text());
+    let fake = github.state.lock().unwrap();
+    assert_eq!(writes(&fake.log), vec!["POST acme/serving#7"]);
+    let posted = &fake.comments.last().unwrap().2;
+    assert!(posted.starts_with(MARKER), "the marker is added: {posted}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_token_is_reported_and_exits_0() {
+    let github = fake_github(Fake {
+        read_only: true,
+        echo_token_in_errors: true,
+        ..people_talking()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = comment(
+        github.addr,
+        dir.path(),
+        &verdict_body("x"),
+        &["--repo", "acme/serving", "--pr", "7"],
+        &[],
+    )
+    .await;
+    assert_eq!(run.code(), 0, "{}", run.text());
+    let text = run.text();
+    assert!(text.contains("HTTP 403"), "{text}");
+    assert!(text.contains("read-only GITHUB_TOKEN"), "{text}");
+    assert!(
+        text.contains("::warning title=cacherate comment::"),
+        "{text}"
+    );
+    assert!(text.contains("***"), "the echoed token is redacted: {text}");
+    assert!(run.summary.contains("read-only"), "{}", run.summary);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_token_is_a_usage_error_that_does_not_print_it() {
+    let github = fake_github(Fake {
+        echo_token_in_errors: true,
+        ..people_talking()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("comment.md");
+    std::fs::write(&file, verdict_body("x")).unwrap();
+    // The fake accepts only TOKEN; send another and have it quoted back.
+    let other = "ghp_OTHERsecretNEVERPRINTxyz";
+    let output = tokio::task::spawn_blocking({
+        let addr = github.addr;
+        let file = file.clone();
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_cacherate"))
+                .env_clear()
+                .args(["comment", "--repo", "acme/serving", "--pr", "7", "--file"])
+                .arg(&file)
+                .env("GITHUB_API_URL", format!("http://{addr}"))
+                .env("GITHUB_TOKEN", other)
+                .env("CACHERATE_LOG", "trace")
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(text.contains("HTTP 401"), "{text}");
+    assert!(
+        !text.contains(other) && !text.contains("NEVERPRINT"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_token_or_a_pull_request_it_says_what_to_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("comment.md");
+    std::fs::write(&file, verdict_body("x")).unwrap();
+    let run = |env: Vec<(&'static str, &'static str)>, args: Vec<&'static str>| {
+        let file = file.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_cacherate"));
+            command.env_clear().arg("comment").arg("--file").arg(&file);
+            command.args(args).envs(env);
+            command.output().unwrap()
+        })
+    };
+    let no_token = run(vec![], vec!["--repo", "acme/serving", "--pr", "7"])
+        .await
+        .unwrap();
+    assert_eq!(no_token.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_token.stderr).contains("GITHUB_TOKEN is not set"));
+    let no_pr = run(
+        vec![("GITHUB_TOKEN", TOKEN)],
+        vec!["--repo", "acme/serving"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(no_pr.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&no_pr.stderr);
+    assert!(stderr.contains("--pr"), "{stderr}");
+    assert!(!stderr.contains(TOKEN));
+}

@@ -1,0 +1,190 @@
+//! The verdict reports — `comment.md`, `junit.xml`, `diff.html` — rendered
+//! from verdicts that `compare` judged, checked against snapshot files in
+//! `tests/snapshots/` (review changes with `cargo insta review`, or run with
+//! `INSTA_UPDATE=always` and read the diff) and for the properties that
+//! must hold whatever the numbers: size, escaping, self-containment.
+//! `tests/consumers.rs` parses the same files with independent parsers.
+
+mod verdict_fixture;
+
+use cacherate::analysis::Verdict;
+use cacherate::report::markdown::{self, GITHUB_COMMENT_LIMIT, Links, MARKER};
+use cacherate::report::{diff_html, junit};
+use verdict_fixture::{Change, HOSTILE_MODEL};
+
+fn run_link() -> Links {
+    Links {
+        run_url: Some("https://github.com/acme/serving/actions/runs/42".into()),
+    }
+}
+
+#[test]
+fn the_mixed_fixture_has_every_verdict() {
+    let verdict = verdict_fixture::mixed();
+    let seen: Vec<Verdict> = verdict
+        .curves
+        .iter()
+        .flat_map(|c| c.verdict.points.iter().map(|p| p.verdict))
+        .collect();
+    for expected in [
+        Verdict::Pass,
+        Verdict::Regressed,
+        Verdict::Improved,
+        Verdict::Inconclusive,
+        Verdict::Error,
+    ] {
+        assert!(seen.contains(&expected), "no {expected:?} in {seen:?}");
+    }
+    assert_eq!(verdict.overall.verdict, Verdict::Regressed);
+}
+
+#[test]
+fn comment_md_snapshot() {
+    let comment = markdown::render(&verdict_fixture::mixed(), &run_link());
+    insta::assert_snapshot!("comment_mixed.md", comment);
+}
+
+#[test]
+fn comment_md_without_changes_or_ci_links_snapshot() {
+    let verdict =
+        verdict_fixture::verdict("Qwen/Qwen3-8B", &[4096], &[0, 50, 100], |_, _| Change::SAME);
+    let comment = markdown::render(&verdict, &Links::default());
+    insta::assert_snapshot!("comment_pass.md", comment);
+}
+
+#[test]
+fn junit_xml_snapshot() {
+    let xml = junit::render(&verdict_fixture::mixed()).unwrap();
+    insta::assert_snapshot!("junit_mixed.xml", String::from_utf8(xml).unwrap());
+}
+
+#[test]
+fn diff_html_snapshot() {
+    let html = diff_html::render(&verdict_fixture::mixed()).unwrap();
+    insta::assert_snapshot!("diff_mixed.html", html);
+}
+
+/// Every `src`, `href` or `action` attribute of the page's tags (text is
+/// escaped, so a tag is what lies between `<` and `>`).
+fn references(html: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for tag in html.split('<').skip(1) {
+        let tag = tag.split('>').next().unwrap_or_default();
+        for attribute in tag.split_whitespace().skip(1) {
+            let name = attribute
+                .split('=')
+                .next()
+                .unwrap_or_default()
+                .to_lowercase();
+            if ["src", "href", "xlink:href", "action", "srcset"].contains(&name.as_str()) {
+                out.push(attribute.to_string());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn diff_html_is_self_contained_and_escapes_the_model_everywhere() {
+    let html = diff_html::render(&verdict_fixture::mixed()).unwrap();
+    assert!(
+        references(&html).is_empty(),
+        "the page refers to {:?}",
+        references(&html)
+    );
+    assert!(!html.contains("url("), "no CSS that loads anything");
+    assert!(!html.contains("@import"));
+    assert!(!html.to_lowercase().contains("<script"), "no script at all");
+    assert!(!html.contains("<img"));
+    let escaped = "evil&lt;script&gt;alert(1)&lt;&#x2f;script&gt;";
+    // Title, header, provenance of both sides (the server's model too).
+    assert!(
+        html.matches(escaped).count() >= 4,
+        "the model id is shown, escaped, wherever it appears"
+    );
+    assert!(!html.contains(HOSTILE_MODEL));
+    assert!(html.contains("Content-Security-Policy"));
+    // The baseline's `refreshed_by` is escaped too.
+    assert!(html.contains("&lt;img src=x&gt;"));
+    // The curve-level verdicts come before the per-point table.
+    let curves = html.find("<h2>Curves</h2>").unwrap();
+    let points = html.find("<h2>Points</h2>").unwrap();
+    assert!(curves < points);
+    // Each point's row is colour-coded by its verdict.
+    for class in [
+        "v-regressed",
+        "v-improved",
+        "v-inconclusive",
+        "v-error",
+        "v-pass",
+    ] {
+        assert!(html.contains(&format!("<tr class=\"{class}\">")), "{class}");
+    }
+    // One chart per context and metric.
+    assert_eq!(html.matches("<svg ").count(), 8);
+}
+
+#[test]
+fn comment_md_neutralises_what_servers_and_baselines_supply() {
+    let comment = markdown::render(&verdict_fixture::mixed(), &run_link());
+    assert!(comment.starts_with(MARKER));
+    assert!(!comment.contains("<script"));
+    assert!(!comment.contains("<img"));
+    assert!(!comment.contains("@octocat"), "no mention");
+    assert!(!comment.contains("@admin"), "no mention");
+    let links = comment
+        .match_indices("](")
+        .filter(|(i, _)| !comment[..*i].ends_with('\\'))
+        .count();
+    assert_eq!(links, 1, "only the run's link: {comment}");
+    assert!(!comment.contains("https://evil"), "no autolink");
+    assert!(!comment.contains("www.evil"), "no autolink");
+    assert!(comment.contains("](https://github.com/acme/serving/actions/runs/42)"));
+}
+
+#[test]
+fn comment_md_stays_under_githubs_limit_for_a_21_by_4_sweep() {
+    let cases = [
+        ("mixed", verdict_fixture::sweep_21x4_mixed()),
+        (
+            "every point regressed",
+            verdict_fixture::sweep_21x4(|_, _| Change::factors([0.8, 0.8, 1.3, 1.3])),
+        ),
+        (
+            "nothing changed",
+            verdict_fixture::sweep_21x4(|_, _| Change::SAME),
+        ),
+    ];
+    for (name, verdict) in cases {
+        assert_eq!(verdict.points.len(), 84, "{name}");
+        let comment = markdown::render(&verdict, &run_link());
+        let chars = comment.chars().count();
+        // GitHub counts UTF-16 units; our emoji take two.
+        let units = comment.encode_utf16().count();
+        assert!(
+            units < GITHUB_COMMENT_LIMIT,
+            "{name}: {chars} characters, {units} UTF-16 units"
+        );
+        assert!(comment.contains("<details>"), "{name}");
+        assert!(
+            comment.trim_end().ends_with("</sub>"),
+            "{name}: the footer stays"
+        );
+    }
+}
+
+#[test]
+fn a_comment_that_does_not_fit_says_what_it_left_out() {
+    let verdict = verdict_fixture::sweep_21x4(|_, _| Change::factors([0.8, 0.8, 1.3, 1.3]));
+    let comment = markdown::render_with_budget(&verdict, &run_link(), 8_000);
+    assert!(comment.chars().count() <= 8_000);
+    assert!(comment.contains("rows are not shown"), "{comment}");
+    assert!(comment.contains("</details>"), "the folds stay closed");
+    assert!(comment.contains("](https://github.com/acme/serving/actions/runs/42)"));
+    // The regressions come first: they are what survives the cut.
+    let first_row = comment
+        .lines()
+        .find(|l| l.starts_with("| 🔴"))
+        .expect("a regressed row");
+    assert!(first_row.contains("regressed"));
+}
