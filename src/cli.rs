@@ -30,6 +30,9 @@ pub enum Command {
     /// then compare: the one command a CI job calls.
     #[command(args_override_self = true)]
     Gate(Box<GateArgs>),
+    /// Write a run directory's HTML reports again from its stored data (a
+    /// run still going shows the points done so far).
+    Report(ReportArgs),
     /// Run the embedded simulated inference server (vLLM's OpenAI-compatible
     /// protocol with a KV prefix-cache model).
     Sim(SimConfig),
@@ -435,6 +438,13 @@ pub struct CompareArgs {
 
     #[command(flatten)]
     pub verdict: VerdictArgs,
+}
+
+/// `cacherate report`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// The run directory (a `cacherate run --output-dir`).
+    pub run_dir: PathBuf,
 }
 
 /// `cacherate gate`: every option of `run`, and the comparison's.

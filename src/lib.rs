@@ -53,6 +53,7 @@ pub async fn run(cli: Cli, argv: Vec<String>) -> Result<i32> {
                 _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
             }
         }
+        Command::Report(args) => commands::report::command(&args),
         Command::Sim(config) => run_sim(config).await.map(|()| exit::PASS),
         Command::KvSize(args) => kv_size(args).map(|()| exit::PASS),
     }

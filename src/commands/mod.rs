@@ -2,3 +2,4 @@
 
 pub mod compare;
 pub mod gate;
+pub mod report;

@@ -1,4 +1,5 @@
 //! Renderers: each takes a finished value and returns text or bytes.
 
+pub mod html;
 pub mod table;
 pub mod verdict_table;

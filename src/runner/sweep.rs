@@ -161,6 +161,11 @@ pub async fn run(settings: RunSettings, argv: &[String]) -> Result<RunOutcome> {
     if let Some(server) = simulator {
         server.stop().await;
     }
+    if let Ok(done) = &outcome
+        && !settings.skip_graphs
+    {
+        crate::commands::report::after_run(&done.dir, &ui);
+    }
     outcome
 }
 
