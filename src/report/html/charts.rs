@@ -807,8 +807,8 @@ pub fn output_metrics(report: &RunReport) -> Vec<Chart> {
     vec![itl, rate]
 }
 
-/// The index's overview: input throughput and the decision TTFT against
-/// the cache rate, one curve per context.
+/// The index's overview: input throughput, the decision TTFT, output
+/// throughput and the peak against the cache rate, one curve per context.
 pub fn overview(report: &RunReport) -> Vec<Chart> {
     if report.points.is_empty() {
         return Vec::new();
@@ -822,6 +822,15 @@ pub fn overview(report: &RunReport) -> Vec<Chart> {
         Some(&|s| s.input_tps),
     );
     input.note = "Mean over each point's samples; bands: the lowest to the highest sample.".into();
+    let mut output = per_context(
+        report,
+        "overview-output",
+        "Output throughput at the peak",
+        Axis::new("output tok/s", Unit::Tps),
+        &|p| p.output_tps,
+        Some(&|s| s.output_tps),
+    );
+    output.note = input.note.clone();
     let metric = report.thresholds.ttft_metric.clone();
     let mut ttft = per_context(
         report,
@@ -843,5 +852,5 @@ pub fn overview(report: &RunReport) -> Vec<Chart> {
         None,
     );
     peak.note = "The load each point reports.".into();
-    vec![input, ttft, peak]
+    vec![input, ttft, output, peak]
 }
