@@ -218,6 +218,14 @@ impl Chart {
         });
     }
 
+    /// Adds a marker at a finite position (a phase without requests has
+    /// no TTFT to mark).
+    fn mark(&mut self, marker: Marker) {
+        if marker.x.is_finite() && marker.y.is_finite() {
+            self.markers.push(marker);
+        }
+    }
+
     fn threshold(&mut self, report: &RunReport, axis: u8) {
         let t = &report.thresholds;
         self.hlines.push(HLine {
@@ -453,13 +461,13 @@ fn load_curves(report: &RunReport, context: u64) -> Vec<Chart> {
         if let Some(chosen) = selection(report.point(context, *rate), phases) {
             let x = f64::from(chosen.concurrency);
             let label = format!("{rate} %: peak c={}", chosen.concurrency);
-            ttft.markers.push(Marker {
+            ttft.mark(Marker {
                 x,
                 y: chosen.decision_ttft_s,
                 label: label.clone(),
                 axis: 1,
             });
-            input.markers.push(Marker {
+            input.mark(Marker {
                 x,
                 y: chosen.input_tps,
                 label,
@@ -662,7 +670,7 @@ pub fn ramp(report: &RunReport, context: u64, rate: u32) -> Vec<Chart> {
         curve.last().axis = 2;
         curve.threshold(report, 1);
         if let Some(chosen) = chosen {
-            curve.markers.push(Marker {
+            curve.mark(Marker {
                 x: f64::from(chosen.concurrency),
                 y: chosen.decision_ttft_s,
                 label: format!("peak c={}", chosen.concurrency),
