@@ -151,6 +151,7 @@ struct PointRow {
     plan: &'static str,
     peak: u32,
     peak_passed: bool,
+    has_selection: bool,
     selection: String,
     samples: String,
     input: String,
@@ -180,6 +181,7 @@ fn point_row(p: &PointResult) -> PointRow {
         },
         peak: p.peak_concurrency,
         peak_passed: p.peak_passed,
+        has_selection: p.selection_phase.is_some(),
         selection: p.selection_phase.clone().unwrap_or_else(|| "–".into()),
         samples: if p.has_samples() {
             p.samples.len().to_string()
