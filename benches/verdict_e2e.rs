@@ -49,9 +49,7 @@ fn options() -> Options {
         match arg.as_str() {
             "--aa" => o.aa = value().parse().unwrap(),
             "--trials" => o.trials = value().parse().unwrap(),
-            "--slowdowns" => {
-                o.slowdowns = value().split(',').map(|s| s.parse().unwrap()).collect()
-            }
+            "--slowdowns" => o.slowdowns = value().split(',').map(|s| s.parse().unwrap()).collect(),
             "--baseline-runs" => o.baseline_runs = value().parse().unwrap(),
             "--time-scale" => o.time_scale = value().parse().unwrap(),
             "--out" => o.out = PathBuf::from(value()),
@@ -209,7 +207,10 @@ fn main() {
             let code = cacherate(&args);
             let seconds = t.elapsed().as_secs_f64();
             let v = verdict(&dir);
-            let overall = v["overall"]["verdict"].as_str().unwrap_or("none").to_string();
+            let overall = v["overall"]["verdict"]
+                .as_str()
+                .unwrap_or("none")
+                .to_string();
             tally.gates += 1;
             tally.failed += u32::from(code == 1);
             tally.inconclusive += u32::from(overall == "inconclusive");

@@ -33,6 +33,9 @@ pub enum Command {
     /// Make or refresh a baseline (baselines/NAME.json).
     #[command(subcommand)]
     Baseline(BaselineCommand),
+    /// Write a run directory's HTML reports again from its stored data (a
+    /// run still going shows the points done so far).
+    Report(ReportArgs),
     /// Run the embedded simulated inference server (vLLM's OpenAI-compatible
     /// protocol with a KV prefix-cache model).
     Sim(SimConfig),
@@ -443,6 +446,13 @@ pub struct CompareArgs {
 
     #[command(flatten)]
     pub verdict: VerdictArgs,
+}
+
+/// `cacherate report`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// The run directory (a `cacherate run --output-dir`).
+    pub run_dir: PathBuf,
 }
 
 /// `cacherate gate`: every option of `run`, and the comparison's.

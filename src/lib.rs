@@ -38,7 +38,7 @@ pub async fn run(cli: Cli, argv: Vec<String>) -> Result<i32> {
         Command::Run(args) => {
             let settings = settings::RunSettings::resolve(*args, &cwd()?)?;
             let outcome = tokio::select! {
-                outcome = runner::run(settings, &argv) => outcome?,
+                outcome = commands::run_and_report(settings, &argv) => outcome?,
                 _ = tokio::signal::ctrl_c() => return Err(Error::Interrupted),
             };
             let mut stdout = std::io::stdout().lock();
@@ -61,6 +61,7 @@ pub async fn run(cli: Cli, argv: Vec<String>) -> Result<i32> {
                 _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
             }
         }
+        Command::Report(args) => commands::report::command(&args),
         Command::Sim(config) => run_sim(config).await.map(|()| exit::PASS),
         Command::KvSize(args) => kv_size(args).map(|()| exit::PASS),
         Command::Comment(args) => commands::comment::command(&args).await,

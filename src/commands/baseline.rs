@@ -179,7 +179,7 @@ pub async fn refresh(args: &RefreshArgs, argv: &[String], cwd: &Path) -> Result<
                     " at the first run's loads"
                 }
             ));
-            let outcome = crate::runner::run(settings, argv).await?;
+            let outcome = super::run_and_report(settings, argv).await?;
             dirs.push(outcome.dir);
         }
         dirs

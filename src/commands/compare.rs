@@ -305,6 +305,13 @@ fn overall(curves: &[ContextCurve], options: &CompareOptions) -> Overall {
         }
     }
     let total: usize = counts.values().sum();
+    let curves_named = |names: &[String]| names.iter().filter(|n| n.contains("/curve/")).count();
+    let points_named = |names: &[String]| names.len() - curves_named(names);
+    let with_curves = |names: &[String]| match curves_named(names) {
+        0 => String::new(),
+        1 => " and 1 curve".to_string(),
+        n => format!(" and {n} curves"),
+    };
     let verdict = if !regressed.is_empty() {
         Verdict::Regressed
     } else if !errors.is_empty() {
@@ -323,20 +330,26 @@ fn overall(curves: &[ContextCurve], options: &CompareOptions) -> Overall {
     };
     let summary = match verdict {
         Verdict::Regressed => format!(
-            "regressed: {} of {total} gated verdicts{}",
-            regressed.len(),
+            "regressed: {} of {total} gated point verdicts{}{}",
+            points_named(&regressed),
+            with_curves(&regressed),
             worst_change
                 .map(|(_, what)| format!(", worst {what}"))
                 .unwrap_or_default()
         ),
         Verdict::Error => format!("error: {}", errors.join("; ")),
         Verdict::Inconclusive => format!(
-            "inconclusive: {} of {total} gated verdicts are neither clearly within \
+            "inconclusive: {} of {total} gated point verdicts{} are neither clearly within \
              tolerance nor clearly beyond it",
-            inconclusive.len()
+            points_named(&inconclusive),
+            with_curves(&inconclusive)
         ),
-        Verdict::Improved => format!("improved: {} of {total} gated verdicts", improved.len()),
-        _ => format!("pass: all {total} gated verdicts within tolerance"),
+        Verdict::Improved => format!(
+            "improved: {} of {total} gated point verdicts{}",
+            points_named(&improved),
+            with_curves(&improved)
+        ),
+        _ => format!("pass: all {total} gated point verdicts within tolerance"),
     };
     Overall {
         verdict,

@@ -65,7 +65,7 @@ pub async fn command(args: &GateArgs, argv: &[String], cwd: &Path) -> Result<i32
             missing.join(", ")
         )));
     }
-    let outcome = crate::runner::run(settings.clone(), argv).await?;
+    let outcome = super::run_and_report(settings.clone(), argv).await?;
     let mut verdict = compare(&outcome.dir, &args.baseline, &options)?;
     let max_extra = args.max_extra_samples.unwrap_or(DEFAULT_MAX_EXTRA_SAMPLES);
     let targets: Vec<(u64, u32, u32)> = verdict
@@ -86,7 +86,7 @@ pub async fn command(args: &GateArgs, argv: &[String], cwd: &Path) -> Result<i32
             verdict.overall.needs_more_samples.join(", ")
         ));
         settings.sample_targets = targets;
-        crate::runner::run(settings, argv).await?;
+        super::run_and_report(settings, argv).await?;
         verdict = compare(&outcome.dir, &args.baseline, &options)?;
     }
     println!("{}", crate::report::verdict_table::render(&verdict));

@@ -4,3 +4,21 @@ pub mod baseline;
 pub mod comment;
 pub mod compare;
 pub mod gate;
+pub mod report;
+
+use crate::error::Result;
+use crate::progress::Ui;
+use crate::runner::RunOutcome;
+use crate::settings::RunSettings;
+
+/// A sweep, then its HTML reports unless `--skip-graphs` (a report that
+/// fails to render is a warning: the run is kept whatever happens).
+pub async fn run_and_report(settings: RunSettings, argv: &[String]) -> Result<RunOutcome> {
+    let ui = Ui::new(settings.quiet);
+    let skip_graphs = settings.skip_graphs;
+    let outcome = crate::runner::run(settings, argv).await?;
+    if !skip_graphs {
+        report::after_run(&outcome.dir, &ui);
+    }
+    Ok(outcome)
+}

@@ -1,6 +1,7 @@
 //! Renderers: each takes a finished value and returns text or bytes.
 
 pub mod diff_html;
+pub mod html;
 pub mod junit;
 pub mod markdown;
 pub mod table;

@@ -1,0 +1,219 @@
+//! What the run reports are drawn from: a finished value assembled from a
+//! run directory's files (`results.json`, `phase_metadata_{ctx}.csv`,
+//! `progress.json`, `run.json`) by `cacherate report`, so the renderers
+//! only read it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::PointResult;
+
+/// Everything the HTML reports of one run show.
+#[derive(Debug, Clone, Default)]
+pub struct RunReport {
+    /// The finished points of `results.json`.
+    pub points: Vec<PointResult>,
+    /// Every committed row of the `phase_metadata_{ctx}.csv` files, the
+    /// phases of a point still being measured included.
+    pub phases: Vec<PhaseRow>,
+    /// The thresholds every phase was held against.
+    pub thresholds: Thresholds,
+    /// The options that decided what was measured (`progress.json`'s
+    /// workload), as `name = value` lines for the index.
+    pub options: Vec<(String, String)>,
+    /// Where and how the run was made (`run.json`).
+    pub provenance: Provenance,
+    /// The point in flight when the files were read, if any.
+    pub in_flight: Option<(u64, u32)>,
+    /// The cacherate version that renders the reports.
+    pub renderer_version: String,
+}
+
+/// The thresholds of the run (`--max-ttft` by `--ttft-metric`, and the
+/// others a phase must hold).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thresholds {
+    /// Seconds.
+    pub max_ttft: f64,
+    /// `max`, `avg` or `p95`: which TTFT statistic the limit applies to.
+    pub ttft_metric: String,
+    pub min_tokens_per_req: Option<f64>,
+    pub max_error_rate: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            max_ttft: 2.0,
+            ttft_metric: "p95".into(),
+            min_tokens_per_req: None,
+            max_error_rate: 0.01,
+        }
+    }
+}
+
+/// One row of `phase_metadata_{ctx}.csv`, read by the column names the
+/// store writes (extra columns are ignored).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseRow {
+    pub context_size: u64,
+    pub cache_hit_rate: u32,
+    pub phase_index: u32,
+    pub phase_id: String,
+    /// `RAMP`, `RAMP_REFINE`, `RETRY`, `FIXED_WARMUP` or `FIXED`.
+    pub phase_type: String,
+    pub concurrency: u32,
+    pub start_unix_s: f64,
+    pub window_start_unix_s: f64,
+    pub window_end_unix_s: f64,
+    pub end_unix_s: f64,
+    pub launched: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub error_rate: f64,
+    pub input_tps: f64,
+    pub output_tps: f64,
+    pub ttft_avg_s: f64,
+    pub ttft_p50_s: f64,
+    pub ttft_p95_s: f64,
+    pub ttft_max_s: f64,
+    pub itl_avg_s: f64,
+    pub req_output_tps_avg: f64,
+    pub achieved_cache_rate: Option<f64>,
+    /// The TTFT statistic held against `--max-ttft`.
+    pub decision_ttft_s: f64,
+    pub passed: bool,
+    pub reason: Option<String>,
+}
+
+impl PhaseRow {
+    /// A phase of the peak search's ramp (not a sample, not a fixed level).
+    pub fn is_ramp(&self) -> bool {
+        self.phase_type == "RAMP" || self.phase_type == "RAMP_REFINE"
+    }
+
+    /// A phase whose figures are a sample of its point.
+    pub fn is_sample(&self) -> bool {
+        self.phase_type == "RETRY" || self.phase_type == "FIXED"
+    }
+}
+
+/// The parts of `run.json` the index shows. Every field is optional so a
+/// file from another version still renders what it has.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Provenance {
+    pub version: Option<String>,
+    /// `running` (or interrupted) or `complete`.
+    pub status: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub attempt: Option<u64>,
+    pub command: Vec<String>,
+    pub model: Option<String>,
+    pub endpoints: Vec<String>,
+    pub embedded_simulator: bool,
+    pub server: Option<Server>,
+    pub tokenizer: Option<String>,
+    pub flush_cache: Option<String>,
+    pub metrics_url: Option<String>,
+    pub server_reports_cached_tokens: Option<bool>,
+    pub seed: Option<u64>,
+    pub git: Option<Git>,
+    pub host: Option<String>,
+}
+
+/// The server's fingerprint in `run.json`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Server {
+    pub kind: Option<String>,
+    pub version: Option<String>,
+    pub max_model_len: Option<u64>,
+    pub model: Option<String>,
+}
+
+/// The calling repository's git state in `run.json`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Git {
+    pub commit: Option<String>,
+    pub branch: Option<String>,
+    pub dirty: Option<bool>,
+}
+
+impl RunReport {
+    /// Context sizes with a point or a phase, ascending.
+    pub fn contexts(&self) -> Vec<u64> {
+        let mut contexts: Vec<u64> = self
+            .points
+            .iter()
+            .map(|p| p.context_size)
+            .chain(self.phases.iter().map(|p| p.context_size))
+            .collect();
+        contexts.sort_unstable();
+        contexts.dedup();
+        contexts
+    }
+
+    /// The finished points of a context, by cache rate.
+    pub fn points_of(&self, context: u64) -> Vec<&PointResult> {
+        let mut points: Vec<&PointResult> = self
+            .points
+            .iter()
+            .filter(|p| p.context_size == context)
+            .collect();
+        points.sort_by_key(|p| p.cache_hit_rate);
+        points
+    }
+
+    /// Every point with phases (finished or not), in sweep order.
+    pub fn measured_points(&self) -> Vec<(u64, u32)> {
+        let mut keys: Vec<(u64, u32)> = self
+            .points
+            .iter()
+            .map(|p| (p.context_size, p.cache_hit_rate))
+            .chain(
+                self.phases
+                    .iter()
+                    .map(|p| (p.context_size, p.cache_hit_rate)),
+            )
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
+    /// The phases of one point, in the order they ran.
+    pub fn phases_of(&self, context: u64, rate: u32) -> Vec<&PhaseRow> {
+        let mut phases: Vec<&PhaseRow> = self
+            .phases
+            .iter()
+            .filter(|p| p.context_size == context && p.cache_hit_rate == rate)
+            .collect();
+        phases.sort_by(|a, b| a.start_unix_s.total_cmp(&b.start_unix_s));
+        phases
+    }
+
+    pub fn point(&self, context: u64, rate: u32) -> Option<&PointResult> {
+        self.points
+            .iter()
+            .find(|p| p.context_size == context && p.cache_hit_rate == rate)
+    }
+}
+
+/// The file names of the reports, as the seed names them.
+pub mod names {
+    pub const INDEX: &str = "index.html";
+    pub const INPUT_COMPARISON: &str = "input_throughput_comparison.html";
+    pub const OUTPUT_COMPARISON: &str = "output_throughput_comparison.html";
+    pub const OUTPUT_METRICS: &str = "output_metrics_comparison.html";
+    pub const HEATMAP: &str = "ttft_heatmap.html";
+
+    pub fn performance(context: u64) -> String {
+        format!("performance_vs_cache_rate_{context}.html")
+    }
+
+    pub fn ramp(context: u64, rate: u32) -> String {
+        format!("ramp_ctx{context}_cache{rate}.html")
+    }
+}
