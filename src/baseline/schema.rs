@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::settings::{PromptMode, Workload};
+pub use crate::store::GitState;
 use crate::store::Sample;
 
 /// Version of the baseline layout; bumped when a field changes meaning.
@@ -42,14 +43,6 @@ pub struct Provenance {
     /// The server's fingerprint from the first run's `run.json` (kind,
     /// version, context length, llama.cpp's /props).
     pub server: serde_json::Value,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GitState {
-    pub commit: String,
-    pub branch: Option<String>,
-    /// `None` when git could not tell.
-    pub dirty: Option<bool>,
 }
 
 /// The workload options that decide what a figure means: a run that

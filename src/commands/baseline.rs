@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::baseline::{Baseline, GitState, build, check_name, load_run};
+use crate::baseline::{Baseline, build, check_name, load_run};
 use crate::cli::RefreshArgs;
 use crate::error::{Error, Result};
 use crate::progress::Ui;
@@ -34,28 +34,6 @@ fn run_settings(args: &RefreshArgs, k: u32, first: &Path, cwd: &Path) -> Result<
         run.options.concurrency_from = Some(first.join(crate::store::RESULTS));
     }
     RunSettings::resolve(run, cwd)
-}
-
-/// The git state of the repository holding `dir`.
-fn git_state(dir: &Path) -> Option<GitState> {
-    let repo = git2::Repository::discover(dir).ok()?;
-    let head = repo.head().ok()?;
-    let commit = head.peel_to_commit().ok()?.id().to_string();
-    let branch = head
-        .is_branch()
-        .then(|| head.shorthand().ok().map(str::to_string))
-        .flatten();
-    let mut options = git2::StatusOptions::new();
-    options.include_untracked(false);
-    let dirty = repo
-        .statuses(Some(&mut options))
-        .ok()
-        .map(|s| !s.is_empty());
-    Some(GitState {
-        commit,
-        branch,
-        dirty,
-    })
 }
 
 /// Commits `file` on the current branch of the repository that holds it.
@@ -189,7 +167,7 @@ pub async fn refresh(args: &RefreshArgs, argv: &[String], cwd: &Path) -> Result<
         .map(|dir| load_run(dir))
         .collect::<Result<Vec<_>>>()?;
     let directory = args.baselines_dir.clone();
-    let baseline = build(&args.name, &runs, git_state(&directory), args.force)?;
+    let baseline = build(&args.name, &runs, crate::store::git_state(&directory), args.force)?;
     if baseline.runs.len() < crate::analysis::RECOMMENDED_BASELINE_RUNS {
         ui.warn(&format!(
             "a baseline of {} run(s): comparisons against it raise more false alarms or miss \

@@ -481,25 +481,7 @@ pub fn render(verdict: &VerdictFile) -> Result<String, minijinja::Error> {
                 .collect(),
         })
         .collect();
-    let counts = [
-        "regressed",
-        "error",
-        "improved",
-        "inconclusive",
-        "pass",
-        "insufficient",
-    ]
-    .iter()
-    .filter_map(|kind| {
-        verdict
-            .overall
-            .counts
-            .get(*kind)
-            .filter(|n| **n > 0)
-            .map(|n| format!("{n} {kind}"))
-    })
-    .collect::<Vec<_>>()
-    .join(", ");
+    let counts = verdict_view::counts(&verdict.overall).join(", ");
     let total: usize = verdict.overall.counts.values().sum();
     let tolerances = &verdict.policy.tolerances;
     let context = minijinja::context! {

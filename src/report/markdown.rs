@@ -9,7 +9,7 @@
 use crate::analysis::Verdict;
 use crate::analysis::document::VerdictFile;
 
-use super::verdict_view::{self, CurveRow, Row, format_value, interval, pct};
+use super::verdict_view::{self, CurveRow, Row, format_value};
 
 /// The hidden first line that `cacherate comment` finds its earlier
 /// comment by.
@@ -127,18 +127,8 @@ const POINT_HEADER: &str = "| verdict | point | metric | baseline | current | ch
 
 fn point_row(row: &Row<'_>) -> String {
     let value = |v: Option<f64>| v.map_or("-".to_string(), |v| format_value(row.metric, v));
-    let (change, interval, mde) = match row.estimate {
-        Some(e) => (
-            pct(e.change_pct),
-            interval(e),
-            format!("{:.1} %", e.mde_pct),
-        ),
-        None => (
-            "-".into(),
-            row.reason.map(md_text).unwrap_or_else(|| "-".into()),
-            "-".into(),
-        ),
-    };
+    let (change, interval, mde) =
+        verdict_view::estimate_cells(row.estimate, row.reason.map(md_text));
     format!(
         "| {} | {} | {} | {} | {} | {} | {} | ±{:.0} % | {} |\n",
         verdict_cell(row.verdict, row.gated),
@@ -157,18 +147,8 @@ const CURVE_HEADER: &str = "| verdict | curve | metric | points | change | inter
                             | --- | --- | --- | ---: | ---: | --- | ---: | ---: |\n";
 
 fn curve_row(row: &CurveRow<'_>) -> String {
-    let (change, interval, mde) = match row.estimate {
-        Some(e) => (
-            pct(e.change_pct),
-            interval(e),
-            format!("{:.1} %", e.mde_pct),
-        ),
-        None => (
-            "-".into(),
-            row.reason.map(md_text).unwrap_or_else(|| "-".into()),
-            "-".into(),
-        ),
-    };
+    let (change, interval, mde) =
+        verdict_view::estimate_cells(row.estimate, row.reason.map(md_text));
     format!(
         "| {} | ctx{} | {} | {} | {} | {} | ±{:.0} % | {} |\n",
         verdict_cell(row.verdict, row.gated),
@@ -246,24 +226,7 @@ pub fn render_with_budget(verdict: &VerdictFile, links: &Links, limit: usize) ->
     };
 
     // The one line that says it all: verdict and counts.
-    let counts = [
-        "regressed",
-        "error",
-        "improved",
-        "inconclusive",
-        "pass",
-        "insufficient",
-    ]
-    .iter()
-    .filter_map(|kind| {
-        overall
-            .counts
-            .get(*kind)
-            .filter(|n| **n > 0)
-            .map(|n| format!("{n} {kind}"))
-    })
-    .collect::<Vec<_>>()
-    .join(" · ");
+    let counts = verdict_view::counts(overall).join(" · ");
     let gated_total: usize = overall.counts.values().sum();
     let curve_changes = curves
         .iter()

@@ -48,6 +48,44 @@ pub fn format_value(metric: Metric, value: f64) -> String {
 }
 
 /// A signed percent change: `+1.2 %`, `-12.0 %`.
+/// The gated point verdicts by kind, worst first, leaving out kinds with
+/// none: `["3 regressed", "9 pass"]`.
+pub fn counts(overall: &crate::analysis::document::Overall) -> Vec<String> {
+    [
+        "regressed",
+        "error",
+        "improved",
+        "inconclusive",
+        "pass",
+        "insufficient",
+    ]
+    .iter()
+    .filter_map(|kind| {
+        overall
+            .counts
+            .get(*kind)
+            .filter(|n| **n > 0)
+            .map(|n| format!("{n} {kind}"))
+    })
+    .collect()
+}
+
+/// The change, the interval (or why there is none) and the minimum
+/// detectable effect of a verdict, as table cells.
+pub fn estimate_cells(
+    estimate: Option<&Estimate>,
+    reason: Option<String>,
+) -> (String, String, String) {
+    match estimate {
+        Some(e) => (
+            pct(e.change_pct),
+            interval(e),
+            format!("{:.1} %", e.mde_pct),
+        ),
+        None => ("-".into(), reason.unwrap_or_else(|| "-".into()), "-".into()),
+    }
+}
+
 pub fn pct(value: f64) -> String {
     if value.is_finite() {
         format!("{value:+.1} %")

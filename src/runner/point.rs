@@ -82,14 +82,21 @@ fn point_result(
         ttft_histogram: String::new(),
         phases: phases.len() as u32,
     };
-    point.set_figures(&source).map_err(|e| {
-        Error::Usage(format!(
-            "a stored TTFT histogram of ctx {context} at {rate}% is damaged ({e}); \
-             progress.json was changed by hand or cut short: run with --force-restart to \
-             move this run aside and start over"
-        ))
-    })?;
+    set_figures(&mut point, &source)?;
     Ok(point)
+}
+
+/// [`PointResult::set_figures`], with what to do when a stored histogram
+/// does not decode.
+fn set_figures(point: &mut PointResult, source: &[Sample]) -> Result<()> {
+    point.set_figures(source).map_err(|e| {
+        Error::Usage(format!(
+            "a stored TTFT histogram of ctx {} at {}% is damaged ({e}); the run's files were \
+             changed by hand or cut short: run with --force-restart to move this run aside \
+             and start over",
+            point.context_size, point.cache_hit_rate
+        ))
+    })
 }
 
 /// vLLM reports cached tokens only when there are some: once the server
@@ -331,7 +338,9 @@ impl Sweep<'_> {
                 Err(reason) => format!("over: {reason}"),
             }
         ));
-        if f.whole_phase {
+        // A ramp phase that overshoots is judged all the same; a sample
+        // must be steady-state to mean what it says.
+        if f.whole_phase && phase.kind.is_sample() {
             self.ui.warn(&format!(
                 "ctx {context} {rate}% {phase_id}: no request was launched inside the \
                  steady-state window (the phase is shorter than its requests), so its figures \
@@ -393,12 +402,7 @@ impl Sweep<'_> {
             }
             point.duration_s += phase.end_unix_s - phase.start_unix_s;
             let samples = point.samples.clone();
-            point.set_figures(&samples).map_err(|e| {
-                Error::Usage(format!(
-                    "a stored TTFT histogram of ctx {context} at {rate}% is damaged ({e}): \
-                     run with --force-restart to start over"
-                ))
-            })?;
+            set_figures(point, &samples)?;
             settle_cache_rates(&mut self.results.points);
             self.dir.write_json(store::RESULTS, &self.results)?;
             self.dir.write_summaries(&self.results.points)?;

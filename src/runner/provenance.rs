@@ -7,39 +7,11 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::settings::RunSettings;
-
-#[derive(Debug, Serialize)]
-pub struct GitInfo {
-    pub commit: String,
-    pub branch: Option<String>,
-    /// Uncommitted changes to tracked files; `None` when git could not
-    /// tell (never reported as clean then).
-    pub dirty: Option<bool>,
-}
+use crate::store::{GitState, git_state};
 
 /// The git state of the repository the run was started in.
-pub fn git_info() -> Option<GitInfo> {
-    let repo = git2::Repository::discover(".").ok()?;
-    let head = repo.head().ok()?;
-    let commit = head.peel_to_commit().ok()?.id().to_string();
-    let branch = head
-        .is_branch()
-        .then(|| head.shorthand().ok().map(str::to_string))
-        .flatten();
-    let mut options = git2::StatusOptions::new();
-    options.include_untracked(false).include_ignored(false);
-    let dirty = match repo.statuses(Some(&mut options)) {
-        Ok(statuses) => Some(!statuses.is_empty()),
-        Err(e) => {
-            tracing::warn!("cannot read the git status of {commit}: {e}");
-            None
-        }
-    };
-    Some(GitInfo {
-        commit,
-        branch,
-        dirty,
-    })
+pub fn git_info() -> Option<GitState> {
+    git_state(std::path::Path::new("."))
 }
 
 pub fn hostname() -> Option<String> {
@@ -76,7 +48,7 @@ pub struct RunInfo<'a> {
     /// The same prompt sent twice came back with cached tokens.
     pub server_reports_cached_tokens: bool,
     pub seed: u64,
-    pub git: Option<GitInfo>,
+    pub git: Option<GitState>,
     pub host: Option<String>,
     pub settings: &'a RunSettings,
 }
