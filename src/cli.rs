@@ -30,6 +30,11 @@ pub enum Command {
     /// then compare: the one command a CI job calls.
     #[command(args_override_self = true)]
     Gate(Box<GateArgs>),
+    /// A/A: run the baseline's configuration again at its loads (or read
+    /// finished runs), count the false alarms of the tolerances in force,
+    /// and store the run-to-run noise in the baseline.
+    #[command(args_override_self = true)]
+    Calibrate(Box<CalibrateArgs>),
     /// Make or refresh a baseline (baselines/NAME.json).
     #[command(subcommand)]
     Baseline(BaselineCommand),
@@ -520,6 +525,30 @@ pub struct RefreshArgs {
 
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+/// `cacherate calibrate`: every option of `run` and of the comparison.
+#[derive(Debug, Clone, Args)]
+pub struct CalibrateArgs {
+    /// The baseline to calibrate; its file gets the run noise measured.
+    #[arg(long, env = "CACHERATE_BASELINE", help_heading = "Calibrate")]
+    pub baseline: PathBuf,
+
+    /// A/A runs to make [default: 5], each under
+    /// --output-dir/calibrate-NAME/run-K.
+    #[arg(long, help_heading = "Calibrate")]
+    pub runs: Option<u32>,
+
+    /// Use these finished runs (of the baseline's configuration, at its
+    /// loads) instead of running.
+    #[arg(long, num_args = 1.., help_heading = "Calibrate")]
+    pub from_run: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    #[command(flatten)]
+    pub verdict: VerdictArgs,
 }
 
 /// `cacherate comment`. The token is read from GITHUB_TOKEN only, never

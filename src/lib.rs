@@ -54,6 +54,13 @@ pub async fn run(cli: Cli, argv: Vec<String>) -> Result<i32> {
                 _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
             }
         }
+        Command::Calibrate(args) => {
+            let cwd = cwd()?;
+            tokio::select! {
+                code = commands::calibrate::command(&args, &argv, &cwd) => code,
+                _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
+            }
+        }
         Command::Baseline(cli::BaselineCommand::Refresh(args)) => {
             let cwd = cwd()?;
             tokio::select! {

@@ -230,6 +230,42 @@ async fn inconclusive_points_get_extra_samples_and_mismatches_are_refused() {
         );
     }
 
+    // A/A calibration: two more runs at the baseline's loads; the run
+    // noise they show goes into the baseline and becomes the floor of the
+    // next comparison.
+    let calibrated = root.path().join("calibrated.json");
+    std::fs::copy(&baseline_file, &calibrated).unwrap();
+    let mut options = sweep_options(&server.url(), &root.path().join("calibration"));
+    options.extend(["--baseline", calibrated.to_str().unwrap(), "--runs", "2"].map(String::from));
+    let Command::Calibrate(args) = parse(&["calibrate"], options) else {
+        unreachable!()
+    };
+    let code = cacherate::commands::calibrate::command(&args, &[], root.path())
+        .await
+        .unwrap();
+    assert_eq!(code, 0);
+    let calibration = cacherate::baseline::Baseline::read(&calibrated)
+        .unwrap()
+        .calibration
+        .expect("calibrate stores what it measured");
+    assert_eq!(calibration.runs.len(), 2);
+    assert!(calibration.false_alarms <= 2);
+    let noise = calibration.run_noise["input_throughput"];
+    assert!(noise > 0.0 && noise < 0.5, "{noise}");
+    assert!(calibration.recommended_tolerances["input_throughput"] > 0.0);
+    let rejudged = cacherate::commands::compare::judge(
+        &run,
+        &cacherate::baseline::Baseline::read(&calibrated).unwrap(),
+        &calibrated,
+        &Default::default(),
+    )
+    .unwrap();
+    let used = rejudged.curves[0].verdict.points[0]
+        .estimate
+        .unwrap()
+        .run_noise;
+    assert!(used >= noise.max(0.02) - 1e-12, "{used} < {noise}");
+
     // A run of another workload is refused with the fields named.
     let mut other = run.clone();
     other.workload.output_tokens = 32;

@@ -338,5 +338,6 @@ pub fn build(name: &str, runs: &[RunData], git: Option<GitState>, force: bool) -
             })
             .collect(),
         points,
+        calibration: None,
     })
 }

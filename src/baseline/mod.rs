@@ -8,6 +8,6 @@ mod schema;
 
 pub use build::{RunData, RunRefusal, build, load_run, refreshed_by};
 pub use schema::{
-    BASELINE_SCHEMA_VERSION, Baseline, BaselinePoint, BaselineRun, Comparable, GitState,
-    NoiseEstimate, Provenance, RunSamples, check_name,
+    BASELINE_SCHEMA_VERSION, Baseline, BaselinePoint, BaselineRun, Calibration, Comparable,
+    GitState, NoiseEstimate, Provenance, RunSamples, check_name,
 };

@@ -24,6 +24,32 @@ pub struct Baseline {
     /// The runs the samples come from, in order.
     pub runs: Vec<BaselineRun>,
     pub points: Vec<BaselinePoint>,
+    /// What `cacherate calibrate` measured of this configuration's
+    /// run-to-run noise; comparisons use it as their noise floor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
+}
+
+/// A/A runs of the baseline's configuration at its loads, held against it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    pub created_at: String,
+    /// The A/A runs' directories.
+    pub runs: Vec<String>,
+    /// Per metric (`input_throughput`, `output_throughput`, `ttft_p50`,
+    /// `ttft_p95`): the run-to-run noise, as the standard deviation of the
+    /// log of a run's mean at a point (≈ CV), the largest over the points,
+    /// from the A/A runs and the baseline's own. `compare` uses it as the
+    /// floor of that metric's run noise when it is above `--run-noise-floor`.
+    pub run_noise: std::collections::BTreeMap<String, f64>,
+    /// A/A runs whose comparison with the baseline failed at the tolerances
+    /// in force when calibrating, out of `runs`.
+    pub false_alarms: usize,
+    /// Per metric: the tolerance (a fraction) under which the noise seen
+    /// would still pass ≥ 99 % of single comparisons.
+    pub recommended_tolerances: std::collections::BTreeMap<String, f64>,
+    /// The tolerances in force when calibrating.
+    pub tolerances: std::collections::BTreeMap<String, f64>,
 }
 
 /// Where, when and by whom the baseline was made.

@@ -167,7 +167,12 @@ pub async fn refresh(args: &RefreshArgs, argv: &[String], cwd: &Path) -> Result<
         .map(|dir| load_run(dir))
         .collect::<Result<Vec<_>>>()?;
     let directory = args.baselines_dir.clone();
-    let baseline = build(&args.name, &runs, crate::store::git_state(&directory), args.force)?;
+    let baseline = build(
+        &args.name,
+        &runs,
+        crate::store::git_state(&directory),
+        args.force,
+    )?;
     if baseline.runs.len() < crate::analysis::RECOMMENDED_BASELINE_RUNS {
         ui.warn(&format!(
             "a baseline of {} run(s): comparisons against it raise more false alarms or miss \

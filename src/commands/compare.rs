@@ -39,7 +39,8 @@ impl Default for CompareOptions {
     }
 }
 
-fn metric_value(sample: &Sample, metric: Metric) -> f64 {
+/// A sample's figure for a metric.
+pub fn metric_value(sample: &Sample, metric: Metric) -> f64 {
     match metric {
         Metric::InputThroughput => sample.input_tps,
         Metric::OutputThroughput => sample.output_tps,
@@ -200,6 +201,15 @@ pub fn judge(
                     }),
                 })
                 .collect();
+            // A calibrated baseline knows this configuration's run noise.
+            let mut policy = policy;
+            if let Some(noise) = baseline
+                .calibration
+                .as_ref()
+                .and_then(|c| c.run_noise.get(metric.name()))
+            {
+                policy.run_noise_floor = policy.run_noise_floor.max(*noise);
+            }
             let verdict = judge_curve(metric, &samples, &policy).map_err(Error::Usage)?;
             if verdict
                 .points
