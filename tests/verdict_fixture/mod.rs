@@ -247,6 +247,7 @@ pub fn verdict(
             })
             .collect(),
         points: baseline_points,
+        calibration: None,
     };
     let mut verdict = judge(
         &run,
