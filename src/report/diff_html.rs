@@ -266,11 +266,17 @@ fn chart_svg(metric: Metric, points: &[ChartPoint]) -> String {
     if usable.is_empty() {
         return "<p>No figures to draw.</p>".into();
     }
-    let mut top = 0.0f64;
+    // The axis follows the figures; an interval much wider than them (a
+    // few noisy samples) is cut at twice the largest figure, so it cannot
+    // flatten the curves to a line at the bottom.
+    let mut figures = 0.0f64;
     for p in &usable {
-        top = top.max(p.baseline).max(p.current).max(p.tolerance.1);
+        figures = figures.max(p.baseline).max(p.current).max(p.tolerance.1);
+    }
+    let mut top = figures;
+    for p in &usable {
         if let Some((_, high)) = p.band {
-            top = top.max(high);
+            top = top.max(high.min(2.0 * figures));
         }
     }
     let step = nice_step(top, 4.0);
