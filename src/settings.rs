@@ -14,6 +14,13 @@ use crate::error::{Error, Result};
 /// The embedded defaults and built-in profiles.
 pub const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
 
+/// The longest context `--context-sizes` accepts: far beyond any server
+/// today, and small enough that a prompt's tokens fit in memory.
+pub const MAX_CONTEXT_TOKENS: u64 = 10_000_000;
+
+/// The most `--output-tokens` a request may ask for.
+pub const MAX_OUTPUT_TOKENS: u32 = 1_000_000;
+
 /// The profile file read from the working directory when `--config` is not
 /// given.
 pub const CONFIG_FILE: &str = "cacherate.toml";
@@ -547,11 +554,31 @@ impl RunSettings {
         if self.context_sizes.is_empty() || self.context_sizes.contains(&0) {
             return fail("--context-sizes needs one or more sizes above 0, e.g. 8000 32000".into());
         }
+        if let Some(&huge) = self.context_sizes.iter().find(|&&c| c > MAX_CONTEXT_TOKENS) {
+            return fail(format!(
+                "--context-sizes {huge} is above {MAX_CONTEXT_TOKENS} tokens, longer than any \
+                 server's context; give sizes in tokens, e.g. 8000 32000"
+            ));
+        }
         if self.working_set_size == 0 {
             return fail("--working-set-size must be above 0 tokens".into());
         }
-        if self.output_tokens == 0 {
-            return fail("--output-tokens must be at least 1".into());
+        if let Some(&largest) = self.context_sizes.iter().max()
+            && self.working_set_size < largest
+        {
+            return fail(format!(
+                "--working-set-size ({}) is smaller than one context ({largest} tokens): the \
+                 working set is a number of whole prompts, so give at least {largest}, e.g. \
+                 {}",
+                self.working_set_size,
+                largest.saturating_mul(8)
+            ));
+        }
+        if self.output_tokens == 0 || self.output_tokens > MAX_OUTPUT_TOKENS {
+            return fail(format!(
+                "--output-tokens must be from 1 to {MAX_OUTPUT_TOKENS}, got {}",
+                self.output_tokens
+            ));
         }
         if let Some(rate) = self.cache_hit_rates.iter().find(|&&rate| rate > 100) {
             return fail(format!(
@@ -955,6 +982,41 @@ mod tests {
             let error = quick(extra).unwrap_err();
             assert_eq!(error.exit_code(), crate::exit::USAGE);
             assert!(error.to_string().contains(says), "{extra:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn sizes_are_bounded_and_the_working_set_holds_a_context() {
+        let dir = tempfile::tempdir().unwrap();
+        for (args, says) in [
+            (
+                &[
+                    "--context-sizes",
+                    "99999999999",
+                    "--working-set-size",
+                    "99999999999",
+                ][..],
+                "above 10000000 tokens",
+            ),
+            (
+                &["--context-sizes", "8000", "--working-set-size", "1000"][..],
+                "smaller than one context (8000 tokens)",
+            ),
+            (
+                &[
+                    "--context-sizes",
+                    "8000",
+                    "--working-set-size",
+                    "80000",
+                    "--output-tokens",
+                    "4000000000",
+                ][..],
+                "--output-tokens must be from 1 to 1000000",
+            ),
+        ] {
+            let error = resolve(args, dir.path()).unwrap_err();
+            assert_eq!(error.exit_code(), crate::exit::USAGE);
+            assert!(error.to_string().contains(says), "{args:?}: {error}");
         }
     }
 }

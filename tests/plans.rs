@@ -341,3 +341,33 @@ async fn a_short_and_a_long_phase_give_the_same_throughput() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_context_the_server_cannot_hold_is_refused_before_any_request() {
+    let server = simulator(SimConfig {
+        max_model_len: 1024,
+        ..SimConfig::for_tests(0.05)
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let args = base_args(
+        &server.url(),
+        dir.path(),
+        &["--context-sizes", "2048", "--working-set-size", "4096"],
+    );
+    let error = cacherate::runner::run(run_settings(&args), &args)
+        .await
+        .unwrap_err();
+    server.stop().await.unwrap();
+    assert_eq!(error.exit_code(), cacherate::exit::USAGE);
+    let message = error.to_string();
+    assert!(
+        message.contains("--context-sizes 2048 needs 2056 tokens")
+            && message.contains("more than the 1024 tokens"),
+        "{message}"
+    );
+    assert!(
+        !dir.path().join("detailed_results_2048.csv").exists(),
+        "nothing was sent"
+    );
+}

@@ -219,6 +219,29 @@ async fn sweep(
 
     let started_at = now_rfc3339();
     let server = super::target::fingerprint(&client, &model).await;
+    // Ask before building prompts the server would refuse.
+    if let Some(limit) = server.max_model_len {
+        let needed = |context: u64| {
+            crate::kvsize::round_up(context, settings.chunk_size)
+                + u64::from(settings.output_tokens)
+        };
+        if let Some(&context) = settings
+            .context_sizes
+            .iter()
+            .find(|&&context| needed(context) > limit)
+        {
+            return Err(Error::Usage(format!(
+                "--context-sizes {context} needs {} tokens (the prompt rounded up to \
+                 --chunk-size {}, plus --output-tokens {}), more than the {limit} tokens \
+                 {} accepts per request; use a smaller context or start the server with a \
+                 longer one",
+                needed(context),
+                settings.chunk_size,
+                settings.output_tokens,
+                endpoints[0]
+            )));
+        }
+    }
     let metrics_url = match settings.metrics_url.as_deref() {
         Some("auto") => Some(format!("{}/metrics", endpoints[0])),
         other => other.map(str::to_string),
