@@ -1,11 +1,15 @@
-//! One module per command that goes beyond a single pipeline stage.
+//! The commands: each reads its arguments, drives the pipeline, and
+//! returns the exit code.
 
 pub mod baseline;
 pub mod calibrate;
 pub mod comment;
 pub mod compare;
 pub mod gate;
+pub mod kv_size;
 pub mod report;
+pub mod run;
+pub mod sim;
 
 use crate::error::Result;
 use crate::progress::Ui;
