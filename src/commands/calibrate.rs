@@ -98,12 +98,7 @@ fn run_settings(
     run.options.mode = Some(Mode::Fixed);
     run.options.fixed_concurrency_levels = None;
     run.options.concurrency_from = Some(args.baseline.clone());
-    let settings = RunSettings::resolve(run.clone(), cwd)?;
-    if (settings.num_retries as usize) >= min_samples {
-        return Ok(settings);
-    }
-    run.options.num_retries = Some(min_samples as u32);
-    RunSettings::resolve(run, cwd)
+    super::resolve_with_samples(run, min_samples, cwd)
 }
 
 /// `cacherate calibrate`.

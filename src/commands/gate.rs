@@ -37,12 +37,7 @@ fn gate_settings(args: &GateArgs, min_samples: usize, cwd: &Path) -> Result<RunS
         run.options.mode = Some(Mode::Fixed);
         run.options.concurrency_from = Some(args.baseline.clone());
     }
-    let settings = RunSettings::resolve(run.clone(), cwd)?;
-    if (settings.num_retries as usize) >= min_samples {
-        return Ok(settings);
-    }
-    run.options.num_retries = Some(min_samples as u32);
-    RunSettings::resolve(run, cwd)
+    super::resolve_with_samples(run, min_samples, cwd)
 }
 
 /// Runs the gate; returns the exit code its verdict gives.

@@ -16,6 +16,21 @@ use crate::progress::Ui;
 use crate::runner::RunOutcome;
 use crate::settings::RunSettings;
 
+/// The run's settings with at least `min_samples` samples a point: a
+/// comparison refuses fewer, so a gate or a calibration takes them.
+pub fn resolve_with_samples(
+    mut run: crate::cli::RunArgs,
+    min_samples: usize,
+    cwd: &std::path::Path,
+) -> Result<RunSettings> {
+    let settings = RunSettings::resolve(run.clone(), cwd)?;
+    if (settings.num_retries as usize) >= min_samples {
+        return Ok(settings);
+    }
+    run.options.num_retries = Some(min_samples as u32);
+    RunSettings::resolve(run, cwd)
+}
+
 /// A sweep, then its HTML reports unless `--skip-graphs` (a report that
 /// fails to render is a warning: the run is kept whatever happens).
 pub async fn run_and_report(settings: RunSettings, argv: &[String]) -> Result<RunOutcome> {
