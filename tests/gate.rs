@@ -249,7 +249,6 @@ async fn inconclusive_points_get_extra_samples_and_mismatches_are_refused() {
         .calibration
         .expect("calibrate stores what it measured");
     assert_eq!(calibration.runs.len(), 2);
-    assert!(calibration.false_alarms <= 2);
     let noise = calibration.run_noise["input_throughput"];
     assert!(noise > 0.0 && noise < 0.5, "{noise}");
     assert!(calibration.recommended_tolerances["input_throughput"] > 0.0);
