@@ -278,7 +278,9 @@ impl Workload {
 #[derive(Debug, Clone, Serialize)]
 pub struct RunSettings {
     /// Base URLs without a trailing `/` or `/v1`; empty means the embedded
-    /// simulator.
+    /// simulator. A `user:password@` in them is sent as basic auth and
+    /// written with the password masked.
+    #[serde(serialize_with = "serialize_masked")]
     pub endpoints: Vec<String>,
     pub context_sizes: Vec<u64>,
     pub working_set_size: u64,
@@ -318,6 +320,7 @@ pub struct RunSettings {
     /// before the point is flagged; `None`: max(0.5, one chunk / context).
     pub max_cache_rate_gap: Option<f64>,
     /// Where to read the server's prefix-cache counters, if anywhere.
+    #[serde(serialize_with = "serialize_masked_option")]
     pub metrics_url: Option<String>,
     pub flush_cache: FlushCache,
     pub prompt_mode: PromptMode,
@@ -367,6 +370,43 @@ pub fn normalize_endpoint(endpoint: &str) -> Result<String> {
         text = stripped.to_string();
     }
     Ok(text)
+}
+
+/// `url` with its password, if it has one, shown as `***`: how files and
+/// messages name an endpoint.
+pub fn mask_password(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some(PASSWORD_MASK));
+            let masked = parsed.to_string();
+            if url.ends_with('/') {
+                masked
+            } else {
+                masked.trim_end_matches('/').to_string()
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// What stands for a password in files and messages.
+pub const PASSWORD_MASK: &str = "***";
+
+fn serialize_masked<S: serde::Serializer>(
+    urls: &[String],
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    serializer.collect_seq(urls.iter().map(|url| mask_password(url)))
+}
+
+fn serialize_masked_option<S: serde::Serializer>(
+    url: &Option<String>,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match url {
+        Some(url) => serializer.serialize_some(&mask_password(url)),
+        None => serializer.serialize_none(),
+    }
 }
 
 impl RunSettings {
@@ -551,6 +591,15 @@ impl RunSettings {
 
     fn validate(&self) -> Result<()> {
         let fail = |message: String| Err(Error::Usage(message));
+        if self.api_key.is_some()
+            && let Some(url) = self.endpoints.iter().find(|url| url.contains('@'))
+        {
+            return fail(format!(
+                "--api-endpoint {} carries a user and --api-key is given: a request has one \
+                 Authorization header; give the credentials one way",
+                mask_password(url)
+            ));
+        }
         if self.context_sizes.is_empty() || self.context_sizes.contains(&0) {
             return fail("--context-sizes needs one or more sizes above 0, e.g. 8000 32000".into());
         }
@@ -696,7 +745,10 @@ impl RunSettings {
                 self.sim_time_scale
             )]
         } else {
-            self.endpoints.clone()
+            self.endpoints
+                .iter()
+                .map(|url| mask_password(url))
+                .collect()
         };
         Workload {
             target,

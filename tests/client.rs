@@ -35,6 +35,65 @@ async fn tokenize_falls_back_to_the_llama_cpp_shape() {
     server.abort();
 }
 
+/// Every side call and completion carries the URL's credentials as basic
+/// auth (decoded), to the URL without them; `--api-key` goes as a bearer.
+#[tokio::test]
+async fn credentials_in_the_url_are_sent_as_basic_auth_and_not_named() {
+    use axum::http::HeaderMap;
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let record = {
+        let seen = seen.clone();
+        move |headers: HeaderMap| async move {
+            let auth = headers
+                .get("authorization")
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default();
+            seen.lock().unwrap().push(auth);
+            "x"
+        }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new()
+        .route("/metrics", axum::routing::get(record.clone()))
+        .route("/v1/completions", post(record));
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let client = Client::new(
+        vec![format!("http://me:p%40ss@{addr}")],
+        None,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    assert_eq!(client.endpoints(), [format!("http://{addr}")]);
+    client
+        .get_text(&format!("http://{addr}/metrics"))
+        .await
+        .unwrap();
+    let measured = stream_once_with(&client).await;
+    assert_eq!(measured.error_kind, Some(ErrorKind::Protocol));
+    // "me:p@ss" in base64.
+    let basic = "Basic bWU6cEBzcw==".to_string();
+    assert_eq!(*seen.lock().unwrap(), [basic.clone(), basic]);
+
+    seen.lock().unwrap().clear();
+    let keyed = Client::new(
+        vec![format!("http://{addr}")],
+        Some("k1"),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    keyed
+        .get_text(&format!("http://{addr}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(*seen.lock().unwrap(), ["Bearer k1"]);
+    assert!(!format!("{client:?}{keyed:?}").contains("p@ss"));
+    assert!(!format!("{keyed:?}").contains("k1"));
+    server.abort();
+}
+
 /// Reads one HTTP request from `socket`: its headers, then the body its
 /// length says. False when the client closed the connection first.
 async fn read_request(socket: &mut tokio::net::TcpStream) -> bool {
@@ -135,6 +194,10 @@ fn http_response(status: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
 /// Streams one completion from `url` and returns what was measured.
 async fn stream_once(url: String) -> cacherate::client::Measured {
     let client = Client::new(vec![url], None, Duration::from_secs(5)).unwrap();
+    stream_once_with(&client).await
+}
+
+async fn stream_once_with(client: &Client) -> cacherate::client::Measured {
     let body = br#"{"model":"m","prompt":[1,2,3,4],"max_tokens":2,"stream":true}"#.to_vec();
     client.stream(body, std::time::Instant::now(), None).await
 }

@@ -458,9 +458,62 @@ pub struct Client {
     endpoints: Vec<String>,
     completions: Vec<String>,
     api_key: Option<HeaderValue>,
+    /// What `user:password@` in an endpoint's URL stood for; the URLs
+    /// themselves go without, so no message or file can carry them.
+    credentials: Vec<Credentials>,
     timeout: Duration,
     next: AtomicU64,
     expected_chunks: usize,
+}
+
+/// Basic-auth credentials taken out of a URL, for the URLs under `prefix`.
+#[derive(Clone)]
+struct Credentials {
+    prefix: String,
+    user: String,
+    password: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("prefix", &self.prefix)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `url` without `user:password@`, and what they were (percent-decoded).
+fn split_credentials(url: &str) -> (String, Option<Credentials>) {
+    let Ok(mut parsed) = reqwest::Url::parse(url) else {
+        return (url.to_string(), None);
+    };
+    if parsed.username().is_empty() && parsed.password().is_none() {
+        return (url.to_string(), None);
+    }
+    let decode = |text: &str| {
+        percent_encoding::percent_decode_str(text)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let user = decode(parsed.username());
+    let password = parsed.password().map(decode);
+    // Both setters fail only for URLs that cannot have a user (no host),
+    // which a URL with one is not.
+    let _ = parsed.set_username("");
+    let _ = parsed.set_password(None);
+    // `Url` adds a `/` to a bare host; the endpoints are kept without.
+    let clean = if url.ends_with('/') {
+        parsed.to_string()
+    } else {
+        parsed.to_string().trim_end_matches('/').to_string()
+    };
+    let credentials = Credentials {
+        prefix: clean.clone(),
+        user,
+        password,
+    };
+    (clean, Some(credentials))
 }
 
 pub(crate) fn describe(error: &reqwest::Error) -> String {
@@ -507,11 +560,16 @@ impl Client {
             .map_err(|e| Error::Internal(anyhow::anyhow!("cannot build the HTTP client: {e}")))?;
         let api_key = api_key
             .map(|key| {
-                HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+                let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
                     Error::Usage("--api-key contains characters a header cannot carry".into())
-                })
+                })?;
+                // Kept out of `Debug` output and HTTP/2 header tables.
+                value.set_sensitive(true);
+                Ok::<_, Error>(value)
             })
             .transpose()?;
+        let (endpoints, credentials): (Vec<String>, Vec<Option<Credentials>>) =
+            endpoints.iter().map(|url| split_credentials(url)).unzip();
         let completions = endpoints
             .iter()
             .map(|base| format!("{base}/v1/completions"))
@@ -521,6 +579,7 @@ impl Client {
             endpoints,
             completions,
             api_key,
+            credentials: credentials.into_iter().flatten().collect(),
             timeout,
             next: AtomicU64::new(0),
             expected_chunks: 0,
@@ -545,28 +604,50 @@ impl Client {
         self
     }
 
+    /// The endpoints' base URLs, without any `user:password@`: what
+    /// messages and files name.
     pub fn endpoints(&self) -> &[String] {
         &self.endpoints
     }
 
-    fn get(&self, url: String) -> reqwest::RequestBuilder {
-        let request = self.http.get(url).timeout(Duration::from_secs(30));
-        match &self.api_key {
-            Some(key) => request.header(AUTHORIZATION, key.clone()),
+    /// Takes `user:password@` out of another URL the run reads (the
+    /// metrics URL): requests under it carry them as basic auth; returns
+    /// the URL without them.
+    pub fn keep_credentials(&mut self, url: &str) -> String {
+        let (clean, credentials) = split_credentials(url);
+        self.credentials.extend(credentials);
+        clean
+    }
+
+    /// The Authorization a request to `url` carries: the `--api-key`, else
+    /// the credentials of the endpoint it is under.
+    fn authorize(&self, request: reqwest::RequestBuilder, url: &str) -> reqwest::RequestBuilder {
+        if let Some(key) = &self.api_key {
+            return request.header(AUTHORIZATION, key.clone());
+        }
+        match self
+            .credentials
+            .iter()
+            .filter(|c| url.starts_with(&c.prefix))
+            .max_by_key(|c| c.prefix.len())
+        {
+            Some(c) => request.basic_auth(&c.user, c.password.as_deref()),
             None => request,
         }
+    }
+
+    fn get(&self, url: String) -> reqwest::RequestBuilder {
+        let request = self.http.get(&url).timeout(Duration::from_secs(30));
+        self.authorize(request, &url)
     }
 
     fn post_json(&self, url: String, body: impl Into<reqwest::Body>) -> reqwest::RequestBuilder {
         let request = self
             .http
-            .post(url)
+            .post(&url)
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .body(body);
-        match &self.api_key {
-            Some(key) => request.header(AUTHORIZATION, key.clone()),
-            None => request,
-        }
+        self.authorize(request, &url)
     }
 
     /// The model ids each endpoint serves; an endpoint that does not answer

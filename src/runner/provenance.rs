@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::settings::RunSettings;
+use crate::settings::{RunSettings, mask_password};
 use crate::store::{GitState, git_state};
 
 /// The git state of the repository the run was started in.
@@ -66,8 +66,12 @@ pub fn redacted(argv: &[String]) -> Vec<String> {
             hide_next = true;
         } else if arg.starts_with("--api-key=") {
             out.push("--api-key=***".to_string());
+        } else if let Some((option, url)) = arg.split_once('=')
+            && option.starts_with("--")
+        {
+            out.push(format!("{option}={}", mask_password(url)));
         } else {
-            out.push(arg.clone());
+            out.push(mask_password(arg));
         }
     }
     out
@@ -86,6 +90,30 @@ mod tests {
         assert_eq!(
             redacted(&argv),
             ["cacherate", "run", "--api-key", "***", "--api-key=***"]
+        );
+    }
+
+    #[test]
+    fn url_passwords_are_masked_in_the_command_line() {
+        let argv: Vec<String> = [
+            "run",
+            "--api-endpoint",
+            "http://me:s3cret@h:8000",
+            "--metrics-url=https://me:s3cret@h/metrics",
+            "http://h:8000",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            redacted(&argv),
+            [
+                "run",
+                "--api-endpoint",
+                "http://me:***@h:8000",
+                "--metrics-url=https://me:***@h/metrics",
+                "http://h:8000"
+            ]
         );
     }
 }

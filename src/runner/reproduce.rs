@@ -5,11 +5,28 @@ use std::path::PathBuf;
 
 use super::provenance::now_rfc3339;
 use crate::error::{Error, Result};
-use crate::settings::{FixedLoadSpec, ReinitStrategy, RunSettings};
+use crate::settings::{FixedLoadSpec, PASSWORD_MASK, ReinitStrategy, RunSettings, mask_password};
 use crate::store::RunDir;
 
 fn shell_quote(arg: &str) -> String {
     format!("'{}'", arg.replace('\'', r"'\''"))
+}
+
+/// The environment variable the script reads a masked URL password from.
+const PASSWORD_VARIABLE: &str = "CACHERATE_ENDPOINT_PASSWORD";
+
+/// Quotes `arg` for the script; a masked URL password becomes a reference
+/// to [`PASSWORD_VARIABLE`].
+fn script_arg(arg: &str) -> String {
+    let masked = format!(":{PASSWORD_MASK}@");
+    match arg.split_once(&masked) {
+        Some((before, after)) if arg.contains("://") => format!(
+            "{}\"${PASSWORD_VARIABLE}\"{}",
+            shell_quote(&format!("{before}:")),
+            shell_quote(&format!("@{after}"))
+        ),
+        _ => shell_quote(arg),
+    }
 }
 
 /// Every option of the run, explicit, so the script does not depend on a
@@ -29,7 +46,14 @@ pub fn reproduce_args(
     if embedded {
         push("sim-time-scale", one(&settings.sim_time_scale));
     } else {
-        push("api-endpoint", settings.endpoints.clone());
+        push(
+            "api-endpoint",
+            settings
+                .endpoints
+                .iter()
+                .map(|url| mask_password(url))
+                .collect(),
+        );
     }
     push("model", one(&model));
     push(
@@ -99,7 +123,7 @@ pub fn reproduce_args(
         }),
     );
     if let Some(url) = &settings.metrics_url {
-        push("metrics-url", one(url));
+        push("metrics-url", one(&mask_password(url)));
     }
     if let Some(gap) = settings.max_cache_rate_gap {
         push("max-cache-rate-gap", one(&gap));
@@ -139,13 +163,14 @@ pub fn write_run_command(dir: &RunDir, args: &[String]) -> Result<PathBuf> {
         .unwrap_or_else(|_| "cacherate".to_string());
     let stamp = now_rfc3339().replace([':', '-'], "");
     let name = format!("run_command_{stamp}.sh");
-    let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
+    let quoted: Vec<String> = args.iter().map(|a| script_arg(a)).collect();
     let script = format!(
         "#!/bin/sh\n\
          # Reproduces the cacherate run started {}.\n\
          # Extra arguments are passed on, and later ones win: e.g.\n\
          #   ./{name} --force-restart     or     ./{name} --output-dir other\n\
-         # A server key is read from OPENAI_API_KEY.\n\
+         # A server key is read from OPENAI_API_KEY, a password in an\n\
+         # endpoint's URL from {PASSWORD_VARIABLE}.\n\
          exec {} {} \"$@\"\n",
         now_rfc3339(),
         shell_quote(&exe),
@@ -169,5 +194,14 @@ mod tests {
     #[test]
     fn shell_quoting_survives_quotes() {
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn a_masked_password_is_read_from_the_environment() {
+        assert_eq!(
+            script_arg("http://me:***@h:8000"),
+            r#"'http://me:'"$CACHERATE_ENDPOINT_PASSWORD"'@h:8000'"#
+        );
+        assert_eq!(script_arg("a***b"), "'a***b'");
     }
 }

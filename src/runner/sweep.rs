@@ -171,12 +171,18 @@ async fn sweep(
     endpoints: Vec<String>,
     embedded: bool,
 ) -> Result<RunOutcome> {
-    let client = Client::new(
-        endpoints.clone(),
+    let mut client = Client::new(
+        endpoints,
         settings.api_key.as_deref(),
         Duration::from_secs_f64(settings.request_timeout),
     )?
     .expecting_chunks(settings.output_tokens);
+    // From here on the endpoints are named without their credentials.
+    let endpoints = client.endpoints().to_vec();
+    let metrics_url = match settings.metrics_url.as_deref() {
+        Some("auto") => Some(format!("{}/metrics", endpoints[0])),
+        other => other.map(|url| client.keep_credentials(url)),
+    };
     let served = client.models().await?;
     let model = match &settings.model {
         Some(model) => {
@@ -242,10 +248,6 @@ async fn sweep(
             )));
         }
     }
-    let metrics_url = match settings.metrics_url.as_deref() {
-        Some("auto") => Some(format!("{}/metrics", endpoints[0])),
-        other => other.map(str::to_string),
-    };
     if let Some(url) = &metrics_url
         && super::target::counters(&client, Some(url)).await.is_none()
     {

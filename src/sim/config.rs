@@ -256,6 +256,11 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_simulator_listens_on_loopback_unless_told_otherwise() {
+        assert!(SimConfig::default().listen.ip().is_loopback());
+    }
+
+    #[test]
     fn defaults_are_valid() {
         SimConfig::default().validate().unwrap();
         SimConfig::for_tests(0.01).validate().unwrap();

@@ -1,0 +1,179 @@
+//! A server key and credentials in an endpoint URL never reach a file of
+//! the run directory, the reproduce script, the logs or an error message.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use cacherate::sim::SimConfig;
+
+const KEY: &str = "sk-live-KEY0123456789";
+const PASSWORD: &str = "PASS0123456789";
+
+fn cacherate(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cacherate"))
+        .args(args)
+        .current_dir(dir)
+        .env("CACHERATE_LOG", "cacherate=trace")
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .unwrap()
+}
+
+/// Every file under `dir`, with its text.
+fn files(dir: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            let bytes = std::fs::read(&path).unwrap();
+            out.push((
+                path.display().to_string(),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            ));
+        }
+    }
+    out
+}
+
+fn assert_no_secret(what: &str, text: &str) {
+    for secret in [KEY, PASSWORD] {
+        assert!(!text.contains(secret), "{what} carries a secret:\n{text}");
+    }
+}
+
+/// A one-rate sweep small enough to take a few seconds.
+fn sweep(endpoint: &str, out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "run",
+        "--api-endpoint",
+        endpoint,
+        "--output-dir",
+        out.to_str().unwrap(),
+        "--context-sizes",
+        "256",
+        "--working-set-size",
+        "512",
+        "--cache-hit-rates",
+        "50",
+        "--output-tokens",
+        "4",
+        "--ramp-duration",
+        "0.5",
+        "--num-retries",
+        "1",
+        "--start-concurrency",
+        "2",
+        "--max-concurrency",
+        "2",
+        "--request-timeout",
+        "10",
+        "--verbose",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// Runs to completion and checks stdout, stderr and every file written.
+fn assert_clean_run(args: &[String], work: &Path, out: &Path) {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = cacherate(&args, work);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert_no_secret("stdout", &stdout);
+    assert_no_secret("stderr", &stderr);
+    let written = files(out);
+    assert!(
+        written
+            .iter()
+            .any(|(name, _)| name.contains("run_command_"))
+    );
+    assert!(written.iter().any(|(name, _)| name.ends_with("run.json")));
+    for (name, text) in &written {
+        assert_no_secret(name, text);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_and_url_passwords_stay_out_of_files_logs_and_errors() {
+    let server = common::start(SimConfig::for_tests(0.05)).await;
+    let work = tempfile::tempdir().unwrap();
+
+    let keyed = work.path().join("keyed");
+    let url = server.url();
+    let metrics = format!("{url}/metrics");
+    let args = sweep(&url, &keyed, &["--api-key", KEY, "--metrics-url", &metrics]);
+    assert_clean_run(&args, work.path(), &keyed);
+    let script = files(&keyed)
+        .into_iter()
+        .find(|(name, _)| name.contains("run_command_"))
+        .unwrap()
+        .1;
+    assert!(script.contains("OPENAI_API_KEY"), "{script}");
+
+    let with_password = work.path().join("with-password");
+    let url = server
+        .url()
+        .replace("http://", &format!("http://bench:{PASSWORD}@"));
+    let metrics = format!("{url}/metrics");
+    let args = sweep(&url, &with_password, &[&format!("--metrics-url={metrics}")]);
+    assert_clean_run(&args, work.path(), &with_password);
+    // The run still says where it went, with the password masked, and the
+    // script reads it from the environment.
+    let run_json = std::fs::read_to_string(with_password.join("run.json")).unwrap();
+    assert!(run_json.contains("bench:***@127.0.0.1"), "{run_json}");
+    let script = files(&with_password)
+        .into_iter()
+        .find(|(name, _)| name.contains("run_command_"))
+        .unwrap()
+        .1;
+    assert!(
+        script.contains(r#"'http://bench:'"$CACHERATE_ENDPOINT_PASSWORD"'@127.0.0.1"#),
+        "{script}"
+    );
+    server.stop().await.unwrap();
+
+    // The server is gone: the error names the endpoint without secrets.
+    let gone = cacherate(
+        &[
+            "run",
+            "--api-endpoint",
+            &url,
+            "--output-dir",
+            work.path().join("gone").to_str().unwrap(),
+            "--profile",
+            "quick",
+        ],
+        work.path(),
+    );
+    let stderr = String::from_utf8_lossy(&gone.stderr);
+    assert_eq!(gone.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("127.0.0.1"), "{stderr}");
+    assert_no_secret("the unreachable error", &stderr);
+    assert_no_secret("stdout", &String::from_utf8_lossy(&gone.stdout));
+
+    // Both at once is refused, and the refusal does not print them.
+    let both = cacherate(
+        &[
+            "run",
+            "--api-endpoint",
+            &url,
+            "--api-key",
+            KEY,
+            "--profile",
+            "quick",
+        ],
+        work.path(),
+    );
+    let stderr = String::from_utf8_lossy(&both.stderr);
+    assert_eq!(both.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--api-key"), "{stderr}");
+    assert_no_secret("the refusal", &stderr);
+}
