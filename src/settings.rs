@@ -52,7 +52,7 @@ pub enum FlushCache {
     /// Try vLLM's, SGLang's and llama.cpp's endpoints.
     Auto,
     /// POST to this URL.
-    Url(String),
+    Url(#[serde(serialize_with = "serialize_masked_url")] String),
 }
 
 impl FlushCache {
@@ -397,6 +397,13 @@ fn serialize_masked<S: serde::Serializer>(
     serializer: S,
 ) -> std::result::Result<S::Ok, S::Error> {
     serializer.collect_seq(urls.iter().map(|url| mask_password(url)))
+}
+
+fn serialize_masked_url<S: serde::Serializer>(
+    url: &str,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    serializer.serialize_str(&mask_password(url))
 }
 
 fn serialize_masked_option<S: serde::Serializer>(

@@ -123,7 +123,12 @@ async fn keys_and_url_passwords_stay_out_of_files_logs_and_errors() {
         .url()
         .replace("http://", &format!("http://bench:{PASSWORD}@"));
     let metrics = format!("{url}/metrics");
-    let args = sweep(&url, &with_password, &[&format!("--metrics-url={metrics}")]);
+    let flush = format!("{url}/reset_prefix_cache");
+    let args = sweep(
+        &url,
+        &with_password,
+        &[&format!("--metrics-url={metrics}"), "--flush-cache", &flush],
+    );
     assert_clean_run(&args, work.path(), &with_password);
     // The run still says where it went, with the password masked, and the
     // script reads it from the environment.

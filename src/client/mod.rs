@@ -483,6 +483,12 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// `url` without `user:password@`: the form requests and messages use once
+/// [`Client::keep_credentials`] has the credentials.
+pub fn without_credentials(url: &str) -> String {
+    split_credentials(url).0
+}
+
 /// `url` without `user:password@`, and what they were (percent-decoded).
 fn split_credentials(url: &str) -> (String, Option<Credentials>) {
     let Ok(mut parsed) = reqwest::Url::parse(url) else {

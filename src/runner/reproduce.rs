@@ -119,7 +119,7 @@ pub fn reproduce_args(
         one(&match &settings.flush_cache {
             crate::settings::FlushCache::None => "none".to_string(),
             crate::settings::FlushCache::Auto => "auto".to_string(),
-            crate::settings::FlushCache::Url(url) => url.clone(),
+            crate::settings::FlushCache::Url(url) => mask_password(url),
         }),
     );
     if let Some(url) = &settings.metrics_url {

@@ -18,7 +18,7 @@ use crate::client::{Client, Clock};
 use crate::error::{Error, Result};
 use crate::kvsize::{Estimate, ModelShape};
 use crate::progress::Ui;
-use crate::settings::{PromptMode, ReinitStrategy, RunSettings, Workload};
+use crate::settings::{FlushCache, PromptMode, ReinitStrategy, RunSettings, Workload};
 use crate::stats::Thresholds;
 use crate::store::{self, PointResult, Progress, Results, RunDir, SCHEMA_VERSION};
 use crate::workload::content::prompt_content;
@@ -179,6 +179,9 @@ async fn sweep(
     .expecting_chunks(settings.output_tokens);
     // From here on the endpoints are named without their credentials.
     let endpoints = client.endpoints().to_vec();
+    if let FlushCache::Url(url) = &settings.flush_cache {
+        client.keep_credentials(url);
+    }
     let metrics_url = match settings.metrics_url.as_deref() {
         Some("auto") => Some(format!("{}/metrics", endpoints[0])),
         other => other.map(|url| client.keep_credentials(url)),

@@ -90,6 +90,8 @@ pub async fn flush(client: &Client, how: &FlushCache) -> Result<Option<String>> 
         done = match how {
             FlushCache::None => return Ok(None),
             FlushCache::Url(url) => {
+                // Its credentials, if any, went to the client at the start.
+                let url = &crate::client::without_credentials(url);
                 let (status, body) = client
                     .post_text(url, &json!({}))
                     .await
