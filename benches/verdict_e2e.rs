@@ -14,10 +14,13 @@
 //! loopback ports of their own. Prints one line per gate as it ends and a
 //! table at the end.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Instant;
+
+mod common;
+
+use common::Sim;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cacherate");
 
@@ -66,42 +69,16 @@ fn options() -> Options {
     o
 }
 
-/// A `cacherate sim` process on a free loopback port.
-struct Sim {
-    child: Child,
-    url: String,
-}
-
-impl Sim {
-    fn start(seed: u64, slowdown: f64, time_scale: f64) -> Sim {
-        let mut child = Command::new(BIN)
-            .args(["sim", "--listen", "127.0.0.1:0", "--seed"])
-            .arg(seed.to_string())
-            .arg("--slowdown")
-            .arg(slowdown.to_string())
-            .arg("--time-scale")
-            .arg(time_scale.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start cacherate sim");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .expect("the simulator announces its address")
-            .to_string();
-        Sim { child, url }
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A simulator with its own seed (so its own run-to-run speed).
+fn sim(seed: u64, slowdown: f64, time_scale: f64) -> Sim {
+    Sim::start(&[
+        "--seed",
+        &seed.to_string(),
+        "--slowdown",
+        &slowdown.to_string(),
+        "--time-scale",
+        &time_scale.to_string(),
+    ])
 }
 
 fn cacherate(args: &[String]) -> i32 {
@@ -156,7 +133,7 @@ fn main() {
     let started = Instant::now();
     let mut dirs: Vec<PathBuf> = Vec::new();
     for k in 1..=o.baseline_runs {
-        let sim = Sim::start(1000 + u64::from(k), 1.0, o.time_scale);
+        let sim = sim(1000 + u64::from(k), 1.0, o.time_scale);
         let dir = o.out.join(format!("baseline-run-{k}"));
         let mut args = strings(&["run", "--api-endpoint", &sim.url]);
         args.extend(profile(&dir));
@@ -192,7 +169,7 @@ fn main() {
         let mut tally = Tally::default();
         for i in 0..trials {
             seed += 1;
-            let sim = Sim::start(seed, slowdown, o.time_scale);
+            let sim = sim(seed, slowdown, o.time_scale);
             let dir = o.out.join(format!(
                 "gate-{slowdown}{}-{i}",
                 if search_peak { "-search" } else { "" }

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::settings::{Mode, Options, PromptMode, ReinitStrategy, TokensPerReqMetric, TtftMetric};
+use crate::settings::{
+    ChunkTimes, Mode, Options, PromptMode, ReinitStrategy, TokensPerReqMetric, TtftMetric,
+};
 use crate::sim::SimConfig;
 
 /// Benchmark OpenAI-compatible LLM inference servers across KV-cache hit
@@ -278,6 +280,12 @@ pub struct RunOptionArgs {
     #[arg(long, overrides_with = "skip_graphs", help_heading = "Output")]
     pub no_skip_graphs: bool,
 
+    /// What detailed_results rows keep of each stream: every chunk's time
+    /// (all), or its count, first, last and longest gap (summary: about a
+    /// tenth of the bytes at 256 output tokens) [default: all].
+    #[arg(long, help_heading = "Output")]
+    pub chunk_times: Option<ChunkTimes>,
+
     /// KV bytes per element for the size estimate: 1 (FP8) or 2 (FP16)
     /// [default: 2].
     #[arg(
@@ -365,6 +373,7 @@ impl RunArgs {
             kv_cache_quantization: o.kv_cache_quantization,
             strict_time_window: flag(o.strict_time_window, o.no_strict_time_window),
             skip_graphs: flag(o.skip_graphs, o.no_skip_graphs),
+            chunk_times: o.chunk_times,
             model: self.model.clone(),
             min_tokens_per_req: o.min_tokens_per_req,
             tokens_per_req_metric: o.tokens_per_req_metric,

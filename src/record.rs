@@ -160,6 +160,21 @@ mod number_list {
 }
 
 impl RequestRecord {
+    /// The row `--chunk-times summary` writes: no chunk times, and the
+    /// tokens per chunk only when every chunk carried the same number.
+    /// TTFT, TTLT, the chunk count and the longest gap stay.
+    pub fn summary(&self) -> RequestRecord {
+        RequestRecord {
+            chunk_times_us: Vec::new(),
+            tokens_per_chunk: if self.tokens_per_chunk.len() == 1 {
+                self.tokens_per_chunk.clone()
+            } else {
+                Vec::new()
+            },
+            ..self.clone()
+        }
+    }
+
     pub fn ok(&self) -> bool {
         self.error_kind.is_none()
     }

@@ -85,6 +85,18 @@ pub enum PromptMode {
     Auto,
 }
 
+/// What a `detailed_results` row keeps of its stream's chunk times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ChunkTimes {
+    /// Every chunk's time (about 6 bytes a chunk).
+    All,
+    /// Only the chunk count, the first and last times (TTFT, TTLT) and the
+    /// longest gap; the figures are computed from every chunk before the
+    /// row is written either way.
+    Summary,
+}
+
 /// How a point's load is chosen (the seed's `--mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -154,6 +166,7 @@ options! {
     kv_cache_quantization: u8,
     strict_time_window: bool,
     skip_graphs: bool,
+    chunk_times: ChunkTimes,
     model: String,
     min_tokens_per_req: f64,
     tokens_per_req_metric: TokensPerReqMetric,
@@ -305,6 +318,7 @@ pub struct RunSettings {
     pub kv_cache_quantization: u8,
     pub strict_time_window: bool,
     pub skip_graphs: bool,
+    pub chunk_times: ChunkTimes,
     pub model: Option<String>,
     #[serde(skip)]
     pub api_key: Option<String>,
@@ -507,6 +521,7 @@ impl RunSettings {
             kv_cache_quantization: required(o.kv_cache_quantization, "--kv-cache-quantization")?,
             strict_time_window: o.strict_time_window.unwrap_or(false),
             skip_graphs: o.skip_graphs.unwrap_or(false),
+            chunk_times: o.chunk_times.unwrap_or(ChunkTimes::All),
             model: o.model,
             api_key: args.api_key.filter(|key| !key.is_empty()),
             min_tokens_per_req: o.min_tokens_per_req,

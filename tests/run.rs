@@ -653,3 +653,61 @@ async fn the_seed_reproduces_every_prompt_and_a_warm_rerun_is_flagged() {
     assert_eq!(achieved(&other), (0.0, false));
     server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunk_times_summary_keeps_the_figures_and_drops_the_bulk() {
+    let server = simulator(SimConfig::for_tests(TIME_SCALE)).await;
+    let bytes_per_row = |dir: &Path| {
+        let rows = records(dir, 512).len() as f64;
+        std::fs::metadata(dir.join("detailed_results_512.csv"))
+            .unwrap()
+            .len() as f64
+            / rows
+    };
+    let mut per_row = Vec::new();
+    for chunk_times in ["all", "summary"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = sweep_args(&server.url(), dir.path());
+        args.extend(["--output-tokens", "64", "--cache-hit-rates", "50"].map(String::from));
+        args.extend(["--chunk-times".to_string(), chunk_times.to_string()]);
+        let outcome = cacherate::runner::run(settings(&args), &args)
+            .await
+            .unwrap();
+        let point = &outcome.points[0];
+        // ITL quantiles come from every chunk either way.
+        assert!(
+            point.itl.p50 > 0.0 && point.itl.p99 >= point.itl.p50,
+            "{point:?}"
+        );
+        for row in records(dir.path(), 512)
+            .iter()
+            .filter(|r| r.ok() && r.phase_id != "WARMUP")
+        {
+            assert_eq!(row.chunks, 64);
+            assert!(row.ttft_s.is_some() && row.ttlt_s.is_some() && row.max_chunk_gap_s.is_some());
+            assert_eq!(row.tokens_per_chunk, [1]);
+            match chunk_times {
+                "all" => assert_eq!(row.chunk_times_us.len(), 64),
+                _ => assert!(row.chunk_times_us.is_empty()),
+            }
+        }
+        let script = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().contains("run_command_"))
+            .unwrap();
+        let script = std::fs::read_to_string(script).unwrap();
+        assert!(
+            script.contains(&format!("'--chunk-times' '{chunk_times}'")),
+            "{script}"
+        );
+        per_row.push(bytes_per_row(dir.path()));
+    }
+    server.stop().await.unwrap();
+    assert!(
+        per_row[1] < per_row[0] / 2.0,
+        "bytes a row: all {:.0}, summary {:.0}",
+        per_row[0],
+        per_row[1]
+    );
+}

@@ -12,7 +12,7 @@ use crate::client::prometheus::rate_between;
 use crate::error::{Error, Result};
 use crate::progress::{Live, Ui};
 use crate::record::RequestRecord;
-use crate::settings::{Mode, ReinitStrategy, RunSettings};
+use crate::settings::{ChunkTimes, Mode, ReinitStrategy, RunSettings};
 use crate::stats::{Latency, PhaseFigures, Thresholds, Window};
 use crate::store::{
     self, CurrentPoint, PhaseRecord, PlanKind, PointResult, Progress, Results, RunDir, Sample,
@@ -145,7 +145,13 @@ impl Sweep<'_> {
         phase: Option<&PhaseRecord>,
     ) -> Result<()> {
         let name = detailed_results(context);
-        let length = self.dir.append_csv(&name, records)?;
+        let length = match self.settings.chunk_times {
+            ChunkTimes::All => self.dir.append_csv(&name, records)?,
+            ChunkTimes::Summary => {
+                let rows: Vec<RequestRecord> = records.iter().map(RequestRecord::summary).collect();
+                self.dir.append_csv(&name, &rows)?
+            }
+        };
         self.progress.files.insert(name, length);
         if let Some(phase) = phase {
             let length = self.dir.append_phase(phase)?;

@@ -131,6 +131,10 @@ pub fn reproduce_args(
     push("warmup-fraction", one(&settings.warmup_fraction));
     push("sample-duration", one(&settings.sample_duration));
     push("mode", one(&format!("{:?}", settings.mode).to_lowercase()));
+    push(
+        "chunk-times",
+        one(&format!("{:?}", settings.chunk_times).to_lowercase()),
+    );
     match (&settings.concurrency_from, &settings.fixed_load) {
         (Some(path), _) => push("concurrency-from", one(&path.display())),
         (None, Some(FixedLoadSpec::Levels(levels))) => push(
