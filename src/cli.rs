@@ -80,7 +80,7 @@ pub struct RunArgs {
     pub tokenizer: Option<String>,
 
     /// Seconds one request may take before it counts as failed.
-    #[arg(long, env = "CACHERATE_REQUEST_TIMEOUT")]
+    #[arg(allow_negative_numbers = true, long, env = "CACHERATE_REQUEST_TIMEOUT")]
     pub request_timeout: Option<f64>,
 
     /// Profile to take options from: built-in `quick` or `full`, or one of
@@ -112,24 +112,39 @@ pub struct RunArgs {
 #[derive(Debug, Clone, Args)]
 pub struct RunOptionArgs {
     /// Context lengths to test, in tokens (e.g. 8000 32000 64000).
-    #[arg(long, num_args = 1.., action = ArgAction::Set, env = "CACHERATE_CONTEXT_SIZES", value_delimiter = ',', help_heading = "Workload")]
+    #[arg(allow_negative_numbers = true, long, num_args = 1.., action = ArgAction::Set, env = "CACHERATE_CONTEXT_SIZES", value_delimiter = ',', help_heading = "Workload")]
     pub context_sizes: Option<Vec<u64>>,
 
     /// Total tokens in the working set (e.g. 2000000).
-    #[arg(long, env = "CACHERATE_WORKING_SET_SIZE", help_heading = "Workload")]
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        env = "CACHERATE_WORKING_SET_SIZE",
+        help_heading = "Workload"
+    )]
     pub working_set_size: Option<u64>,
 
     /// Tokens generated per request [default: 256].
-    #[arg(long, env = "CACHERATE_OUTPUT_TOKENS", help_heading = "Workload")]
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        env = "CACHERATE_OUTPUT_TOKENS",
+        help_heading = "Workload"
+    )]
     pub output_tokens: Option<u32>,
 
     /// Cache hit rates to test, in percent [default: 0 5 10 ... 100].
-    #[arg(long, num_args = 1.., action = ArgAction::Set, env = "CACHERATE_CACHE_HIT_RATES", value_delimiter = ',', help_heading = "Workload")]
+    #[arg(allow_negative_numbers = true, long, num_args = 1.., action = ArgAction::Set, env = "CACHERATE_CACHE_HIT_RATES", value_delimiter = ',', help_heading = "Workload")]
     pub cache_hit_rates: Option<Vec<u32>>,
 
     /// Server KV block alignment in tokens: cached prefixes round down to
     /// it, contexts up [default: 256].
-    #[arg(long, env = "CACHERATE_CHUNK_SIZE", help_heading = "Workload")]
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        env = "CACHERATE_CHUNK_SIZE",
+        help_heading = "Workload"
+    )]
     pub chunk_size: Option<u64>,
 
     /// When to send the working set again [default: once].
@@ -159,11 +174,21 @@ pub struct RunOptionArgs {
     pub prompt_mode: Option<PromptMode>,
 
     /// Seed for prompts and selection (default: drawn and recorded).
-    #[arg(long, env = "CACHERATE_SEED", help_heading = "Workload")]
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        env = "CACHERATE_SEED",
+        help_heading = "Workload"
+    )]
     pub seed: Option<u64>,
 
     /// TTFT threshold in seconds [default: 2.0].
-    #[arg(long, env = "CACHERATE_MAX_TTFT", help_heading = "Thresholds")]
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        env = "CACHERATE_MAX_TTFT",
+        help_heading = "Thresholds"
+    )]
     pub max_ttft: Option<f64>,
 
     /// TTFT statistic held against --max-ttft [default: p95].
@@ -172,6 +197,7 @@ pub struct RunOptionArgs {
 
     /// Also require this many output tokens/s per request.
     #[arg(
+        allow_negative_numbers = true,
         long,
         env = "CACHERATE_MIN_TOKENS_PER_REQ",
         help_heading = "Thresholds"
@@ -189,30 +215,60 @@ pub struct RunOptionArgs {
 
     /// A phase with a larger share of failed requests fails the threshold
     /// [default: 0.01].
-    #[arg(long, env = "CACHERATE_MAX_ERROR_RATE", help_heading = "Thresholds")]
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        env = "CACHERATE_MAX_ERROR_RATE",
+        help_heading = "Thresholds"
+    )]
     pub max_error_rate: Option<f64>,
 
     /// Most seconds spent ramping one cache rate [default: 300].
-    #[arg(long, env = "CACHERATE_TEST_DURATION", help_heading = "Timing")]
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        env = "CACHERATE_TEST_DURATION",
+        help_heading = "Timing"
+    )]
     pub test_duration: Option<f64>,
 
     /// Seconds per concurrency level while ramping [default: 60].
-    #[arg(long, env = "CACHERATE_RAMP_DURATION", help_heading = "Timing")]
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        env = "CACHERATE_RAMP_DURATION",
+        help_heading = "Timing"
+    )]
     pub ramp_duration: Option<f64>,
 
     /// Sample phases at the peak concurrency (or at each fixed level):
     /// the samples a comparison rests on; the ramp phase that chose the
     /// peak is not one [default: 3].
-    #[arg(long, env = "CACHERATE_NUM_RETRIES", help_heading = "Timing")]
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        env = "CACHERATE_NUM_RETRIES",
+        help_heading = "Timing"
+    )]
     pub num_retries: Option<u32>,
 
     /// Seconds of each sample phase [default: --ramp-duration].
-    #[arg(long, env = "CACHERATE_SAMPLE_DURATION", help_heading = "Timing")]
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        env = "CACHERATE_SAMPLE_DURATION",
+        help_heading = "Timing"
+    )]
     pub sample_duration: Option<f64>,
 
     /// Share of each phase, at its start, that is not counted (at least one
     /// request latency, at most half the phase) [default: 0.2].
-    #[arg(long, env = "CACHERATE_WARMUP_FRACTION", help_heading = "Timing")]
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        env = "CACHERATE_WARMUP_FRACTION",
+        help_heading = "Timing"
+    )]
     pub warmup_fraction: Option<f64>,
 
     /// How each point's load is chosen: adaptive (ramp to the peak under
@@ -223,7 +279,7 @@ pub struct RunOptionArgs {
 
     /// Fixed mode: concurrency levels measured at every point, lowest
     /// first, stopping after the first level over the thresholds.
-    #[arg(long, num_args = 1.., action = ArgAction::Set, env = "CACHERATE_FIXED_CONCURRENCY_LEVELS", value_delimiter = ',', help_heading = "Concurrency")]
+    #[arg(allow_negative_numbers = true, long, num_args = 1.., action = ArgAction::Set, env = "CACHERATE_FIXED_CONCURRENCY_LEVELS", value_delimiter = ',', help_heading = "Concurrency")]
     pub fixed_concurrency_levels: Option<Vec<u32>>,
 
     /// Fixed mode: measure each point at the concurrency an earlier run's
@@ -233,6 +289,7 @@ pub struct RunOptionArgs {
 
     /// First concurrency level [default: 2].
     #[arg(
+        allow_negative_numbers = true,
         long,
         env = "CACHERATE_START_CONCURRENCY",
         help_heading = "Concurrency"
@@ -241,6 +298,7 @@ pub struct RunOptionArgs {
 
     /// Concurrency step [default: 2].
     #[arg(
+        allow_negative_numbers = true,
         long,
         env = "CACHERATE_CONCURRENCY_INCREMENT",
         help_heading = "Concurrency"
@@ -248,11 +306,21 @@ pub struct RunOptionArgs {
     pub concurrency_increment: Option<u32>,
 
     /// Highest concurrency level [default: 1000].
-    #[arg(long, env = "CACHERATE_MAX_CONCURRENCY", help_heading = "Concurrency")]
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        env = "CACHERATE_MAX_CONCURRENCY",
+        help_heading = "Concurrency"
+    )]
     pub max_concurrency: Option<u32>,
 
     /// Concurrency of the working-set warm-up [default: 16].
-    #[arg(long, env = "CACHERATE_INIT_CONCURRENCY", help_heading = "Concurrency")]
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        env = "CACHERATE_INIT_CONCURRENCY",
+        help_heading = "Concurrency"
+    )]
     pub init_concurrency: Option<u32>,
 
     /// Run directory [default: ./output].
@@ -289,6 +357,7 @@ pub struct RunOptionArgs {
     /// KV bytes per element for the size estimate: 1 (FP8) or 2 (FP16)
     /// [default: 2].
     #[arg(
+        allow_negative_numbers = true,
         long,
         env = "CACHERATE_KV_CACHE_QUANTIZATION",
         help_heading = "KV size estimate"
@@ -296,21 +365,26 @@ pub struct RunOptionArgs {
     pub kv_cache_quantization: Option<u8>,
 
     /// Model layers, for the KV size estimate of a model not in the table.
-    #[arg(long, help_heading = "KV size estimate")]
+    #[arg(allow_negative_numbers = true, long, help_heading = "KV size estimate")]
     pub num_layers: Option<u32>,
 
     /// KV heads per layer, for the KV size estimate.
-    #[arg(long, help_heading = "KV size estimate")]
+    #[arg(allow_negative_numbers = true, long, help_heading = "KV size estimate")]
     pub num_kv_heads: Option<u32>,
 
     /// Head dimension, for the KV size estimate.
-    #[arg(long, help_heading = "KV size estimate")]
+    #[arg(allow_negative_numbers = true, long, help_heading = "KV size estimate")]
     pub head_dim: Option<u32>,
 
     /// Flag a point whose achieved cache-hit rate misses the target by more
     /// than this many percentage points [default: max(0.5, one chunk as a
     /// share of the context)].
-    #[arg(long, env = "CACHERATE_MAX_CACHE_RATE_GAP", help_heading = "Cache")]
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        env = "CACHERATE_MAX_CACHE_RATE_GAP",
+        help_heading = "Cache"
+    )]
     pub max_cache_rate_gap: Option<f64>,
 
     /// Read the server's prefix-cache counters (vLLM, llama.cpp) before and
@@ -328,6 +402,7 @@ pub struct RunOptionArgs {
     /// Wall seconds per simulated second of the embedded simulator (used
     /// only without --api-endpoint) [default: 1].
     #[arg(
+        allow_negative_numbers = true,
         long,
         env = "CACHERATE_SIM_TIME_SCALE",
         help_heading = "Embedded simulator"
@@ -402,12 +477,16 @@ impl RunArgs {
 pub struct VerdictArgs {
     /// Confidence of the one-sided tests, Holm-adjusted across a curve's
     /// points [default: 0.99].
-    #[arg(long, env = "CACHERATE_CONFIDENCE")]
+    #[arg(allow_negative_numbers = true, long, env = "CACHERATE_CONFIDENCE")]
     pub confidence: Option<f64>,
 
     /// Throughput change (input and output tok/s) within which a point
     /// passes, as a fraction [default: 0.05].
-    #[arg(long, env = "CACHERATE_TOLERANCE_THROUGHPUT")]
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        env = "CACHERATE_TOLERANCE_THROUGHPUT"
+    )]
     pub tolerance_throughput: Option<f64>,
 
     /// TTFT p50 change within which a point passes [default: 0.10].
@@ -421,7 +500,7 @@ pub struct VerdictArgs {
     /// Run-to-run noise assumed at least, as a coefficient of variation
     /// between two runs (a baseline of several runs can raise it)
     /// [default: 0.02].
-    #[arg(long, env = "CACHERATE_RUN_NOISE_FLOOR")]
+    #[arg(allow_negative_numbers = true, long, env = "CACHERATE_RUN_NOISE_FLOOR")]
     pub run_noise_floor: Option<f64>,
 
     /// Samples a point needs for a verdict [default: 3].
@@ -484,7 +563,12 @@ pub struct GateArgs {
 
     /// Samples added at a point whose verdict is inconclusive before
     /// deciding [default: 3].
-    #[arg(long, env = "CACHERATE_MAX_EXTRA_SAMPLES", help_heading = "Gate")]
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        env = "CACHERATE_MAX_EXTRA_SAMPLES",
+        help_heading = "Gate"
+    )]
     pub max_extra_samples: Option<u32>,
 
     #[command(flatten)]
@@ -512,7 +596,7 @@ pub struct RefreshArgs {
 
     /// Runs to make it of [default: 5]. Each is a fresh run directory
     /// under --output-dir/baseline-NAME/run-K; the command resumes them.
-    #[arg(long, help_heading = "Baseline")]
+    #[arg(allow_negative_numbers = true, long, help_heading = "Baseline")]
     pub runs: Option<u32>,
 
     /// Make it of these finished run directories instead of running.
@@ -545,7 +629,7 @@ pub struct CalibrateArgs {
 
     /// A/A runs to make [default: 5], each under
     /// --output-dir/calibrate-NAME/run-K.
-    #[arg(long, help_heading = "Calibrate")]
+    #[arg(allow_negative_numbers = true, long, help_heading = "Calibrate")]
     pub runs: Option<u32>,
 
     /// Use these finished runs (of the baseline's configuration, at its
@@ -570,7 +654,7 @@ pub struct CommentArgs {
 
     /// The pull request number [default: from the event in
     /// GITHUB_EVENT_PATH].
-    #[arg(long)]
+    #[arg(allow_negative_numbers = true, long)]
     pub pr: Option<u64>,
 
     /// The comment's markdown, as `compare` writes it.
@@ -588,7 +672,7 @@ pub struct KvSizeArgs {
     #[arg(long, num_args = 1.., value_delimiter = ',', required = true)]
     pub context_sizes: Vec<u64>,
     /// Working set size in tokens.
-    #[arg(long)]
+    #[arg(allow_negative_numbers = true, long)]
     pub working_set_size: Option<u64>,
     /// Cached-prefix alignment in tokens.
     #[arg(long, default_value_t = 256)]
@@ -597,12 +681,12 @@ pub struct KvSizeArgs {
     #[arg(long, default_value_t = 2)]
     pub kv_cache_quantization: u8,
     /// Model layers (overrides the table).
-    #[arg(long)]
+    #[arg(allow_negative_numbers = true, long)]
     pub num_layers: Option<u32>,
     /// KV heads per layer (overrides the table).
-    #[arg(long)]
+    #[arg(allow_negative_numbers = true, long)]
     pub num_kv_heads: Option<u32>,
     /// Head dimension (overrides the table).
-    #[arg(long)]
+    #[arg(allow_negative_numbers = true, long)]
     pub head_dim: Option<u32>,
 }

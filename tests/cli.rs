@@ -157,17 +157,120 @@ fn kv_size_prints_the_estimate() {
     );
 }
 
+/// Each bad value exits 2 before anything is sent, with a message that
+/// names the option and what it accepts.
 #[test]
-fn bad_options_are_usage_errors() {
-    let output = cacherate(&["run", "--profile", "quick", "--kv-cache-quantization", "3"]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        stderr(&output).contains("1 (FP8) or 2 (FP16)"),
-        "{}",
-        stderr(&output)
-    );
-    let output = cacherate(&["run", "--context-sizes", "abc"]);
-    assert_eq!(output.status.code(), Some(2));
+fn bad_options_are_usage_errors_that_name_the_option_and_the_range() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--cache-hit-rates", "101"],
+            "--cache-hit-rates are percentages: 101 is above 100",
+        ),
+        (&["--cache-hit-rates", "-5"], "'-5' for '--cache-hit-rates"),
+        (&["--context-sizes", "abc"], "'abc' for '--context-sizes"),
+        (
+            &["--context-sizes", "0"],
+            "--context-sizes needs one or more sizes above 0",
+        ),
+        (
+            &["--context-sizes", "20000000"],
+            "--context-sizes 20000000 is above 10000000",
+        ),
+        (
+            &["--working-set-size", "100"],
+            "--working-set-size (100) is smaller than one context",
+        ),
+        (
+            &["--output-tokens", "0"],
+            "--output-tokens must be from 1 to 1000000",
+        ),
+        (
+            &["--max-ttft", "-1"],
+            "--max-ttft must be a number of seconds above 0, got -1",
+        ),
+        (
+            &["--max-ttft", "nan"],
+            "--max-ttft must be a number of seconds above 0",
+        ),
+        (
+            &["--ramp-duration", "0"],
+            "--ramp-duration must be a number of seconds above 0",
+        ),
+        (
+            &["--sample-duration", "0"],
+            "--sample-duration must be a number of seconds above 0",
+        ),
+        (
+            &["--request-timeout", "0"],
+            "--request-timeout must be a number of seconds above 0",
+        ),
+        (
+            &["--max-error-rate", "2"],
+            "--max-error-rate is a share between 0 and 1, got 2",
+        ),
+        (
+            &["--warmup-fraction", "-0.1"],
+            "--warmup-fraction is the share of each phase",
+        ),
+        (
+            &["--max-cache-rate-gap", "-1"],
+            "--max-cache-rate-gap is in percentage points, >= 0",
+        ),
+        (
+            &["--min-tokens-per-req", "-5"],
+            "--min-tokens-per-req must be >= 0, got -5",
+        ),
+        (
+            &["--start-concurrency", "0"],
+            "--start-concurrency must be at least 1",
+        ),
+        (
+            &["--concurrency-increment", "0"],
+            "--concurrency-increment must be at least 1",
+        ),
+        (
+            &["--max-concurrency", "2", "--start-concurrency", "8"],
+            "--max-concurrency (2) is below --start-concurrency (8)",
+        ),
+        (
+            &["--chunk-size", "0"],
+            "--chunk-size must be at least 1 token",
+        ),
+        (
+            &["--kv-cache-quantization", "3"],
+            "1 (FP8) or 2 (FP16), got 3",
+        ),
+        (
+            &["--sim-time-scale", "0"],
+            "--sim-time-scale must be above 0",
+        ),
+        (
+            &["--mode", "fixed", "--fixed-concurrency-levels", "0"],
+            "--fixed-concurrency-levels needs one or more levels above 0",
+        ),
+        (
+            &["--api-endpoint", "ftp://x"],
+            "must start with http:// or https://",
+        ),
+        (
+            &["--api-endpoint", "localhost"],
+            "write it like http://localhost:8000",
+        ),
+        (&["--seed", "-1"], "'-1' for '--seed"),
+        (&["--chunk-times", "some"], "'some' for '--chunk-times"),
+    ];
+    let out = tempfile::tempdir().unwrap();
+    for (extra, expected) in cases {
+        let mut args = vec!["run", "--profile", "quick", "--output-dir"];
+        args.push(out.path().to_str().unwrap());
+        args.extend_from_slice(extra);
+        let output = cacherate(&args);
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{extra:?}: {message}");
+        assert!(message.contains(expected), "{extra:?}: {message}");
+    }
+    // Nothing was started, so nothing was written.
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
 }
 
 #[test]
