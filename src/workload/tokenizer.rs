@@ -61,6 +61,21 @@ const ADVICE: &str = "set HF_ENDPOINT to a mirror you can reach, or download tok
                       where there is network access and give its path: \
                       --tokenizer ./tokenizer.json";
 
+/// `name` or `org/name` as the hub spells them: the id becomes a URL path
+/// and a directory name in the cache, so nothing else may pass.
+fn is_hub_id(id: &str) -> bool {
+    let part = |p: &str| {
+        !p.is_empty()
+            && !p.starts_with('.')
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    match id.split_once('/') {
+        Some((org, name)) => part(org) && part(name),
+        None => part(id),
+    }
+}
+
 /// Downloads `tokenizer.json` of hub model `id` into the cache, once.
 async fn fetch_from_hub(id: &str) -> Result<PathBuf> {
     let target = cache_dir()
@@ -275,6 +290,12 @@ impl Tokenizer {
         {
             return Err(Error::Usage(format!(
                 "--tokenizer {spec}: no tokenizer.json there"
+            )));
+        }
+        if !is_hub_id(spec) {
+            return Err(Error::Usage(format!(
+                "--tokenizer {spec:?} is neither a tokenizer.json, a directory holding one, nor \
+                 a Hugging Face model id (name or org/name of letters, digits, '-', '_', '.')"
             )));
         }
         let file = fetch_from_hub(spec).await?;
@@ -548,6 +569,16 @@ mod tests {
         );
         assert!(load(&target).is_ok());
         assert_eq!(leftovers(target.parent().unwrap()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn only_hub_ids_go_to_the_hub() {
+        for id in ["gpt2", "meta-llama/Llama-3.1-8B", "org_x/m.v2"] {
+            assert!(is_hub_id(id), "{id}");
+        }
+        for id in ["", "a/b/c", "../x", "a/..", "x y", "a?b", "a/", "/a", "a#b"] {
+            assert!(!is_hub_id(id), "{id}");
+        }
     }
 
     #[test]
