@@ -428,3 +428,33 @@ async fn errors_over_the_max_error_rate_mark_the_point_and_never_pass() {
     assert!(point.error_rate > 0.1 && point.peak_passed);
     server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extra_samples_cut_short_by_the_breaker_are_counted_but_are_no_samples() {
+    let (server, proxy) = faulty(Fault::Pass).await;
+    let dir = tempfile::tempdir().unwrap();
+    let args = sweep_args(&proxy.url(), dir.path(), &BREAKER);
+    let (code, error) = run(&args).await;
+    assert_eq!(code, cacherate::exit::PASS, "{error}");
+    let before = common::results(dir.path())[0].clone();
+
+    // What a gate does at an inconclusive point, against a 503 storm.
+    proxy.inject(Fault::Status(503));
+    let mut settings = common::run_settings(&args);
+    settings.sample_targets = vec![(512, 50, 3)];
+    cacherate::runner::run(settings, &args).await.unwrap();
+    let after = common::results(dir.path())[0].clone();
+    let failed = load_rows(dir.path())
+        .iter()
+        .filter(|r| r.status == 503)
+        .count() as u64;
+    assert!(failed >= 3);
+    assert_eq!(after.samples, before.samples);
+    assert_eq!(
+        (after.status, after.input_tps),
+        (PointStatus::Ok, before.input_tps)
+    );
+    assert_eq!(after.failed_requests, before.failed_requests + failed);
+    assert_eq!(after.phases, before.phases + 1);
+    server.stop().await.unwrap();
+}

@@ -424,8 +424,13 @@ impl Sweep<'_> {
             };
             let index = point.phases;
             let phase = self.phase(factory, context, rate, planned, index).await?;
+            let tripped = self.shared.breaker.tripped();
             let point = &mut self.results.points[i];
-            point.samples.push(Sample::from_phase(&phase));
+            // A phase the circuit breaker cut short is no sample: the
+            // point keeps the samples it had, and counts the requests.
+            if tripped.is_none() {
+                point.samples.push(Sample::from_phase(&phase));
+            }
             point.phases += 1;
             point.total_requests += phase.figures.launched;
             point.failed_requests += phase.figures.failed;
@@ -435,17 +440,16 @@ impl Sweep<'_> {
             point.duration_s += phase.end_unix_s - phase.start_unix_s;
             let samples = point.samples.clone();
             set_figures(point, &samples)?;
-            let tripped = self.shared.breaker.tripped();
-            if let Some(reason) = &tripped {
-                point.status = PointStatus::Error;
-                point.status_message = Some(reason.clone());
-            }
             check_error_rate(point, self.thresholds.max_error_rate);
             settle_cache_rates(&mut self.results.points);
             self.dir.write_json(store::RESULTS, &self.results)?;
             self.dir.write_summaries(&self.results.points)?;
             if let Some(reason) = tripped {
-                self.ui.warn(&format!("ctx {context} at {rate}%: {reason}"));
+                self.ui.warn(&format!(
+                    "ctx {context} at {rate}%: no more samples, {reason}; the point keeps its {} \
+                     samples",
+                    samples.len()
+                ));
                 return Ok(());
             }
         }
