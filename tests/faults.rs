@@ -414,6 +414,14 @@ async fn errors_over_the_max_error_rate_mark_the_point_and_never_pass() {
         .clone();
     let column = header.iter().position(|h| h == "status").unwrap();
     assert_eq!(&summary[0][column], "error");
+    let run_dir = cacherate::store::RunDir::open(strict.path()).unwrap();
+    cacherate::commands::report::write_reports(&run_dir).unwrap();
+    let index = std::fs::read_to_string(strict.path().join("index.html")).unwrap();
+    assert!(
+        index.contains(r#"<span class="flag" title="error rate "#)
+            && index.contains(">error</span>"),
+        "the report marks the point"
+    );
 
     // The same server under a looser limit: a measured point.
     let loose = tempfile::tempdir().unwrap();
