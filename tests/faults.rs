@@ -391,7 +391,7 @@ async fn errors_over_the_max_error_rate_mark_the_point_and_never_pass() {
     );
     assert!(
         rows.iter()
-            .all(|r| r.ok() || r.error_kind == Some(ErrorKind::Http5xx))
+            .all(|r| r.ok() || (r.error_kind == Some(ErrorKind::Http5xx) && r.status == 500))
     );
     let point = &common::results(strict.path())[0];
     assert_eq!(point.status, PointStatus::Error);
