@@ -123,7 +123,14 @@ fn sweep_args(url: &str, dir: &Path, extra: &[&str]) -> Vec<String> {
 /// `cacherate run ARGS` in-process, as the binary runs it: the exit code,
 /// and the error it printed.
 async fn run(args: &[String]) -> (i32, String) {
-    let mut argv = vec!["cacherate".to_string(), "run".to_string()];
+    let mut argv = vec!["run".to_string()];
+    argv.extend_from_slice(args);
+    command(&argv).await
+}
+
+/// `cacherate ARGS` in-process, as [`run`].
+async fn command(args: &[String]) -> (i32, String) {
+    let mut argv = vec!["cacherate".to_string()];
     argv.extend_from_slice(args);
     let cli = cacherate::cli::Cli::try_parse_from(&argv).unwrap();
     match cacherate::run(cli, argv).await {
@@ -464,5 +471,43 @@ async fn extra_samples_cut_short_by_the_breaker_are_counted_but_are_no_samples()
     );
     assert_eq!(after.failed_requests, before.failed_requests + failed);
     assert_eq!(after.phases, before.phases + 1);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gate_whose_point_the_breaker_stopped_exits_3_and_is_no_baseline() {
+    let (server, proxy) = faulty(Fault::Pass).await;
+    let root = tempfile::tempdir().unwrap();
+    let baselines = root.path().join("baselines");
+    let refresh = |name: &str, from: &Path| -> Vec<String> {
+        let mut args: Vec<String> = ["baseline", "refresh", name, "--from-run"]
+            .map(String::from)
+            .to_vec();
+        args.push(from.to_str().unwrap().into());
+        args.extend(["--baselines-dir".into(), baselines.to_str().unwrap().into()]);
+        args
+    };
+    let good = root.path().join("good");
+    let mut args = sweep_args(&proxy.url(), &good, &BREAKER);
+    args.extend(["--num-retries", "3"].map(String::from));
+    assert_eq!(run(&args).await.0, cacherate::exit::PASS);
+    let (code, error) = command(&refresh("sim", &good)).await;
+    assert_eq!(code, cacherate::exit::PASS, "{error}");
+
+    proxy.inject(Fault::Away(Duration::from_secs(1)));
+    let gated = root.path().join("gated");
+    let mut args = vec!["gate".to_string()];
+    args.extend(sweep_args(&proxy.url(), &gated, &BREAKER));
+    args.extend(["--num-retries", "3", "--baseline"].map(String::from));
+    args.push(baselines.join("sim.json").to_str().unwrap().into());
+    let (code, error) = command(&args).await;
+    assert_eq!(code, cacherate::exit::UNREACHABLE, "{error}");
+    assert!(
+        error.contains("ctx 512 at 50% was not measured (circuit breaker"),
+        "{error}"
+    );
+    let (code, error) = command(&refresh("errored", &gated)).await;
+    assert_ne!(code, cacherate::exit::PASS);
+    assert!(error.contains("errored at ctx 512 at 50%"), "{error}");
     server.stop().await.unwrap();
 }
