@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use cacherate::client::{Client, Clock};
 use cacherate::progress::Live;
-use cacherate::runner::phase::{PhaseLabel, Shared, run_phase};
+use cacherate::runner::phase::{Breaker, PhaseLabel, Shared, run_phase};
 use cacherate::workload::text::synthetic_text;
 use cacherate::workload::{Content, FactoryOptions, PromptFactory, TokenPool};
 use common::{Sim, cpu_seconds};
@@ -131,6 +131,7 @@ fn main() {
             client,
             clock: Clock::new(),
             request_ids: AtomicU64::new(0),
+            breaker: Breaker::new(0, Duration::ZERO),
         });
         println!(
             "client benchmark: {CONTEXT}-token prompts, {OUTPUT_TOKENS} streamed tokens each, \

@@ -223,6 +223,26 @@ pub struct RunOptionArgs {
     )]
     pub max_error_rate: Option<f64>,
 
+    /// Stop a point after this many connection-level failures in a row
+    /// (connect, disconnect, timeout, 5xx) with no success for
+    /// --circuit-breaker-window seconds; 0 turns the breaker off
+    /// [default: 20].
+    #[arg(
+        long,
+        env = "CACHERATE_CIRCUIT_BREAKER_FAILURES",
+        help_heading = "Thresholds"
+    )]
+    pub circuit_breaker_failures: Option<u32>,
+
+    /// Seconds without a successful request before the circuit breaker
+    /// may stop a point [default: 30].
+    #[arg(
+        long,
+        env = "CACHERATE_CIRCUIT_BREAKER_WINDOW",
+        help_heading = "Thresholds"
+    )]
+    pub circuit_breaker_window: Option<f64>,
+
     /// Most seconds spent ramping one cache rate [default: 300].
     #[arg(
         allow_negative_numbers = true,
@@ -454,6 +474,8 @@ impl RunArgs {
             tokens_per_req_metric: o.tokens_per_req_metric,
             request_timeout: self.request_timeout,
             max_error_rate: o.max_error_rate,
+            circuit_breaker_failures: o.circuit_breaker_failures,
+            circuit_breaker_window: o.circuit_breaker_window,
             sim_time_scale: o.sim_time_scale,
             num_layers: o.num_layers,
             num_kv_heads: o.num_kv_heads,

@@ -22,7 +22,7 @@ Exit codes:
   0   pass
   1   regression (the gate failed)
   2   usage or configuration error
-  3   target unreachable or unhealthy
+  3   target unreachable or unhealthy (run: a point errored; rerun to measure it)
   4   inconclusive, with --fail-on-inconclusive
   70  internal error
   130 interrupted (rerun the same command to resume)";

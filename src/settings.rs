@@ -172,6 +172,8 @@ options! {
     tokens_per_req_metric: TokensPerReqMetric,
     request_timeout: f64,
     max_error_rate: f64,
+    circuit_breaker_failures: u32,
+    circuit_breaker_window: f64,
     sim_time_scale: f64,
     num_layers: u32,
     num_kv_heads: u32,
@@ -326,6 +328,10 @@ pub struct RunSettings {
     pub tokens_per_req_metric: TokensPerReqMetric,
     pub request_timeout: f64,
     pub max_error_rate: f64,
+    /// Connection-level failures in a row that stop a point (0: never).
+    pub circuit_breaker_failures: u32,
+    /// Seconds without a success before they may.
+    pub circuit_breaker_window: f64,
     pub sim_time_scale: f64,
     pub num_layers: Option<u32>,
     pub num_kv_heads: Option<u32>,
@@ -528,6 +534,11 @@ impl RunSettings {
             tokens_per_req_metric: required(o.tokens_per_req_metric, "--tokens-per-req-metric")?,
             request_timeout: required(o.request_timeout, "--request-timeout")?,
             max_error_rate: required(o.max_error_rate, "--max-error-rate")?,
+            circuit_breaker_failures: required(
+                o.circuit_breaker_failures,
+                "--circuit-breaker-failures",
+            )?,
+            circuit_breaker_window: required(o.circuit_breaker_window, "--circuit-breaker-window")?,
             sim_time_scale: required(o.sim_time_scale, "--sim-time-scale")?,
             num_layers: o.num_layers,
             num_kv_heads: o.num_kv_heads,
@@ -667,6 +678,7 @@ impl RunSettings {
             ("--test-duration", self.test_duration),
             ("--ramp-duration", self.ramp_duration),
             ("--request-timeout", self.request_timeout),
+            ("--circuit-breaker-window", self.circuit_breaker_window),
         ] {
             if !(value.is_finite() && value > 0.0) {
                 return fail(format!(

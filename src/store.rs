@@ -247,12 +247,30 @@ pub enum PlanKind {
     FixedFrom,
 }
 
+/// Whether a point's figures are a measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PointStatus {
+    #[default]
+    Ok,
+    /// The circuit breaker stopped the point, or its samples failed more
+    /// often than --max-error-rate allows: its figures are what was
+    /// measured, not a throughput, and running the same command again
+    /// measures the point again.
+    Error,
+}
+
 /// One measured point, as `summary.csv` and the comparison read it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PointResult {
     pub context_size: u64,
     /// The cache hit rate asked for, percent.
     pub cache_hit_rate: u32,
+    #[serde(default)]
+    pub status: PointStatus,
+    /// Why the status is `error`.
+    #[serde(default)]
+    pub status_message: Option<String>,
     pub plan: PlanKind,
     /// Tokens of every prompt (the context rounded up to the chunk).
     pub prompt_tokens_per_request: u64,
@@ -537,6 +555,8 @@ struct SummaryRow {
     prompt_token_drift: Option<f64>,
     peak_concurrency: u32,
     peak_passed: bool,
+    status: PointStatus,
+    status_message: Option<String>,
     selection_phase: Option<String>,
     samples: usize,
     input_tps: f64,
@@ -589,6 +609,8 @@ impl From<&PointResult> for SummaryRow {
             prompt_token_drift: p.prompt_token_drift,
             peak_concurrency: p.peak_concurrency,
             peak_passed: p.peak_passed,
+            status: p.status,
+            status_message: p.status_message.clone(),
             selection_phase: p.selection_phase.clone(),
             samples: p.samples.len(),
             input_tps: p.input_tps,

@@ -274,6 +274,21 @@ fn bad_options_are_usage_errors_that_name_the_option_and_the_range() {
 }
 
 #[test]
+fn the_circuit_breaker_options_are_declared_and_checked() {
+    let output = cacherate(&["run", "--help"]);
+    let declared = declared_options(&String::from_utf8_lossy(&output.stdout));
+    assert!(declared.contains("--circuit-breaker-failures"));
+    assert!(declared.contains("--circuit-breaker-window"));
+    let output = cacherate(&["run", "--profile", "quick", "--circuit-breaker-window", "0"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("--circuit-breaker-window must be a number of seconds above 0"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
 fn an_unreachable_server_exits_3_and_says_what_to_check() {
     // A port that was just free: nothing listens there.
     let port = std::net::TcpListener::bind("127.0.0.1:0")

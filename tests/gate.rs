@@ -292,6 +292,21 @@ async fn inconclusive_points_get_extra_samples_and_mismatches_are_refused() {
     .unwrap_err()
     .to_string();
     assert!(message.contains("no independent samples"), "{message}");
+    // And one the circuit breaker stopped, with its reason.
+    unsampled.points[0].status = cacherate::store::PointStatus::Error;
+    unsampled.points[0].status_message = Some("circuit breaker: 20 failures".into());
+    let message = cacherate::commands::compare::judge(
+        &unsampled,
+        &baseline,
+        &baseline_file,
+        &Default::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        message.contains("not measured (circuit breaker: 20 failures); run the same command again"),
+        "{message}"
+    );
 
     // A gate against a damaged baseline stops before measuring anything.
     let damaged = root.path().join("damaged.json");

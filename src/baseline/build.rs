@@ -104,6 +104,22 @@ fn refusals(runs: &[RunData]) -> Vec<RunRefusal> {
                 }
             }
         }
+        if let Some(point) = run
+            .points
+            .iter()
+            .find(|p| p.status == crate::store::PointStatus::Error)
+        {
+            refuse(
+                run,
+                format!(
+                    "errored at ctx {} at {}% ({}): run the same command again to measure it \
+                     again",
+                    point.context_size,
+                    point.cache_hit_rate,
+                    point.status_message.as_deref().unwrap_or("error")
+                ),
+            );
+        }
         if let Some(point) = run.points.iter().find(|p| !p.has_samples()) {
             refuse(
                 run,

@@ -125,6 +125,20 @@ impl Measured {
         self.ttlt = Some(at);
     }
 
+    /// Reads the data of an event the stream ended inside (no blank line
+    /// after it): taken whole when it reads (a server may end its last
+    /// event without the blank line), else the stream was cut short.
+    fn unterminated_event(&mut self, data: &[u8], at: Duration) {
+        if data == b"[DONE]" || serde_json::from_slice::<serde::de::IgnoredAny>(data).is_ok() {
+            return self.event(data, at);
+        }
+        self.saw_event = true;
+        self.fail(
+            ErrorKind::Incomplete,
+            format!("the stream ended inside an event: {}", shown(data, 200)),
+        );
+    }
+
     /// Reads one event's data, received `at` after launch.
     fn event(&mut self, data: &[u8], at: Duration) {
         self.saw_event = true;
@@ -915,7 +929,7 @@ impl Client {
             }
         }
         let at = launch.elapsed();
-        reader.finish(|data| m.event(data, at));
+        reader.finish(|data| m.unterminated_event(data, at));
         if !m.saw_event {
             let is_event_stream = content_type.as_deref().is_some_and(|value| {
                 value
@@ -1061,6 +1075,21 @@ mod tests {
         let mut m = Measured::default();
         m.event(b"{not json", Duration::ZERO);
         assert_eq!(m.error_kind, Some(ErrorKind::Protocol));
+    }
+
+    #[test]
+    fn a_stream_cut_inside_an_event_is_incomplete_not_garbage() {
+        let mut m = Measured::default();
+        m.unterminated_event(br#"{"choices":[{"index":0,"te"#, Duration::ZERO);
+        assert_eq!(m.error_kind, Some(ErrorKind::Incomplete));
+        assert!(m.error.unwrap().contains("ended inside an event"));
+        // A last event without its blank line is still an event.
+        let mut m = Measured::default();
+        m.unterminated_event(b"[DONE]", Duration::ZERO);
+        assert!(m.done && m.error_kind.is_none());
+        let mut m = Measured::default();
+        m.unterminated_event(br#"{"choices":[{"text":"a"}]}"#, Duration::ZERO);
+        assert_eq!((m.chunks, m.error_kind), (1, None));
     }
 
     #[test]

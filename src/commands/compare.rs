@@ -15,7 +15,7 @@ use crate::analysis::{
 use crate::baseline::{Baseline, BaselinePoint, RunData, load_run};
 use crate::error::{Error, Result};
 use crate::exit;
-use crate::store::{PointResult, RunDir, Sample};
+use crate::store::{PointResult, PointStatus, RunDir, Sample};
 
 /// Where `verdict.json` goes inside a run directory.
 pub const VERDICT_FILE: &str = "compare/verdict.json";
@@ -94,6 +94,13 @@ fn check_comparable(run: &RunData, baseline: &Baseline, min_samples: usize) -> R
                     .collect::<Vec<_>>()
                     .join(", ")
             )),
+            Some(_) if point.status == PointStatus::Error && !point.has_samples() => {
+                problems.push(format!(
+                    "{name}: not measured ({}); run the same command again once the server \
+                     is healthy",
+                    point.status_message.as_deref().unwrap_or("error")
+                ))
+            }
             Some(_) if !point.has_samples() => problems.push(format!(
                 "{name}: the run has no independent samples (--num-retries 0)"
             )),

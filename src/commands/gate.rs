@@ -12,6 +12,7 @@ use crate::cli::GateArgs;
 use crate::error::{Error, Result};
 use crate::progress::Ui;
 use crate::settings::{Mode, RunSettings};
+use crate::store::PointStatus;
 
 /// Extra samples at an inconclusive point when `--max-extra-samples` is
 /// not given.
@@ -61,6 +62,21 @@ pub async fn command(args: &GateArgs, argv: &[String], cwd: &Path) -> Result<i32
         )));
     }
     let outcome = super::run_and_report(settings.clone(), argv).await?;
+    // A point the circuit breaker stopped has nothing to compare; one
+    // with samples but too many errors gets its `error` verdict below.
+    if let Some(point) = outcome
+        .points
+        .iter()
+        .find(|p| p.status == PointStatus::Error && !p.has_samples())
+    {
+        return Err(Error::Unreachable(format!(
+            "ctx {} at {}% was not measured ({}); run the same command again once the server \
+             is healthy",
+            point.context_size,
+            point.cache_hit_rate,
+            point.status_message.as_deref().unwrap_or("error")
+        )));
+    }
     let mut verdict = compare(&outcome.dir, &args.baseline, &options)?;
     let max_extra = args.max_extra_samples.unwrap_or(DEFAULT_MAX_EXTRA_SAMPLES);
     let targets: Vec<(u64, u32, u32)> = verdict

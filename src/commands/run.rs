@@ -17,5 +17,23 @@ pub async fn command(args: RunArgs, argv: &[String], cwd: &Path) -> Result<i32> 
         crate::report::table::render_table(&outcome.points)
     );
     let _ = writeln!(stdout, "results in {}", outcome.dir.display());
-    Ok(crate::exit::PASS)
+    Ok(exit_code(&outcome.points))
+}
+
+/// Exit 3 (target unhealthy) when a point errored: the run is saved, and
+/// running the same command again measures those points again.
+pub fn exit_code(points: &[crate::store::PointResult]) -> i32 {
+    let errored = points
+        .iter()
+        .filter(|p| p.status == crate::store::PointStatus::Error)
+        .count();
+    if errored == 0 {
+        return crate::exit::PASS;
+    }
+    eprintln!(
+        "error: {errored} of {} points errored (see status_message in results.json); run the \
+         same command again to measure them again",
+        points.len()
+    );
+    crate::exit::UNREACHABLE
 }

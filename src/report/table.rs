@@ -50,6 +50,11 @@ pub fn render_table(points: &[PointResult]) -> String {
             p.itl.avg * 1e3,
             p.error_rate * 100.0
         ));
+        if let Some(message) = p.status_message.as_deref() {
+            out.truncate(out.trim_end().len());
+            out.push_str(" ERROR\n");
+            out.push_str(&format!("         error: {message}\n"));
+        }
     }
     if points.iter().any(|p| p.target_differs()) {
         out.push_str(
@@ -67,6 +72,15 @@ pub fn render_table(points: &[PointResult]) -> String {
         out.push_str(
             "! no concurrency level held the thresholds (or the given level did not); its \
              figures are shown\n",
+        );
+    }
+    if points
+        .iter()
+        .any(|p| p.status == crate::store::PointStatus::Error)
+    {
+        out.push_str(
+            "ERROR the point was not measured cleanly: its figures are not a throughput, and \
+             running the same command again measures it again\n",
         );
     }
     if points.iter().any(|p| !p.has_samples()) {

@@ -3,8 +3,9 @@
 //! the last one ends; requests in flight at the close still finish. And the
 //! warm-up, which sends every working-set prompt once.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
@@ -12,7 +13,7 @@ use tokio::task::JoinSet;
 use crate::client::{Client, Clock, Measured};
 use crate::error::{Error, Result};
 use crate::progress::{Live, Ui};
-use crate::record::RequestRecord;
+use crate::record::{ErrorKind, RequestRecord};
 use crate::workload::{BuiltRequest, PromptFactory};
 
 /// What every phase of a run shares.
@@ -21,6 +22,108 @@ pub struct Shared {
     pub clock: Clock,
     /// The next request id; ids are never reused within a run directory.
     pub request_ids: AtomicU64,
+    pub breaker: Breaker,
+}
+
+/// Stops a point whose requests only meet connection-level failures
+/// (connect, disconnect, timeout, 5xx): after `failures` of them in a row
+/// with no success for `window`, no phase launches another request until
+/// the breaker is armed again for the next point. Other failures (429,
+/// 4xx, a broken stream) neither count nor reset: the server answered.
+#[derive(Debug)]
+pub struct Breaker {
+    failures: u32,
+    window: Duration,
+    state: Mutex<BreakerState>,
+}
+
+#[derive(Debug)]
+struct BreakerState {
+    in_a_row: u32,
+    kinds: BTreeMap<ErrorKind, u32>,
+    last_error: String,
+    since: Instant,
+    tripped: Option<String>,
+}
+
+impl Breaker {
+    /// `failures` 0 turns it off.
+    pub fn new(failures: u32, window: Duration) -> Breaker {
+        Breaker {
+            failures,
+            window,
+            state: Mutex::new(BreakerState {
+                in_a_row: 0,
+                kinds: BTreeMap::new(),
+                last_error: String::new(),
+                since: Instant::now(),
+                tripped: None,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BreakerState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Closes the breaker and starts its window now.
+    pub fn arm(&self) {
+        let mut state = self.lock();
+        state.in_a_row = 0;
+        state.kinds.clear();
+        state.since = Instant::now();
+        state.tripped = None;
+    }
+
+    /// Counts a finished request.
+    pub fn record(&self, record: &RequestRecord) {
+        if self.failures == 0 {
+            return;
+        }
+        let mut state = self.lock();
+        match record.error_kind {
+            None => {
+                state.in_a_row = 0;
+                state.kinds.clear();
+                state.since = Instant::now();
+            }
+            Some(
+                kind @ (ErrorKind::Connect
+                | ErrorKind::Disconnect
+                | ErrorKind::Timeout
+                | ErrorKind::Http5xx),
+            ) => {
+                state.in_a_row += 1;
+                *state.kinds.entry(kind).or_insert(0) += 1;
+                state.last_error = record.error.clone().unwrap_or_default();
+                let quiet = state.since.elapsed();
+                if state.tripped.is_none()
+                    && state.in_a_row >= self.failures
+                    && quiet >= self.window
+                {
+                    let kinds: Vec<String> = state
+                        .kinds
+                        .iter()
+                        .map(|(kind, n)| format!("{} {n}", kind.name()))
+                        .collect();
+                    state.tripped = Some(format!(
+                        "circuit breaker: {} connection-level failures in a row ({}) and no \
+                         success for {:.1} s; the last: {}",
+                        state.in_a_row,
+                        kinds.join(", "),
+                        quiet.as_secs_f64(),
+                        state.last_error
+                    ));
+                }
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// Why the breaker stopped the point, once it has.
+    pub fn tripped(&self) -> Option<String> {
+        self.lock().tripped.clone()
+    }
 }
 
 /// Which phase, for its records.
@@ -149,7 +252,7 @@ pub async fn run_phase(
             let mut failures_in_a_row = 0u32;
             loop {
                 let now = Instant::now();
-                if now >= window_end {
+                if now >= window_end || shared.breaker.tripped().is_some() {
                     break;
                 }
                 if failures_in_a_row > 0 {
@@ -159,7 +262,7 @@ pub async fn run_phase(
                     let pause = Duration::from_millis(10 << failures_in_a_row.min(7))
                         .min(Duration::from_secs(1));
                     tokio::time::sleep_until((now + pause).min(window_end).into()).await;
-                    if Instant::now() >= window_end {
+                    if Instant::now() >= window_end || shared.breaker.tripped().is_some() {
                         break;
                     }
                 }
@@ -168,6 +271,7 @@ pub async fn run_phase(
                 let affinity =
                     (built.cached_tokens > 0).then_some(u64::from(built.working_set_prompt));
                 let (record, end) = send(&shared, &label, built, affinity, slot_free).await;
+                shared.breaker.record(&record);
                 if record.ok() {
                     failures_in_a_row = 0;
                 } else {
@@ -240,4 +344,63 @@ pub async fn run_warmup(
         bar.finish();
     }
     records
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(kind: Option<ErrorKind>) -> RequestRecord {
+        let mut record: RequestRecord = serde_json::from_value(serde_json::json!({
+            "context_size": 512, "cache_hit_rate": 0, "phase_id": "RAMP_c2",
+            "phase_index": 0, "concurrency": 2, "request_id": 1, "endpoint": 0,
+            "working_set_prompt": 0, "launch_unix_s": 0.0, "dispatch_delay_s": null,
+            "ttft_s": null, "ttlt_s": null, "finish_s": 0.1, "chunks": 0,
+            "max_chunk_gap_s": null, "expected_prompt_tokens": 512,
+            "target_cached_tokens": 0, "prompt_tokens": null, "completion_tokens": null,
+            "cached_tokens": null, "status": 0, "error_kind": null, "error": null,
+            "in_window": true
+        }))
+        .unwrap();
+        record.error_kind = kind;
+        record.error = kind.map(|k| format!("{} happened", k.name()));
+        record
+    }
+
+    #[test]
+    fn the_breaker_counts_connection_failures_in_a_row() {
+        let breaker = Breaker::new(3, Duration::ZERO);
+        breaker.record(&row(Some(ErrorKind::Connect)));
+        breaker.record(&row(Some(ErrorKind::Http5xx)));
+        // A success starts the count again; a 429 or a broken stream
+        // neither counts nor resets.
+        breaker.record(&row(None));
+        breaker.record(&row(Some(ErrorKind::Timeout)));
+        breaker.record(&row(Some(ErrorKind::RateLimited)));
+        breaker.record(&row(Some(ErrorKind::Protocol)));
+        breaker.record(&row(Some(ErrorKind::Disconnect)));
+        assert_eq!(breaker.tripped(), None);
+        breaker.record(&row(Some(ErrorKind::Connect)));
+        let why = breaker.tripped().unwrap();
+        assert!(
+            why.contains(
+                "3 connection-level failures in a row (connect 1, timeout 1, disconnect 1)"
+            ) && why.ends_with("the last: connect happened"),
+            "{why}"
+        );
+        breaker.arm();
+        assert_eq!(breaker.tripped(), None);
+    }
+
+    #[test]
+    fn the_breaker_waits_for_its_window_and_zero_turns_it_off() {
+        let patient = Breaker::new(1, Duration::from_secs(3600));
+        let off = Breaker::new(0, Duration::ZERO);
+        for _ in 0..100 {
+            patient.record(&row(Some(ErrorKind::Connect)));
+            off.record(&row(Some(ErrorKind::Connect)));
+        }
+        assert_eq!(patient.tripped(), None);
+        assert_eq!(off.tripped(), None);
+    }
 }

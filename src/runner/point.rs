@@ -15,8 +15,8 @@ use crate::record::RequestRecord;
 use crate::settings::{ChunkTimes, Mode, ReinitStrategy, RunSettings};
 use crate::stats::{Latency, PhaseFigures, Thresholds, Window};
 use crate::store::{
-    self, CurrentPoint, PhaseRecord, PlanKind, PointResult, Progress, Results, RunDir, Sample,
-    detailed_results, phase_metadata,
+    self, CurrentPoint, PhaseRecord, PlanKind, PointResult, PointStatus, Progress, Results, RunDir,
+    Sample, detailed_results, phase_metadata,
 };
 use crate::workload::PromptFactory;
 
@@ -48,6 +48,8 @@ fn point_result(
     let mut point = PointResult {
         context_size: context,
         cache_hit_rate: rate,
+        status: PointStatus::Ok,
+        status_message: None,
         plan,
         prompt_tokens_per_request: factory.context,
         target_cached_tokens: factory.cached_tokens(rate),
@@ -84,6 +86,29 @@ fn point_result(
     };
     set_figures(&mut point, &source)?;
     Ok(point)
+}
+
+/// Marks a point whose samples failed more often than `max_error_rate`
+/// allows: its figures are not a throughput.
+fn check_error_rate(point: &mut PointResult, max_error_rate: f64) {
+    if point.status == PointStatus::Error || point.error_rate <= max_error_rate {
+        return;
+    }
+    let kinds: Vec<String> = point
+        .errors
+        .iter()
+        .map(|(kind, n)| format!("{kind} {n}"))
+        .collect();
+    point.status = PointStatus::Error;
+    point.status_message = Some(format!(
+        "error rate {:.1} % is over --max-error-rate {:.1} % ({} of {} requests of the point \
+         failed: {})",
+        point.error_rate * 100.0,
+        max_error_rate * 100.0,
+        point.failed_requests,
+        point.total_requests,
+        kinds.join(", ")
+    ));
 }
 
 /// [`PointResult::set_figures`], with what to do when a stored histogram
@@ -323,7 +348,13 @@ impl Sweep<'_> {
         };
         self.commit(context, &records, Some(&phase))?;
         let f = &phase.figures;
-        if f.completed == 0 && f.errors.keys().all(|kind| kind == "connect") && f.failed > 0 {
+        // A tripped breaker stops the point instead, and the sweep asks
+        // whether the server is still there.
+        if f.completed == 0
+            && f.errors.keys().all(|kind| kind == "connect")
+            && f.failed > 0
+            && self.shared.breaker.tripped().is_none()
+        {
             let first = records.iter().find_map(|r| r.error.clone());
             return Err(Error::Unreachable(format!(
                 "the server stopped answering during {phase_id} (ctx {context}, {rate}%): \
@@ -382,6 +413,7 @@ impl Sweep<'_> {
         }
         self.progress.current = None;
         self.warm_up(factory, context, rate).await?;
+        self.shared.breaker.arm();
         while self.results.points[i].samples.len() < target as usize {
             if self.settings.reinit_strategy == ReinitStrategy::PerTest {
                 self.warm_up(factory, context, rate).await?;
@@ -398,8 +430,13 @@ impl Sweep<'_> {
             };
             let index = point.phases;
             let phase = self.phase(factory, context, rate, planned, index).await?;
+            let tripped = self.shared.breaker.tripped();
             let point = &mut self.results.points[i];
-            point.samples.push(Sample::from_phase(&phase));
+            // A phase the circuit breaker cut short is no sample: the
+            // point keeps the samples it had, and counts the requests.
+            if tripped.is_none() {
+                point.samples.push(Sample::from_phase(&phase));
+            }
             point.phases += 1;
             point.total_requests += phase.figures.launched;
             point.failed_requests += phase.figures.failed;
@@ -409,9 +446,18 @@ impl Sweep<'_> {
             point.duration_s += phase.end_unix_s - phase.start_unix_s;
             let samples = point.samples.clone();
             set_figures(point, &samples)?;
+            check_error_rate(point, self.thresholds.max_error_rate);
             settle_cache_rates(&mut self.results.points);
             self.dir.write_json(store::RESULTS, &self.results)?;
             self.dir.write_summaries(&self.results.points)?;
+            if let Some(reason) = tripped {
+                self.ui.warn(&format!(
+                    "ctx {context} at {rate}%: no more samples, {reason}; the point keeps its {} \
+                     samples",
+                    samples.len()
+                ));
+                return Ok(());
+            }
         }
         let point = &self.results.points[i];
         self.ui.line(&format!(
@@ -453,6 +499,8 @@ impl Sweep<'_> {
         if warm_first {
             self.warm_up(factory, context, rate).await?;
         }
+        self.shared.breaker.arm();
+        let mut tripped = None;
         while let Some(next) = plan.next() {
             if self.settings.reinit_strategy == ReinitStrategy::PerTest {
                 self.warm_up(factory, context, rate).await?;
@@ -464,6 +512,10 @@ impl Sweep<'_> {
                 .map_or(0, |c| c.phases.len() as u32);
             let phase = self.phase(factory, context, rate, next, index).await?;
             plan.record(Outcome::of(&phase));
+            tripped = self.shared.breaker.tripped();
+            if tripped.is_some() {
+                break;
+            }
         }
         let phases = self
             .progress
@@ -471,13 +523,34 @@ impl Sweep<'_> {
             .take()
             .map(|c| c.phases)
             .unwrap_or_default();
-        let result = plan.result().ok_or_else(|| {
-            Error::Internal(anyhow::anyhow!("the point's plan ended without a result"))
-        })?;
+        let result = match (&tripped, phases.len()) {
+            // Stopped: the figures are those of the phase it stopped in,
+            // which chose nothing.
+            (Some(_), n) if n > 0 => PlanResult {
+                concurrency: phases[n - 1].concurrency,
+                passed: false,
+                selection: Some(n - 1),
+                samples: Vec::new(),
+                other_samples: Vec::new(),
+            },
+            _ => plan.result().ok_or_else(|| {
+                Error::Internal(anyhow::anyhow!("the point's plan ended without a result"))
+            })?,
+        };
         let gap = self
             .settings
             .cache_rate_gap(context, self.server_block_tokens);
-        let point = point_result(factory, rate, context, plan_kind, &phases, &result, gap)?;
+        let mut point = point_result(factory, rate, context, plan_kind, &phases, &result, gap)?;
+        if let Some(reason) = tripped {
+            point.status = PointStatus::Error;
+            point.status_message = Some(reason);
+            point.selection_phase = None;
+        }
+        check_error_rate(&mut point, self.thresholds.max_error_rate);
+        // A point measured again replaces the one that errored.
+        self.results
+            .points
+            .retain(|p| !(p.context_size == context && p.cache_hit_rate == rate));
         self.results.points.push(point.clone());
         settle_cache_rates(&mut self.results.points);
         let point = self.results.points.last().cloned().unwrap_or(point);
@@ -521,8 +594,16 @@ impl Sweep<'_> {
         }
         self.dir.write_json(store::RESULTS, &self.results)?;
         self.dir.write_summaries(&self.results.points)?;
-        self.progress.completed.push((context, rate));
+        if !self.progress.completed.contains(&(context, rate)) {
+            self.progress.completed.push((context, rate));
+        }
         self.dir.write_json(store::PROGRESS, &self.progress)?;
+        if let Some(message) = &point.status_message {
+            self.ui.warn(&format!(
+                "ctx {context} at {rate}%: error: {message}; running the same command again \
+                 measures this point again"
+            ));
+        }
         self.ui.line(&format!(
             "ctx {context} {rate:>3}%: peak concurrency {}{}, input {:.0} tok/s, output {:.0} \
              tok/s, TTFT p95 {:.3}s, achieved cache rate {}",

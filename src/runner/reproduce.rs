@@ -108,6 +108,14 @@ pub fn reproduce_args(
     push("request-timeout", one(&settings.request_timeout));
     push("max-error-rate", one(&settings.max_error_rate));
     push(
+        "circuit-breaker-failures",
+        one(&settings.circuit_breaker_failures),
+    );
+    push(
+        "circuit-breaker-window",
+        one(&settings.circuit_breaker_window),
+    );
+    push(
         "prompt-mode",
         one(&format!("{:?}", settings.prompt_mode).to_lowercase()),
     );

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::embedded::EmbeddedSim;
-use super::phase::Shared;
+use super::phase::{Breaker, Shared};
 use super::plan::RampParams;
 use super::point::Sweep;
 use super::provenance::{RunInfo, git_info, hostname, now_rfc3339, redacted};
@@ -20,7 +20,7 @@ use crate::kvsize::{Estimate, ModelShape};
 use crate::progress::Ui;
 use crate::settings::{FlushCache, PromptMode, ReinitStrategy, RunSettings, Workload};
 use crate::stats::Thresholds;
-use crate::store::{self, PointResult, Progress, Results, RunDir, SCHEMA_VERSION};
+use crate::store::{self, PointResult, PointStatus, Progress, Results, RunDir, SCHEMA_VERSION};
 use crate::workload::content::prompt_content;
 use crate::workload::tokenizer::Tokenizer;
 use crate::workload::{FactoryOptions, PromptFactory};
@@ -360,6 +360,10 @@ async fn sweep(
         client,
         clock: Clock::new(),
         request_ids: AtomicU64::new(progress.next_request_id),
+        breaker: Breaker::new(
+            settings.circuit_breaker_failures,
+            Duration::from_secs_f64(settings.circuit_breaker_window),
+        ),
     });
     let suffix_nonce =
         crate::workload::suffix_nonce(seed) ^ progress.attempt.wrapping_mul(0x9e37_79b9_7f4a_7c15);
@@ -436,11 +440,16 @@ async fn sweep(
         let mut warmed = false;
         let mut previous_peak = None;
         for &rate in &settings.cache_hit_rates {
+            // A point that errored is measured again.
             let done = sweep
                 .results
                 .points
                 .iter()
-                .find(|p| p.context_size == context && p.cache_hit_rate == rate)
+                .find(|p| {
+                    p.context_size == context
+                        && p.cache_hit_rate == rate
+                        && p.status == PointStatus::Ok
+                })
                 .map(|p| p.peak_concurrency);
             if let Some(done) = done {
                 previous_peak = Some(done);
@@ -462,7 +471,20 @@ async fn sweep(
             let start = previous_peak.unwrap_or(settings.start_concurrency);
             let point = sweep.point(&factory, context, rate, start, warm).await?;
             warmed = true;
-            previous_peak = Some(point.peak_concurrency);
+            if point.status == PointStatus::Ok {
+                previous_peak = Some(point.peak_concurrency);
+            }
+            // The breaker stopped the point: go on if the server still
+            // answers, else stop here (the same command resumes).
+            if sweep.shared.breaker.tripped().is_some()
+                && let Err(e) = sweep.shared.client.models().await
+            {
+                return Err(Error::Unreachable(format!(
+                    "the circuit breaker stopped ctx {context} at {rate}% and the server no \
+                     longer answers ({e}); what was measured is saved, so run the same \
+                     command again to resume once it is back"
+                )));
+            }
         }
     }
     info.flush_cache = sweep.flushed_with.clone();

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+pub mod fault_proxy;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -266,6 +268,8 @@ pub struct PhaseRow {
     pub phase_id: String,
     pub phase_type: String,
     pub concurrency: u32,
+    pub launched: u64,
+    pub failed: u64,
     pub input_tps: f64,
     pub passed: bool,
 }

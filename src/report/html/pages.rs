@@ -163,6 +163,8 @@ struct PointRow {
     itl_avg: String,
     req_output: String,
     error_rate: String,
+    /// Why the point errored (see `PointStatus`).
+    status_message: Option<String>,
     ramp_href: String,
 }
 
@@ -197,6 +199,7 @@ fn point_row(p: &PointResult) -> PointRow {
         itl_avg: format::millis(p.itl.avg),
         req_output: format::tps(p.req_output_tps_avg),
         error_rate: format::percent(p.error_rate),
+        status_message: p.status_message.clone(),
         ramp_href: names::ramp(p.context_size, p.cache_hit_rate),
     }
 }
