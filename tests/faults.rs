@@ -421,6 +421,10 @@ async fn errors_over_the_max_error_rate_mark_the_point_and_never_pass() {
         .clone();
     let column = header.iter().position(|h| h == "status").unwrap();
     assert_eq!(&summary[0][column], "error");
+    assert_eq!(
+        common::run_json(strict.path())["status"],
+        "complete_with_errors"
+    );
     let run_dir = cacherate::store::RunDir::open(strict.path()).unwrap();
     cacherate::commands::report::write_reports(&run_dir).unwrap();
     let index = std::fs::read_to_string(strict.path().join("index.html")).unwrap();
@@ -435,6 +439,7 @@ async fn errors_over_the_max_error_rate_mark_the_point_and_never_pass() {
     let args = sweep_args(&server.url(), loose.path(), &["--max-error-rate", "0.9"]);
     let (code, error) = run(&args).await;
     assert_eq!(code, cacherate::exit::PASS, "{error}");
+    assert_eq!(common::run_json(loose.path())["status"], "complete");
     let point = &common::results(loose.path())[0];
     assert_eq!(
         (point.status, &point.status_message),

@@ -488,7 +488,19 @@ async fn sweep(
         }
     }
     info.flush_cache = sweep.flushed_with.clone();
-    info.status = "complete";
+    // Errored points are measured again by the same command: the run is
+    // not finished until they are.
+    let errored = sweep
+        .results
+        .points
+        .iter()
+        .filter(|p| p.status == PointStatus::Error)
+        .count();
+    info.status = if errored == 0 {
+        "complete"
+    } else {
+        "complete_with_errors"
+    };
     info.finished_at = Some(now_rfc3339());
     dir.write_json(store::RUN, &info)?;
     let mut points = sweep.results.points.clone();

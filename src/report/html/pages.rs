@@ -114,6 +114,8 @@ fn run_header(report: &RunReport) -> RunHeader {
     let complete = p.status.as_deref() == Some("complete") && report.in_flight.is_none();
     let status = if complete {
         "complete".to_string()
+    } else if p.status.as_deref() == Some("complete_with_errors") && report.in_flight.is_none() {
+        "complete, with errored points (the same command measures them again)".to_string()
     } else {
         let mut status = format!(
             "not finished (running or interrupted): {} points done",
