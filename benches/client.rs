@@ -131,6 +131,7 @@ fn main() {
             client,
             clock: Clock::new(),
             request_ids: AtomicU64::new(0),
+            stop: cacherate::runner::Stop::new(),
         });
         println!(
             "client benchmark: {CONTEXT}-token prompts, {OUTPUT_TOKENS} streamed tokens each, \

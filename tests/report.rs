@@ -347,7 +347,7 @@ async fn run_writes_the_reports_at_its_end_unless_skip_graphs() {
         };
         let no_profiles = tempfile::tempdir().unwrap();
         let settings = cacherate::settings::RunSettings::resolve(*run, no_profiles.path()).unwrap();
-        cacherate::commands::run_and_report(settings, &argv)
+        cacherate::commands::run_and_report(settings, &argv, &cacherate::runner::Stop::new())
             .await
             .unwrap();
         let html: Vec<String> = std::fs::read_dir(dir.path())

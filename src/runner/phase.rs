@@ -1,14 +1,16 @@
 //! One phase of closed-loop load: exactly `concurrency` requests in flight
 //! until the window closes, each slot starting its next request as soon as
 //! the last one ends; requests in flight at the close still finish. And the
-//! warm-up, which sends every working-set prompt once.
+//! warm-up, which sends every working-set prompt once. A [`Stop::now`]
+//! abandons the requests in flight; the completed ones are returned.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
+use super::stop::Stop;
 use crate::client::{Client, Clock, Measured};
 use crate::error::{Error, Result};
 use crate::progress::{Live, Ui};
@@ -21,6 +23,8 @@ pub struct Shared {
     pub clock: Clock,
     /// The next request id; ids are never reused within a run directory.
     pub request_ids: AtomicU64,
+    /// Looked at between phases, and by every request for a stop now.
+    pub stop: Stop,
 }
 
 /// Which phase, for its records.
@@ -39,6 +43,9 @@ pub struct PhaseRun {
     pub start: Instant,
     pub window_end: Instant,
     pub end: Instant,
+    /// A stop now cut the phase short: `records` holds only the requests
+    /// that completed, and the phase has no figures.
+    pub abandoned: bool,
 }
 
 /// Sends one built request and turns what came back into its record;
@@ -135,13 +142,15 @@ pub async fn run_phase(
     let start = Instant::now();
     let window_end = start + duration;
     let label = Arc::new(label);
+    let abandoned = Arc::new(AtomicBool::new(false));
     let mut slots = JoinSet::new();
     for _ in 0..label.concurrency {
-        let (shared, factory, label, live) = (
+        let (shared, factory, label, live, abandoned) = (
             Arc::clone(&shared),
             Arc::clone(&factory),
             Arc::clone(&label),
             Arc::clone(&live),
+            Arc::clone(&abandoned),
         );
         slots.spawn(async move {
             let mut records = Vec::new();
@@ -158,7 +167,13 @@ pub async fn run_phase(
                     // 10 ms, 20 ms, ... up to 1 s, within the window.
                     let pause = Duration::from_millis(10 << failures_in_a_row.min(7))
                         .min(Duration::from_secs(1));
-                    tokio::time::sleep_until((now + pause).min(window_end).into()).await;
+                    tokio::select! {
+                        () = tokio::time::sleep_until((now + pause).min(window_end).into()) => {}
+                        () = shared.stop.until_now() => {
+                            abandoned.store(true, Ordering::Relaxed);
+                            break;
+                        }
+                    }
                     if Instant::now() >= window_end {
                         break;
                     }
@@ -167,7 +182,15 @@ pub async fn run_phase(
                 let built = factory.request(label.cache_hit_rate, request_id);
                 let affinity =
                     (built.cached_tokens > 0).then_some(u64::from(built.working_set_prompt));
-                let (record, end) = send(&shared, &label, built, affinity, slot_free).await;
+                let sent = tokio::select! {
+                    biased;
+                    () = shared.stop.until_now() => None,
+                    sent = send(&shared, &label, built, affinity, slot_free) => Some(sent),
+                };
+                let Some((record, end)) = sent else {
+                    abandoned.store(true, Ordering::Relaxed);
+                    break;
+                };
                 if record.ok() {
                     failures_in_a_row = 0;
                 } else {
@@ -190,10 +213,12 @@ pub async fn run_phase(
         start,
         window_end,
         end: Instant::now(),
+        abandoned: abandoned.load(Ordering::Relaxed),
     })
 }
 
-/// Sends every working-set prompt once, `concurrency` at a time.
+/// Sends every working-set prompt once, `concurrency` at a time (after a
+/// stop now, only those that completed: see [`Stop::is_now`]).
 pub async fn run_warmup(
     shared: Arc<Shared>,
     factory: Arc<PromptFactory>,
@@ -227,7 +252,14 @@ pub async fn run_warmup(
                 }
                 let request_id = shared.request_ids.fetch_add(1, Ordering::Relaxed);
                 let built = factory.warmup(index as u32, request_id);
-                let (record, end) = send(&shared, &label, built, Some(index), slot_free).await;
+                let sent = tokio::select! {
+                    biased;
+                    () = shared.stop.until_now() => None,
+                    sent = send(&shared, &label, built, Some(index), slot_free) => Some(sent),
+                };
+                let Some((record, end)) = sent else {
+                    break;
+                };
                 records.push(record);
                 bar.inc();
                 slot_free = Some(end);

@@ -20,6 +20,9 @@ use crate::store::{
 };
 use crate::workload::PromptFactory;
 
+/// Appended to the phase id of the requests a stop now cut short.
+pub const STOPPED_SUFFIX: &str = "_STOPPED";
+
 /// The point from its plan's result: its samples and figures (means over
 /// the samples; without samples, --num-retries 0, the figures of the phase
 /// that chose the peak, and the point says so).
@@ -158,6 +161,17 @@ impl Sweep<'_> {
         self.dir.write_json(store::PROGRESS, &self.progress)
     }
 
+    /// Saves the completed requests of a phase or warm-up that a stop now
+    /// cut short, marked as such (the phase is measured again on resume),
+    /// and ends the run.
+    fn commit_stopped<T>(&mut self, context: u64, mut records: Vec<RequestRecord>) -> Result<T> {
+        for record in &mut records {
+            record.phase_id.push_str(STOPPED_SUFFIX);
+        }
+        self.commit(context, &records, None)?;
+        Err(Error::Interrupted)
+    }
+
     pub async fn warm_up(
         &mut self,
         factory: &Arc<PromptFactory>,
@@ -176,6 +190,7 @@ impl Sweep<'_> {
             phase_index: 0,
             concurrency: self.settings.init_concurrency,
         };
+        self.shared.stop.check()?;
         let records = run_warmup(
             Arc::clone(&self.shared),
             Arc::clone(factory),
@@ -183,6 +198,9 @@ impl Sweep<'_> {
             &self.ui,
         )
         .await?;
+        if self.shared.stop.is_now() {
+            return self.commit_stopped(context, records);
+        }
         self.commit(context, &records, None)?;
         let failed: Vec<&RequestRecord> = records.iter().filter(|r| !r.ok()).collect();
         if !records.is_empty() && failed.len() == records.len() {
@@ -248,6 +266,7 @@ impl Sweep<'_> {
         plan: PlannedPhase,
         phase_index: u32,
     ) -> Result<PhaseRecord> {
+        self.shared.stop.check()?;
         let phase_id = plan.kind.id(plan.concurrency);
         tracing::debug!(context, rate, phase = %phase_id, seconds = plan.duration, "starting phase");
         let counters_before =
@@ -273,6 +292,9 @@ impl Sweep<'_> {
         )
         .await?;
         bar.finish();
+        if run.abandoned {
+            return self.commit_stopped(context, run.records);
+        }
         let counters_after =
             super::target::counters(&self.shared.client, self.metrics_url.as_deref()).await;
         let server_cache_rate = counters_before

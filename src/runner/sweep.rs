@@ -13,6 +13,7 @@ use super::plan::RampParams;
 use super::point::Sweep;
 use super::provenance::{RunInfo, git_info, hostname, now_rfc3339, redacted};
 use super::reproduce::{reproduce_args, write_run_command};
+use super::stop::Stop;
 use super::target::{kv_block_size_from_metrics, kv_capacity_from_metrics};
 use crate::client::{Client, Clock};
 use crate::error::{Error, Result};
@@ -140,6 +141,12 @@ fn open_progress(
 
 /// Runs the sweep. `argv` is recorded in `run.json`.
 pub async fn run(settings: RunSettings, argv: &[String]) -> Result<RunOutcome> {
+    run_until(settings, argv, &Stop::new()).await
+}
+
+/// Runs the sweep until it is done or `stop` ends it
+/// ([`Error::Interrupted`], with everything measured saved).
+pub async fn run_until(settings: RunSettings, argv: &[String], stop: &Stop) -> Result<RunOutcome> {
     let ui = Ui::new(settings.quiet);
     let simulator = if settings.endpoints.is_empty() {
         let server = EmbeddedSim::start(&settings).await?;
@@ -157,7 +164,7 @@ pub async fn run(settings: RunSettings, argv: &[String]) -> Result<RunOutcome> {
         Some(server) => vec![server.url()],
         None => settings.endpoints.clone(),
     };
-    let outcome = sweep(&settings, argv, &ui, endpoints, simulator.is_some()).await;
+    let outcome = sweep(&settings, argv, &ui, endpoints, simulator.is_some(), stop).await;
     if let Some(server) = simulator {
         server.stop().await;
     }
@@ -170,6 +177,7 @@ async fn sweep(
     ui: &Ui,
     endpoints: Vec<String>,
     embedded: bool,
+    stop: &Stop,
 ) -> Result<RunOutcome> {
     let client = Client::new(
         endpoints.clone(),
@@ -355,6 +363,7 @@ async fn sweep(
         client,
         clock: Clock::new(),
         request_ids: AtomicU64::new(progress.next_request_id),
+        stop: stop.clone(),
     });
     let suffix_nonce =
         crate::workload::suffix_nonce(seed) ^ progress.attempt.wrapping_mul(0x9e37_79b9_7f4a_7c15);
