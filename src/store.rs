@@ -25,8 +25,28 @@ pub const PROGRESS: &str = "progress.json";
 pub const RESULTS: &str = "results.json";
 pub const RUN: &str = "run.json";
 
+/// A file of the run directory that cannot be read or written: the path,
+/// the system's reason, and what to do about it. What was saved before
+/// stays saved, so the same command resumes once the cause is gone.
 fn io_error(action: &str, path: &Path, e: std::io::Error) -> Error {
-    Error::Internal(anyhow::anyhow!("cannot {action} {}: {e}", path.display()))
+    use std::io::ErrorKind;
+    let what_to_do = match e.kind() {
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded | ErrorKind::FileTooLarge => {
+            "free space there (or raise the file size limit) or choose another --output-dir"
+        }
+        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => {
+            "make the directory writable or choose another --output-dir"
+        }
+        ErrorKind::NotADirectory | ErrorKind::AlreadyExists => {
+            "a file stands where a directory is needed: choose another --output-dir"
+        }
+        _ => "check the disk, or choose another --output-dir",
+    };
+    Error::Usage(format!(
+        "cannot {action} {}: {e}; {what_to_do}. What was saved before is kept: run the same \
+         command again to resume",
+        path.display()
+    ))
 }
 
 /// The git state of a repository: in `run.json` (the repository the run
@@ -386,6 +406,36 @@ pub struct Progress {
     pub files: BTreeMap<String, u64>,
 }
 
+impl Progress {
+    /// Parses `progress.json`; `path` is for messages. Its schema version
+    /// is read first, so a file of another version says so rather than
+    /// failing on a field it lacks.
+    pub fn parse(text: &str, path: &Path) -> Result<Progress> {
+        #[derive(Deserialize)]
+        struct Version {
+            schema_version: Option<u32>,
+        }
+        let damaged = |e: serde_json::Error| {
+            Error::Usage(format!(
+                "{} is damaged ({e}); run with --force-restart to move this run aside and \
+                 start over, or choose another --output-dir",
+                path.display()
+            ))
+        };
+        let version: Version = serde_json::from_str(text).map_err(damaged)?;
+        match version.schema_version {
+            Some(SCHEMA_VERSION) => serde_json::from_str(text).map_err(damaged),
+            other => Err(Error::Usage(format!(
+                "{} has schema version {}, this cacherate writes {SCHEMA_VERSION}: it cannot \
+                 resume that run. Use --force-restart to move it aside and start over, or \
+                 the cacherate version that wrote it",
+                path.display(),
+                other.map_or("(none)".to_string(), |v| v.to_string())
+            ))),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CurrentPoint {
     pub context_size: u64,
@@ -715,18 +765,12 @@ impl RunDir {
     }
 
     pub fn load_progress(&self) -> Result<Option<Progress>> {
-        let progress: Option<Progress> = self.read_json(PROGRESS)?;
-        if let Some(progress) = &progress
-            && progress.schema_version != SCHEMA_VERSION
-        {
-            return Err(Error::Usage(format!(
-                "{} has schema version {}, this cacherate writes {SCHEMA_VERSION}; use \
-                 --force-restart to move it aside, or the cacherate version that wrote it",
-                self.file(PROGRESS).display(),
-                progress.schema_version
-            )));
+        let path = self.file(PROGRESS);
+        match fs::read_to_string(&path) {
+            Ok(text) => Progress::parse(&text, &path).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error("read", &path, e)),
         }
-        Ok(progress)
     }
 
     pub fn load_results(&self) -> Result<Results> {
@@ -778,15 +822,22 @@ impl RunDir {
         }
         fs::create_dir_all(&target).map_err(|e| io_error("create", &target, e))?;
         for file in files {
-            let to = target.join(file.file_name().expect("a file has a name"));
+            let Some(name) = file.file_name() else {
+                continue;
+            };
+            let to = target.join(name);
             fs::rename(&file, &to).map_err(|e| io_error("move", &file, e))?;
         }
         Ok(Some(target))
     }
 
-    /// Writes `bytes` to `name` through a temporary file and a rename.
+    /// Writes `bytes` to `name` through a temporary file in the same
+    /// directory, synced, then renamed over it: a reader (or a later run)
+    /// sees the old file or the new one, never part of one. A failed write
+    /// removes its temporary file and leaves the old file as it was.
     /// `name` may lie in a subdirectory (`compare/verdict.json`), which is
-    /// made when missing.
+    /// made when missing. Every file the crate writes into a run or
+    /// baseline directory goes through here, except the appended CSVs.
     pub fn write_atomic(&self, name: &str, bytes: &[u8]) -> Result<()> {
         let path = self.file(name);
         let parent = path.parent().unwrap_or(&self.path).to_path_buf();
@@ -796,11 +847,26 @@ impl RunDir {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let temporary = parent.join(format!(".{file_name}.tmp"));
-        let mut file = File::create(&temporary).map_err(|e| io_error("create", &temporary, e))?;
-        file.write_all(bytes)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| io_error("write", &temporary, e))?;
-        fs::rename(&temporary, &path).map_err(|e| io_error("replace", &path, e))
+        let written = File::create(&temporary)
+            .map_err(|e| io_error("create", &temporary, e))
+            .and_then(|mut file| {
+                file.write_all(bytes)
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| io_error("write", &path, e))
+            })
+            .and_then(|()| {
+                fs::rename(&temporary, &path).map_err(|e| io_error("replace", &path, e))
+            });
+        if written.is_err() {
+            let _ = fs::remove_file(&temporary);
+        }
+        written?;
+        // The rename itself is durable once the directory is synced; a
+        // filesystem that cannot sync a directory still renamed atomically.
+        if let Ok(directory) = File::open(&parent) {
+            let _ = directory.sync_all();
+        }
+        Ok(())
     }
 
     pub fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<()> {
@@ -810,7 +876,8 @@ impl RunDir {
     }
 
     /// Appends rows to a CSV (with a header if it is new); returns its
-    /// length after the append, once it is on disk.
+    /// length after the append, once it is on disk. An append that fails
+    /// part way is cut off again, so the file ends at its last whole row.
     pub fn append_csv<T: Serialize>(&self, name: &str, rows: &[T]) -> Result<u64> {
         let path = self.file(name);
         let mut file = OpenOptions::new()
@@ -818,22 +885,24 @@ impl RunDir {
             .append(true)
             .open(&path)
             .map_err(|e| io_error("open", &path, e))?;
-        let is_new = file.metadata().map(|m| m.len() == 0).unwrap_or(true);
+        // Only a file known to be empty gets the header: one whose length
+        // cannot be read must not get a header in the middle of its rows.
+        let before = file
+            .metadata()
+            .map_err(|e| io_error("read the length of", &path, e))?
+            .len();
         let mut writer = csv::WriterBuilder::new()
-            .has_headers(is_new)
+            .has_headers(before == 0)
             .from_writer(Vec::new());
         for row in rows {
             writer.serialize(row).map_err(anyhow::Error::from)?;
         }
         let bytes = writer.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
-        file.write_all(&bytes)
-            .and_then(|()| file.sync_data())
-            .map_err(|e| io_error("append to", &path, e))?;
-        let length = file
-            .metadata()
-            .map_err(|e| io_error("stat", &path, e))?
-            .len();
-        Ok(length)
+        if let Err(e) = file.write_all(&bytes).and_then(|()| file.sync_data()) {
+            let _ = file.set_len(before);
+            return Err(io_error("append to", &path, e));
+        }
+        Ok(before + bytes.len() as u64)
     }
 
     /// Appends a phase's rows to the phase metadata CSV.
@@ -845,8 +914,29 @@ impl RunDir {
     }
 
     /// Cuts appended CSVs back to their committed lengths, and removes ones
-    /// never committed: the rows of a phase that was in flight.
+    /// never committed: the rows of a phase that was in flight. A file
+    /// shorter than its committed length (or gone) lost measured rows: that
+    /// is an error, never a silent fresh start.
     pub fn truncate_to(&self, committed: &BTreeMap<String, u64>) -> Result<()> {
+        for (name, &length) in committed {
+            let path = self.file(name);
+            let on_disk = match fs::metadata(&path) {
+                Ok(metadata) => metadata.len(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+                Err(e) => return Err(io_error("read the length of", &path, e)),
+            };
+            if on_disk < length {
+                return Err(Error::Usage(format!(
+                    "{} holds {on_disk} bytes but {} records {length} written: {} bytes of \
+                     measured rows are missing (the file was cut, replaced or removed). Put \
+                     the whole file back to resume, or run with --force-restart to move this \
+                     run aside and start over",
+                    path.display(),
+                    PROGRESS,
+                    length - on_disk
+                )));
+            }
+        }
         let entries = fs::read_dir(&self.path).map_err(|e| io_error("list", &self.path, e))?;
         for entry in entries {
             let entry = entry.map_err(|e| io_error("list", &self.path, e))?;
@@ -861,7 +951,11 @@ impl RunDir {
                         .write(true)
                         .open(&path)
                         .map_err(|e| io_error("open", &path, e))?;
-                    if file.metadata().map(|m| m.len()).unwrap_or(0) > length {
+                    let on_disk = file
+                        .metadata()
+                        .map_err(|e| io_error("read the length of", &path, e))?
+                        .len();
+                    if on_disk > length {
                         file.set_len(length)
                             .map_err(|e| io_error("truncate", &path, e))?;
                     }
@@ -972,5 +1066,97 @@ mod tests {
                 .to_string()
                 .contains("damaged")
         );
+    }
+
+    #[test]
+    fn a_request_file_shorter_than_committed_is_an_error_naming_the_missing_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::open(dir.path()).unwrap();
+        let name = detailed_results(512);
+        let rows = [Row { a: 1, b: None }, Row { a: 2, b: None }];
+        let committed = run.append_csv(&name, &rows).unwrap();
+        let cut = committed - 3;
+        OpenOptions::new()
+            .write(true)
+            .open(run.file(&name))
+            .unwrap()
+            .set_len(cut)
+            .unwrap();
+        let files = BTreeMap::from([(name.clone(), committed)]);
+        let error = run.truncate_to(&files).unwrap_err();
+        assert_eq!(error.exit_code(), crate::exit::USAGE);
+        let message = error.to_string();
+        assert!(
+            message.contains(&name)
+                && message.contains(&format!("holds {cut} bytes"))
+                && message.contains("3 bytes of measured rows are missing")
+                && message.contains("--force-restart"),
+            "{message}"
+        );
+        // Nothing was cut or removed on the way.
+        assert_eq!(fs::metadata(run.file(&name)).unwrap().len(), cut);
+
+        fs::remove_file(run.file(&name)).unwrap();
+        let message = run.truncate_to(&files).unwrap_err().to_string();
+        assert!(message.contains("holds 0 bytes"), "{message}");
+    }
+
+    #[test]
+    fn rows_appended_to_a_file_with_rows_get_no_second_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::open(dir.path()).unwrap();
+        let name = detailed_results(512);
+        let first = run.append_csv(&name, &[Row { a: 1, b: None }]).unwrap();
+        let second = run.append_csv(&name, &[Row { a: 2, b: None }]).unwrap();
+        let text = fs::read_to_string(run.file(&name)).unwrap();
+        assert_eq!(text, "a,b\n1,\n2,\n");
+        assert_eq!((first, second), (7, text.len() as u64));
+    }
+
+    #[test]
+    fn a_write_that_cannot_land_leaves_the_old_file_and_no_temporary_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::open(dir.path()).unwrap();
+        run.write_atomic(RESULTS, b"old").unwrap();
+        // A directory where the file goes: the rename over it fails.
+        fs::create_dir_all(run.file("compare/verdict.json/x")).unwrap();
+        let error = run
+            .write_atomic("compare/verdict.json", b"new")
+            .unwrap_err();
+        assert_eq!(error.exit_code(), crate::exit::USAGE);
+        let message = error.to_string();
+        assert!(
+            message.contains("verdict.json") && message.contains("run the same command again"),
+            "{message}"
+        );
+        assert!(!run.file("compare/.verdict.json.tmp").exists());
+        assert_eq!(fs::read(run.file(RESULTS)).unwrap(), b"old");
+    }
+
+    #[test]
+    fn progress_of_another_version_or_cut_short_says_what_to_do() {
+        let path = Path::new("out/progress.json");
+        for (text, expected) in [
+            (
+                r#"{"schema_version": 99, "new_field": 1}"#,
+                "schema version 99",
+            ),
+            (r#"{"schema_version": 1}"#, "schema version 1"),
+            (r#"{"attempt": 3}"#, "schema version (none)"),
+            (r#"{"schema_version": 2, "attempt": "#, "damaged"),
+            ("", "damaged"),
+            ("\u{0}\u{1}garbage", "damaged"),
+            (r#"{"schema_version": 2, "attempt": 1}"#, "damaged"),
+        ] {
+            let error = Progress::parse(text, path).unwrap_err();
+            assert_eq!(error.exit_code(), crate::exit::USAGE, "{text}");
+            let message = error.to_string();
+            assert!(
+                message.contains(expected)
+                    && message.contains("out/progress.json")
+                    && message.contains("--force-restart"),
+                "{text}: {message}"
+            );
+        }
     }
 }

@@ -96,7 +96,11 @@ fn open_progress(
         Some(existing) => {
             let differences = workload.differences(&existing.workload);
             if !differences.is_empty() {
-                let moved = dir.archive()?.expect("the progress file is a run file");
+                let moved = dir.archive()?.ok_or_else(|| {
+                    Error::Internal(anyhow::anyhow!(
+                        "{where_} had a progress.json but nothing to move aside"
+                    ))
+                })?;
                 ui.warn(&format!(
                     "the options differ from the run in {where_} ({}), so it cannot be \
                      resumed; its files were moved to {} and a new run starts",
