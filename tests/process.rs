@@ -368,3 +368,142 @@ fn sigkill_at_seeded_moments_then_the_same_command_completes_the_sweep() {
         );
     }
 }
+
+/// The run directory after a write failed: every JSON file whole, no
+/// temporary file left, and the request file at its committed length.
+fn assert_nothing_half_written(dir: &Path) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(!name.ends_with(".tmp"), "{name} left behind");
+        if name.ends_with(".json") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            serde_json::from_str::<serde_json::Value>(&text)
+                .unwrap_or_else(|e| panic!("{name} is not whole: {e}"));
+        }
+    }
+    let p = progress(dir).expect("progress.json reads");
+    for (name, length) in &p.files {
+        let on_disk = std::fs::metadata(dir.join(name)).unwrap().len();
+        assert_eq!(on_disk, *length, "{name} beyond its committed length");
+    }
+}
+
+#[test]
+fn a_full_disk_ends_the_run_with_a_clear_error_and_the_rerun_keeps_what_was_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = sweep_args(dir.path(), 0.5);
+    // Files may grow to 150 KiB (dash counts 512-byte blocks); past that a
+    // write fails with EFBIG, as on a full disk, once SIGXFSZ is ignored
+    // (an ignored signal stays ignored across exec).
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 300 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_cacherate"))
+        .args(&args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(cacherate::exit::USAGE),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(dir.path().to_str().unwrap())
+            && stderr.contains("File too large")
+            && stderr.contains("free space there")
+            && stderr.contains("run the same command again to resume"),
+        "{stderr}"
+    );
+    assert_nothing_half_written(dir.path());
+    let saved = progress(dir.path()).unwrap();
+    let committed = saved.files["detailed_results_512.csv"] as usize;
+    assert!(committed > 0, "the limit left room for some phases");
+    let kept = std::fs::read(dir.path().join("detailed_results_512.csv")).unwrap();
+
+    let status = binary(&args).stderr(Stdio::null()).status().unwrap();
+    assert!(status.success());
+    let after = std::fs::read(dir.path().join("detailed_results_512.csv")).unwrap();
+    assert_eq!(&after[..committed], &kept[..]);
+    assert_consistent(&shape(dir.path()), &RATES);
+}
+
+/// Makes `path` immutable (so even root cannot create files in it) for
+/// as long as the guard lives; `None` where the filesystem cannot.
+struct Immutable<'a>(&'a Path);
+
+impl<'a> Immutable<'a> {
+    fn set(path: &'a Path) -> Option<Immutable<'a>> {
+        let done = Command::new("chattr")
+            .arg("+i")
+            .arg(path)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        done.then_some(Immutable(path))
+    }
+}
+
+impl Drop for Immutable<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(self.0).status();
+    }
+}
+
+#[test]
+fn a_directory_that_turns_read_only_mid_run_gives_a_clear_error_and_keeps_the_phases() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = sweep_args(dir.path(), 1.0);
+    let mut child = binary(&args).stderr(Stdio::piped()).spawn().unwrap();
+    wait_for(&mut child, dir.path(), "its first phase", |p| {
+        phases_done(p) == 1
+    });
+    let Some(guard) = Immutable::set(dir.path()) else {
+        child.kill().unwrap();
+        child.wait().unwrap();
+        eprintln!("skipped: `chattr +i` does not work on this filesystem");
+        return;
+    };
+    let (code, stderr) = output(child);
+    drop(guard);
+    assert_eq!(code, Some(cacherate::exit::USAGE), "{stderr}");
+    assert!(
+        stderr.contains("Operation not permitted")
+            && stderr.contains("make the directory writable")
+            && stderr.contains(dir.path().to_str().unwrap()),
+        "{stderr}"
+    );
+    let saved = progress(dir.path()).unwrap();
+    assert!(phases_done(&saved) >= 1);
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!name.ends_with(".tmp"), "{name} left behind");
+    }
+    // The rows appended before progress.json failed are not committed; the
+    // rerun cuts them and measures that phase again.
+    let status = binary(&args).stderr(Stdio::null()).status().unwrap();
+    assert!(status.success());
+    assert_consistent(&shape(dir.path()), &RATES);
+}
+
+#[test]
+fn an_output_dir_under_a_regular_file_is_refused_before_anything_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("results");
+    std::fs::write(&file, "not a directory").unwrap();
+    let output = binary(&sweep_args(&file.join("run"), 0.5))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(cacherate::exit::USAGE),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("cannot create --output-dir") && stderr.contains("Not a directory"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a directory");
+}
