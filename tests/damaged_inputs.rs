@@ -1,0 +1,403 @@
+//! Fuzzing the readers of what a user or an earlier run left on disk:
+//! `progress.json`, `results.json` and `run.json` of a run directory (as a
+//! resume and `baseline refresh` read them), baselines, stored TTFT
+//! histograms, and profile files. Arbitrary bytes and mutations of valid
+//! files (cut anywhere, bytes changed, fields deleted or given other
+//! values) must read, or fail with a usage error (exit 2) that names the
+//! file; never panic.
+
+use std::path::Path;
+
+use cacherate::baseline::{Baseline, load_run};
+use cacherate::error::Error;
+use cacherate::store::{self, Progress, Results, RunDir};
+use proptest::prelude::*;
+use serde_json::Value;
+
+/// Cases per property. About a second each on a debug build (the
+/// run-directory properties write files, so they take fewer).
+const CASES: u32 = 1000;
+const DIR_CASES: u32 = 300;
+
+fn fixture(relative: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)).unwrap()
+}
+
+fn run_fixture(name: &str) -> String {
+    let text = fixture(&format!("tests/fixtures/run-report/{name}"));
+    if name != store::PROGRESS {
+        return text;
+    }
+    // The fixture leaves out the request files (megabytes); so does its
+    // progress, so that a resume of it can succeed.
+    let mut progress: Value = serde_json::from_str(&text).unwrap();
+    let files = progress["files"].as_object_mut().unwrap();
+    files.retain(|name, _| name.starts_with("phase_metadata_"));
+    serde_json::to_string_pretty(&progress).unwrap()
+}
+
+/// A TTFT histogram as a run stores it.
+static STORED_HISTOGRAM: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let results = Results::parse(&run_fixture("results.json"), Path::new("r")).unwrap();
+    results.points[0].samples[0].ttft_histogram.clone()
+});
+
+/// Every path to a value inside `value`, objects' fields and arrays'
+/// items alike.
+fn paths(value: &Value, prefix: &mut Vec<PathStep>, out: &mut Vec<Vec<PathStep>>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                prefix.push(PathStep::Key(key.clone()));
+                out.push(prefix.clone());
+                paths(child, prefix, out);
+                prefix.pop();
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                prefix.push(PathStep::Index(i));
+                out.push(prefix.clone());
+                paths(child, prefix, out);
+                prefix.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+#[derive(Debug, Clone)]
+enum PathStep {
+    Key(String),
+    Index(usize),
+}
+
+/// The parent of `path` and the last step to it.
+fn parent_mut<'a>(root: &'a mut Value, path: &[PathStep]) -> &'a mut Value {
+    let mut at = root;
+    for step in path {
+        at = match step {
+            PathStep::Key(key) => &mut at[key.as_str()],
+            PathStep::Index(i) => &mut at[*i],
+        };
+    }
+    at
+}
+
+/// One change to a JSON document.
+#[derive(Debug, Clone)]
+enum Edit {
+    /// Remove the field or item.
+    Delete(prop::sample::Index),
+    /// Give it another value.
+    Replace(prop::sample::Index, Value),
+}
+
+fn scalar() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        ".{0,12}".prop_map(Value::String),
+        Just(Value::Array(Vec::new())),
+        Just(Value::Object(Default::default())),
+    ]
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    prop_oneof![
+        any::<prop::sample::Index>().prop_map(Edit::Delete),
+        (any::<prop::sample::Index>(), scalar()).prop_map(|(i, v)| Edit::Replace(i, v)),
+    ]
+}
+
+fn apply(text: &str, edits: &[Edit]) -> String {
+    let mut root: Value = serde_json::from_str(text).unwrap();
+    for edit in edits {
+        let mut all = Vec::new();
+        paths(&root, &mut Vec::new(), &mut all);
+        if all.is_empty() {
+            break;
+        }
+        match edit {
+            Edit::Delete(i) => {
+                let path = i.get(&all).clone();
+                let (last, parent) = path.split_last().unwrap();
+                match (parent_mut(&mut root, parent), last) {
+                    (Value::Object(map), PathStep::Key(key)) => {
+                        map.remove(key);
+                    }
+                    (Value::Array(items), PathStep::Index(i)) => {
+                        items.remove(*i);
+                    }
+                    _ => unreachable!("a path leads to its parent's kind"),
+                }
+            }
+            Edit::Replace(i, value) => {
+                let path = i.get(&all).clone();
+                *parent_mut(&mut root, &path) = value.clone();
+            }
+        }
+    }
+    serde_json::to_string_pretty(&root).unwrap()
+}
+
+/// Arbitrary bytes, or `valid` cut short, with bytes changed, or with
+/// fields deleted and values replaced.
+fn damaged(valid: String) -> impl Strategy<Value = String> {
+    let cut = {
+        let valid = valid.clone();
+        any::<prop::sample::Index>().prop_map(move |i| {
+            let bytes = valid.as_bytes();
+            String::from_utf8_lossy(&bytes[..i.index(bytes.len() + 1)]).into_owned()
+        })
+    };
+    let flipped = {
+        let valid = valid.clone();
+        prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6).prop_map(
+            move |flips| {
+                let mut bytes = valid.clone().into_bytes();
+                for (i, byte) in flips {
+                    let at = i.index(bytes.len());
+                    bytes[at] = byte;
+                }
+                String::from_utf8_lossy(&bytes).into_owned()
+            },
+        )
+    };
+    let edited = prop::collection::vec(edit(), 1..4).prop_map(move |edits| apply(&valid, &edits));
+    prop_oneof![
+        1 => prop::collection::vec(any::<u8>(), 0..512)
+            .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+        2 => cut,
+        2 => flipped,
+        4 => edited,
+    ]
+}
+
+/// A failure must be a usage error that names `file`.
+fn assert_clear<T>(result: Result<T, Error>, file: &str) -> Result<(), TestCaseError> {
+    if let Err(error) = result {
+        let message = error.to_string();
+        prop_assert_eq!(error.exit_code(), cacherate::exit::USAGE, "{}", message);
+        prop_assert!(message.contains(file), "{} not named: {}", file, message);
+    }
+    Ok(())
+}
+
+#[test]
+fn the_valid_fixtures_read() {
+    let path = Path::new("progress.json");
+    Progress::parse(&run_fixture("progress.json"), path).unwrap();
+    Results::parse(&run_fixture("results.json"), path).unwrap();
+    Baseline::parse(&fixture("baselines/sim-quick.json"), path).unwrap();
+    // A document edited by the mutator still parses as JSON: the edits
+    // reach the readers' checks, not only the JSON parser.
+    let edited = apply(&run_fixture("progress.json"), &[]);
+    Progress::parse(&edited, path).unwrap();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+    #[test]
+    fn damaged_progress_reads_or_is_refused_clearly(text in damaged(run_fixture("progress.json"))) {
+        assert_clear(Progress::parse(&text, Path::new("out/progress.json")), "out/progress.json")?;
+    }
+
+    #[test]
+    fn damaged_results_read_or_are_refused_clearly(text in damaged(run_fixture("results.json"))) {
+        let path = Path::new("out/results.json");
+        if let Ok(results) = Results::parse(&text, path) {
+            // The stored histograms decode or say they do not.
+            for point in results.points {
+                let mut point = point;
+                let samples = point.samples.clone();
+                let _ = point.set_figures(&samples);
+            }
+        } else {
+            assert_clear(Results::parse(&text, path), "out/results.json")?;
+        }
+    }
+
+    #[test]
+    fn damaged_baselines_read_or_are_refused_clearly(
+        text in damaged(fixture("baselines/sim-quick.json"))
+    ) {
+        let path = Path::new("baselines/main.json");
+        assert_clear(Baseline::parse(&text, path), "baselines/main.json")?;
+    }
+
+    #[test]
+    fn any_stored_histogram_decodes_or_says_it_does_not(
+        bytes in prop::collection::vec(any::<u8>(), 0..256),
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+        text in ".{0,64}",
+    ) {
+        use base64::Engine;
+        let engine = base64::engine::general_purpose::STANDARD;
+        let encoded = engine.encode(&bytes);
+        let _ = cacherate::stats::decode_histogram(&encoded);
+        let _ = cacherate::stats::decode_histogram(&text);
+        let _ = cacherate::stats::merge_histograms([encoded.as_str(), text.as_str()]);
+        // A real histogram with bytes changed (its header among them).
+        let mut real = engine.decode(&*STORED_HISTOGRAM).unwrap();
+        for (i, byte) in flips {
+            let at = i.index(real.len().min(40));
+            real[at] = byte;
+        }
+        let _ = cacherate::stats::decode_histogram(&engine.encode(&real));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(DIR_CASES))]
+
+    /// A run directory with one damaged file, read as a resume reads it
+    /// (progress, cut the CSVs to their committed lengths, results) and as
+    /// `baseline refresh` does (`run.json` too).
+    #[test]
+    fn a_run_directory_with_a_damaged_file_resumes_or_is_refused_clearly(
+        which in 0usize..3,
+        seed in any::<prop::sample::Index>(),
+        progress in damaged(run_fixture("progress.json")),
+        results in damaged(run_fixture("results.json")),
+        run in damaged(run_fixture("run.json")),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let names = [store::PROGRESS, store::RESULTS, store::RUN];
+        let damaged = [progress, results, run];
+        for (i, name) in names.iter().enumerate() {
+            let text = if i == which { damaged[i].clone() } else { run_fixture(name) };
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        // One of the phase files may be cut short as well.
+        let csvs = ["phase_metadata_1024.csv", "phase_metadata_4096.csv"];
+        let cut = csvs[seed.index(2)];
+        let mut short = None;
+        for csv in csvs {
+            let text = run_fixture(csv);
+            let keep = if csv == cut { seed.index(text.len() + 1) } else { text.len() };
+            if keep < text.len() {
+                short = Some(csv);
+            }
+            std::fs::write(dir.path().join(csv), &text[..keep]).unwrap();
+        }
+        let file = names[which];
+        let run_dir = RunDir::open(dir.path()).unwrap();
+        match run_dir.load_progress() {
+            Ok(Some(progress)) => {
+                let truncated = run_dir.truncate_to(&progress.files);
+                if let Err(error) = &truncated {
+                    prop_assert_eq!(error.exit_code(), cacherate::exit::USAGE, "{}", error);
+                    prop_assert!(error.to_string().contains("measured rows are missing"), "{}", error);
+                } else if which != 0 {
+                    // The committed lengths are the fixture's: a file cut
+                    // short is refused, never resumed without its rows.
+                    prop_assert!(short.is_none(), "{:?} cut short went unnoticed", short);
+                }
+                assert_clear(run_dir.load_results(), file)?;
+                let _ = run_dir.read_value(store::RUN);
+            }
+            Ok(None) => prop_assert!(false, "progress.json is there"),
+            Err(e) => assert_clear::<()>(Err(e), file)?,
+        }
+        if let Err(error) = load_run(dir.path()) {
+            prop_assert_eq!(error.exit_code(), cacherate::exit::USAGE, "{}", error);
+        }
+    }
+
+    #[test]
+    fn a_damaged_profile_file_resolves_or_is_refused_clearly(
+        text in prop_oneof![
+            1 => damaged_toml(cacherate::settings::DEFAULT_CONFIG.to_string()),
+            1 => profile_toml(),
+        ],
+        profile in prop_oneof![Just("quick"), Just("fuzz"), Just("full")],
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("profiles.toml");
+        std::fs::write(&path, &text).unwrap();
+        let args = [
+            "--config",
+            path.to_str().unwrap(),
+            "--profile",
+            profile,
+            "--output-dir",
+            dir.path().to_str().unwrap(),
+        ]
+        .map(String::from);
+        let mut argv = vec!["cacherate".to_string(), "run".to_string()];
+        argv.extend(args);
+        use clap::Parser;
+        let cacherate::cli::Command::Run(run) =
+            cacherate::cli::Cli::try_parse_from(argv).unwrap().command
+        else {
+            unreachable!("a run command line")
+        };
+        let result = cacherate::settings::RunSettings::resolve(*run, dir.path());
+        if let Err(error) = result {
+            prop_assert_eq!(error.exit_code(), cacherate::exit::USAGE, "{}", error);
+        }
+    }
+}
+
+/// The built-in profiles cut short or with bytes changed.
+fn damaged_toml(valid: String) -> impl Strategy<Value = String> {
+    let cut = {
+        let valid = valid.clone();
+        any::<prop::sample::Index>().prop_map(move |i| {
+            let bytes = valid.as_bytes();
+            String::from_utf8_lossy(&bytes[..i.index(bytes.len() + 1)]).into_owned()
+        })
+    };
+    let flipped = prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6)
+        .prop_map(move |flips| {
+            let mut bytes = valid.clone().into_bytes();
+            for (i, byte) in flips {
+                let at = i.index(bytes.len());
+                bytes[at] = byte;
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        });
+    prop_oneof![cut, flipped]
+}
+
+/// A `[profile.fuzz]` of real keys with values of any type and size.
+fn profile_toml() -> impl Strategy<Value = String> {
+    let keys: Vec<String> = cacherate::settings::DEFAULT_CONFIG
+        .lines()
+        .filter_map(|line| {
+            line.split_once(" = ")
+                .map(|(key, _)| key.trim().to_string())
+        })
+        .chain(
+            [
+                "context-sizes",
+                "working-set-size",
+                "sample-duration",
+                "fixed-concurrency-levels",
+            ]
+            .map(String::from),
+        )
+        .collect();
+    let value = prop_oneof![
+        any::<i64>().prop_map(|v| v.to_string()),
+        any::<f64>().prop_map(|v| format!("{v:?}").replace("inf", "inf").replace("NaN", "nan")),
+        any::<bool>().prop_map(|v| v.to_string()),
+        "[a-z0-9 _.-]{0,10}".prop_map(|v| format!("{v:?}")),
+        prop::collection::vec(any::<i32>(), 0..5).prop_map(|v| format!("{v:?}")),
+        prop::collection::vec(any::<f32>(), 0..3)
+            .prop_map(|v| format!("{v:?}").replace("NaN", "nan")),
+    ];
+    prop::collection::vec((prop::sample::select(keys), value), 1..6).prop_map(|entries| {
+        let mut text = String::from("[profile.fuzz]\n");
+        for (key, value) in entries {
+            text.push_str(&format!("{key} = {value}\n"));
+        }
+        text
+    })
+}
