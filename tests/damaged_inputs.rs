@@ -401,3 +401,210 @@ fn profile_toml() -> impl Strategy<Value = String> {
         text
     })
 }
+
+/// The binary against a finished run directory with one file damaged (or a
+/// damaged baseline or profile file): each case's exit code and the words
+/// its message must hold. `RUST_BACKTRACE` is off, so a panic would show
+/// as exit 101.
+#[test]
+fn the_binary_refuses_each_damaged_file_with_what_to_do() {
+    let root = tempfile::tempdir().unwrap();
+    let finished = root.path().join("finished");
+    let args = |dir: &Path| -> Vec<String> {
+        [
+            "run",
+            "--output-dir",
+            dir.to_str().unwrap(),
+            "--context-sizes",
+            "512",
+            "--working-set-size",
+            "2048",
+            "--cache-hit-rates",
+            "50",
+            "--output-tokens",
+            "8",
+            "--max-ttft",
+            "0.5",
+            "--ramp-duration",
+            "0.3",
+            "--test-duration",
+            "0.6",
+            "--num-retries",
+            "1",
+            "--start-concurrency",
+            "4",
+            "--max-concurrency",
+            "4",
+            "--init-concurrency",
+            "4",
+            "--seed",
+            "7",
+            "--sim-time-scale",
+            "0.05",
+            "--skip-graphs",
+            "--quiet",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let cacherate = |args: &[String]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cacherate"))
+            .args(args)
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .unwrap()
+    };
+    assert!(cacherate(&args(&finished)).status.success());
+
+    type Damage = fn(&Path);
+    fn cut_half(path: &Path) {
+        let bytes = std::fs::read(path).unwrap();
+        std::fs::write(path, &bytes[..bytes.len() / 2]).unwrap();
+    }
+    let cases: [(&str, Damage, i32, &[&str]); 9] = [
+        (
+            "progress.json cut in half",
+            |dir| cut_half(&dir.join("progress.json")),
+            2,
+            &["progress.json is damaged", "--force-restart"],
+        ),
+        (
+            "progress.json of a future version",
+            |dir| {
+                let path = dir.join("progress.json");
+                let text = std::fs::read_to_string(&path).unwrap();
+                std::fs::write(
+                    &path,
+                    text.replacen("\"schema_version\": 2", "\"schema_version\": 9", 1),
+                )
+                .unwrap();
+            },
+            2,
+            &["schema version 9", "--force-restart"],
+        ),
+        (
+            "results.json cut in half",
+            |dir| cut_half(&dir.join("results.json")),
+            2,
+            &["results.json is damaged", "--force-restart"],
+        ),
+        (
+            "results.json of a future version",
+            |dir| {
+                let path = dir.join("results.json");
+                let text = std::fs::read_to_string(&path).unwrap();
+                std::fs::write(
+                    &path,
+                    text.replacen("\"schema_version\": 2", "\"schema_version\": 9", 1),
+                )
+                .unwrap();
+            },
+            2,
+            &["schema version 9", "newer cacherate"],
+        ),
+        (
+            "detailed_results CSV 100 bytes short",
+            |dir| {
+                let path = dir.join("detailed_results_512.csv");
+                let length = std::fs::metadata(&path).unwrap().len();
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .unwrap()
+                    .set_len(length - 100)
+                    .unwrap();
+            },
+            2,
+            &["100 bytes of measured rows are missing", "--force-restart"],
+        ),
+        (
+            "phase_metadata CSV removed",
+            |dir| std::fs::remove_file(dir.join("phase_metadata_512.csv")).unwrap(),
+            2,
+            &[
+                "phase_metadata_512.csv holds 0 bytes",
+                "Put the whole file back",
+            ],
+        ),
+        (
+            "run.json garbage (rewritten by every attempt)",
+            |dir| std::fs::write(dir.join("run.json"), "{\"tool\": \"cach").unwrap(),
+            0,
+            &[],
+        ),
+        (
+            "a profile file that is not TOML",
+            |dir| {
+                std::fs::write(dir.join("cacherate.toml"), "[profile.quick\nmax-ttft = ").unwrap()
+            },
+            2,
+            &["is not a valid cacherate profile file", "[profile.NAME]"],
+        ),
+        (
+            "a profile with a value of the wrong type",
+            |dir| {
+                std::fs::write(
+                    dir.join("cacherate.toml"),
+                    "[defaults]\nmax-ttft = \"fast\"\n",
+                )
+                .unwrap()
+            },
+            2,
+            &["is not a valid cacherate profile file", "max-ttft"],
+        ),
+    ];
+    for (name, damage, code, words) in cases {
+        let dir = root.path().join(name.replace(' ', "_"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for entry in std::fs::read_dir(&finished).unwrap() {
+            let from = entry.unwrap().path();
+            std::fs::copy(&from, dir.join(from.file_name().unwrap())).unwrap();
+        }
+        damage(&dir);
+        let mut case_args = args(&dir);
+        if std::fs::exists(dir.join("cacherate.toml")).unwrap() {
+            case_args.extend([
+                "--config".to_string(),
+                dir.join("cacherate.toml").to_str().unwrap().to_string(),
+            ]);
+        }
+        let output = cacherate(&case_args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        eprintln!("{name}: exit {:?}: {}", output.status.code(), stderr.trim());
+        assert_eq!(output.status.code(), Some(code), "{name}: {stderr}");
+        for word in words {
+            assert!(stderr.contains(word), "{name}: no {word:?} in {stderr}");
+        }
+        if code == 0 {
+            let run: Value =
+                serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap())
+                    .unwrap();
+            assert_eq!(run["status"], "complete", "{name}");
+        }
+    }
+
+    // A damaged baseline stops the gate before it measures anything.
+    let baseline = root.path().join("main.json");
+    let text = fixture("baselines/sim-quick.json");
+    std::fs::write(&baseline, &text[..text.len() / 3]).unwrap();
+    let out = root.path().join("gated");
+    let mut gate = args(&out);
+    gate[0] = "gate".into();
+    gate.extend([
+        "--baseline".to_string(),
+        baseline.to_str().unwrap().to_string(),
+    ]);
+    let output = cacherate(&gate);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!(
+        "baseline cut to a third: exit {:?}: {}",
+        output.status.code(),
+        stderr.trim()
+    );
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("main.json is damaged") && stderr.contains("baseline refresh"),
+        "{stderr}"
+    );
+    assert!(!out.join("progress.json").exists());
+}
