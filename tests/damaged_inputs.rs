@@ -243,7 +243,7 @@ proptest! {
         let _ = cacherate::stats::decode_histogram(&encoded);
         let _ = cacherate::stats::decode_histogram(&text);
         let _ = cacherate::stats::merge_histograms([encoded.as_str(), text.as_str()]);
-        // A real histogram with bytes changed (its header among them).
+        // A real histogram with bytes of its header changed.
         let mut real = engine.decode(&*STORED_HISTOGRAM).unwrap();
         for (i, byte) in flips {
             let at = i.index(real.len().min(40));
