@@ -178,6 +178,7 @@ impl Sweep<'_> {
         context: u64,
         rate: u32,
     ) -> Result<()> {
+        self.shared.stop.check()?;
         if let Some(how) =
             super::target::flush(&self.shared.client, &self.settings.flush_cache).await?
         {
@@ -190,7 +191,6 @@ impl Sweep<'_> {
             phase_index: 0,
             concurrency: self.settings.init_concurrency,
         };
-        self.shared.stop.check()?;
         let records = run_warmup(
             Arc::clone(&self.shared),
             Arc::clone(factory),
