@@ -183,9 +183,11 @@ pub async fn run_phase(
                 let affinity =
                     (built.cached_tokens > 0).then_some(u64::from(built.working_set_prompt));
                 let sent = tokio::select! {
+                    // A request that has completed is kept, even when
+                    // the stop came in the same instant.
                     biased;
-                    () = shared.stop.until_now() => None,
                     sent = send(&shared, &label, built, affinity, slot_free) => Some(sent),
+                    () = shared.stop.until_now() => None,
                 };
                 let Some((record, end)) = sent else {
                     abandoned.store(true, Ordering::Relaxed);
@@ -253,9 +255,11 @@ pub async fn run_warmup(
                 let request_id = shared.request_ids.fetch_add(1, Ordering::Relaxed);
                 let built = factory.warmup(index as u32, request_id);
                 let sent = tokio::select! {
+                    // A request that has completed is kept, even when
+                    // the stop came in the same instant.
                     biased;
-                    () = shared.stop.until_now() => None,
                     sent = send(&shared, &label, built, Some(index), slot_free) => Some(sent),
+                    () = shared.stop.until_now() => None,
                 };
                 let Some((record, end)) = sent else {
                     break;
