@@ -132,6 +132,7 @@ fn main() {
             clock: Clock::new(),
             request_ids: AtomicU64::new(0),
             stop: cacherate::runner::Stop::new(),
+            journal: Default::default(),
         });
         println!(
             "client benchmark: {CONTEXT}-token prompts, {OUTPUT_TOKENS} streamed tokens each, \

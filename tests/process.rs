@@ -12,7 +12,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use cacherate::record::RequestRecord;
-use cacherate::store::{PointResult, Progress};
+use cacherate::store::{PointResult, Progress, UNFINISHED_SUFFIX};
 use common::{phases, records, results};
 use rand::{Rng, SeedableRng};
 
@@ -221,11 +221,7 @@ fn a_first_sigint_finishes_the_phase_in_flight_saves_it_and_the_rerun_completes(
     let of_phase = rows.iter().filter(|r| r.phase_id == "RAMP_c8").count() as u64;
     assert!(of_phase > 0);
     assert_eq!(of_phase, in_flight.figures.launched);
-    assert!(
-        !rows
-            .iter()
-            .any(|r| r.phase_id.ends_with(cacherate::runner::STOPPED_SUFFIX))
-    );
+    assert!(!rows.iter().any(|r| r.phase_id.ends_with(UNFINISHED_SUFFIX)));
 
     let status = binary(&args).stderr(Stdio::null()).status().unwrap();
     assert!(status.success());
@@ -263,7 +259,7 @@ fn sigterm_then_sigint_stops_now_and_keeps_every_completed_request() {
     // short are saved, committed and marked as such.
     assert_eq!(phases_done(&saved), 0);
     assert!(saved.files["detailed_results_512.csv"] > warmed.files["detailed_results_512.csv"]);
-    let stopped_id = format!("RAMP_c8{}", cacherate::runner::STOPPED_SUFFIX);
+    let stopped_id = format!("RAMP_c8{}", UNFINISHED_SUFFIX);
     let stopped: Vec<RequestRecord> = records(dir.path(), 512)
         .into_iter()
         .filter(|r| r.phase_id == stopped_id)
@@ -306,6 +302,8 @@ fn sigkill_at_seeded_moments_then_the_same_command_completes_the_sweep() {
         // committed bytes of the request file.
         let mut committed_rows: BTreeMap<u64, RequestRecord> = BTreeMap::new();
         let mut committed_bytes = Vec::new();
+        // Requests completed in a killed phase, as a resume must keep them.
+        let mut in_flight_rows: BTreeMap<u64, RequestRecord> = BTreeMap::new();
         let mut kills = 0;
         let mut resumable = 0;
         for attempt in 0.. {
@@ -334,6 +332,22 @@ fn sigkill_at_seeded_moments_then_the_same_command_completes_the_sweep() {
                                 committed_rows.insert(row.request_id, row);
                             }
                         }
+                        // The requests the killed phase had completed: each
+                        // whole row of its journal not committed.
+                        let journal = std::fs::read(dir.path().join("unfinished_phase_512.csv"))
+                            .unwrap_or_default();
+                        let whole = journal
+                            .iter()
+                            .rposition(|&b| b == b'\n')
+                            .map_or(0, |i| i + 1);
+                        let mut reader = csv::Reader::from_reader(&journal[..whole]);
+                        for row in reader.deserialize::<RequestRecord>() {
+                            let Ok(mut row) = row else { break };
+                            if row.request_id >= p.next_request_id {
+                                row.phase_id.push_str(UNFINISHED_SUFFIX);
+                                in_flight_rows.insert(row.request_id, row);
+                            }
+                        }
                     }
                     continue;
                 }
@@ -344,9 +358,10 @@ fn sigkill_at_seeded_moments_then_the_same_command_completes_the_sweep() {
         }
         let shape = shape(dir.path());
         eprintln!(
-            "round {round}: {kills} kills ({resumable} with a run to resume), {} committed rows \
-             kept",
-            committed_rows.len()
+            "round {round}: {kills} kills ({resumable} with a run to resume), {} committed \
+             rows and {} requests of killed phases kept",
+            committed_rows.len(),
+            in_flight_rows.len()
         );
         assert_consistent(&shape, &RATES);
         assert_eq!(shape.phases, uninterrupted.phases, "round {round}");
@@ -354,9 +369,10 @@ fn sigkill_at_seeded_moments_then_the_same_command_completes_the_sweep() {
         assert!(final_bytes.starts_with(&committed_bytes));
         let rows: BTreeMap<u64, &RequestRecord> =
             shape.rows.iter().map(|r| (r.request_id, r)).collect();
-        for (id, row) in &committed_rows {
+        for (id, row) in committed_rows.iter().chain(&in_flight_rows) {
             assert_eq!(rows.get(id), Some(&row), "round {round}: request {id} lost");
         }
+        assert!(!dir.path().join("unfinished_phase_512.csv").exists());
         assert_eq!(
             progress(dir.path()).unwrap().attempt as usize,
             resumable,

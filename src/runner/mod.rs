@@ -11,6 +11,5 @@ pub mod stop;
 mod sweep;
 pub mod target;
 
-pub use point::STOPPED_SUFFIX;
 pub use stop::Stop;
 pub use sweep::{RunOutcome, effective_target_warnings, run, run_until};

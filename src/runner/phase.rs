@@ -15,6 +15,7 @@ use crate::client::{Client, Clock, Measured};
 use crate::error::{Error, Result};
 use crate::progress::{Live, Ui};
 use crate::record::RequestRecord;
+use crate::store::Journal;
 use crate::workload::{BuiltRequest, PromptFactory};
 
 /// What every phase of a run shares.
@@ -25,6 +26,9 @@ pub struct Shared {
     pub request_ids: AtomicU64,
     /// Looked at between phases, and by every request for a stop now.
     pub stop: Stop,
+    /// Where each completed request goes at once, ahead of its phase's
+    /// commit.
+    pub journal: Journal,
 }
 
 /// Which phase, for its records.
@@ -193,6 +197,7 @@ pub async fn run_phase(
                     abandoned.store(true, Ordering::Relaxed);
                     break;
                 };
+                shared.journal.record(&record);
                 if record.ok() {
                     failures_in_a_row = 0;
                 } else {
@@ -264,6 +269,7 @@ pub async fn run_warmup(
                 let Some((record, end)) = sent else {
                     break;
                 };
+                shared.journal.record(&record);
                 records.push(record);
                 bar.inc();
                 slot_free = Some(end);

@@ -20,9 +20,6 @@ use crate::store::{
 };
 use crate::workload::PromptFactory;
 
-/// Appended to the phase id of the requests a stop now cut short.
-pub const STOPPED_SUFFIX: &str = "_STOPPED";
-
 /// The point from its plan's result: its samples and figures (means over
 /// the samples; without samples, --num-retries 0, the figures of the phase
 /// that chose the peak, and the point says so).
@@ -148,6 +145,7 @@ impl Sweep<'_> {
         phase: Option<&PhaseRecord>,
     ) -> Result<()> {
         let name = detailed_results(context);
+        self.shared.journal.close();
         let length = self.dir.append_csv(&name, records)?;
         self.progress.files.insert(name, length);
         if let Some(phase) = phase {
@@ -158,7 +156,9 @@ impl Sweep<'_> {
             }
         }
         self.progress.next_request_id = self.shared.request_ids.load(Ordering::Relaxed);
-        self.dir.write_json(store::PROGRESS, &self.progress)
+        self.dir.write_json(store::PROGRESS, &self.progress)?;
+        // Committed: the journal of the phase is no longer needed.
+        self.dir.remove(&store::unfinished_phase(context))
     }
 
     /// Saves the completed requests of a phase or warm-up that a stop now
@@ -166,7 +166,7 @@ impl Sweep<'_> {
     /// and ends the run.
     fn commit_stopped<T>(&mut self, context: u64, mut records: Vec<RequestRecord>) -> Result<T> {
         for record in &mut records {
-            record.phase_id.push_str(STOPPED_SUFFIX);
+            record.phase_id.push_str(store::UNFINISHED_SUFFIX);
         }
         self.commit(context, &records, None)?;
         Err(Error::Interrupted)
@@ -191,6 +191,7 @@ impl Sweep<'_> {
             phase_index: 0,
             concurrency: self.settings.init_concurrency,
         };
+        self.shared.journal.open(&self.dir, context)?;
         let records = run_warmup(
             Arc::clone(&self.shared),
             Arc::clone(factory),
@@ -277,6 +278,7 @@ impl Sweep<'_> {
             plan.duration,
             &live,
         );
+        self.shared.journal.open(&self.dir, context)?;
         let run = run_phase(
             Arc::clone(&self.shared),
             Arc::clone(factory),

@@ -21,7 +21,7 @@ use crate::kvsize::{Estimate, ModelShape};
 use crate::progress::Ui;
 use crate::settings::{PromptMode, ReinitStrategy, RunSettings, Workload};
 use crate::stats::Thresholds;
-use crate::store::{self, PointResult, Progress, Results, RunDir, SCHEMA_VERSION};
+use crate::store::{self, Journal, PointResult, Progress, Results, RunDir, SCHEMA_VERSION};
 use crate::workload::content::prompt_content;
 use crate::workload::tokenizer::Tokenizer;
 use crate::workload::{FactoryOptions, PromptFactory};
@@ -109,9 +109,15 @@ fn open_progress(
                 ));
                 return Ok((fresh(workload), empty));
             }
-            dir.truncate_to(&existing.files)?;
-            let results = dir.load_results()?;
             let mut progress = existing;
+            // Requests a killed run completed in its last phase are kept;
+            // their ids are not given out again.
+            dir.truncate_to(&progress.files)?;
+            let recovered = dir.recover_requests(&mut progress.files, progress.next_request_id)?;
+            if let Some(id) = recovered.max_request_id {
+                progress.next_request_id = progress.next_request_id.max(id + 1);
+            }
+            let results = dir.load_results()?;
             progress.attempt += 1;
             let in_flight = progress
                 .current
@@ -125,8 +131,18 @@ fn open_progress(
                     )
                 })
                 .unwrap_or_default();
+            let kept = if recovered.requests > 0 {
+                format!(
+                    "; kept the {} completed requests of the phase it did not finish (phase \
+                     ids ending in {})",
+                    recovered.requests,
+                    store::UNFINISHED_SUFFIX
+                )
+            } else {
+                String::new()
+            };
             ui.line(&format!(
-                "resuming the run in {where_}: {} points done{in_flight}",
+                "resuming the run in {where_}: {} points done{in_flight}{kept}",
                 results.points.len()
             ));
             Ok((progress, results))
@@ -228,6 +244,7 @@ async fn sweep(
     // goes out: a crash before the first phase ends must not let the next
     // resume send the same suffixes again.
     dir.write_json(store::PROGRESS, &progress)?;
+    dir.remove_journals()?;
 
     let started_at = now_rfc3339();
     let server = super::target::fingerprint(&client, &model).await;
@@ -368,6 +385,7 @@ async fn sweep(
         clock: Clock::new(),
         request_ids: AtomicU64::new(progress.next_request_id),
         stop: stop.clone(),
+        journal: Journal::default(),
     });
     let suffix_nonce =
         crate::workload::suffix_nonce(seed) ^ progress.attempt.wrapping_mul(0x9e37_79b9_7f4a_7c15);
