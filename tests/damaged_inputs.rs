@@ -310,6 +310,35 @@ proptest! {
         }
     }
 
+    /// The journal of a killed phase, cut anywhere or with bytes changed:
+    /// the resume keeps the rows that read whole, and the request file it
+    /// leaves reads row by row at its recorded length.
+    #[test]
+    fn a_damaged_journal_keeps_its_whole_rows_and_nothing_else(
+        journal in damaged_bytes(journal_text()),
+        next_request_id in 0u64..12,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let run_dir = RunDir::open(dir.path()).unwrap();
+        std::fs::write(run_dir.file("unfinished_phase_512.csv"), &journal).unwrap();
+        let mut files = std::collections::BTreeMap::new();
+        let recovered = run_dir.recover_requests(&mut files, next_request_id).unwrap();
+        let path = run_dir.file("detailed_results_512.csv");
+        if recovered.requests == 0 {
+            prop_assert!(!path.exists());
+        } else {
+            let bytes = std::fs::read(&path).unwrap();
+            prop_assert_eq!(files["detailed_results_512.csv"], bytes.len() as u64);
+            let rows: Vec<cacherate::record::RequestRecord> = csv::Reader::from_reader(&bytes[..])
+                .deserialize()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            prop_assert_eq!(rows.len(), recovered.requests);
+            prop_assert!(rows.iter().all(|r| r.request_id >= next_request_id
+                && r.phase_id.ends_with(store::UNFINISHED_SUFFIX)));
+        }
+    }
+
     #[test]
     fn a_damaged_profile_file_resolves_or_is_refused_clearly(
         text in prop_oneof![
@@ -607,4 +636,60 @@ fn the_binary_refuses_each_damaged_file_with_what_to_do() {
         "{stderr}"
     );
     assert!(!out.join("progress.json").exists());
+}
+
+/// A journal of ten requests, ids 0 to 9, as the load slots write it.
+fn journal_text() -> Vec<u8> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    for id in 0..10 {
+        let row = cacherate::record::RequestRecord {
+            context_size: 512,
+            cache_hit_rate: 50,
+            phase_id: "RAMP_c2".into(),
+            phase_index: 1,
+            concurrency: 2,
+            request_id: id,
+            endpoint: 0,
+            working_set_prompt: 3,
+            launch_unix_s: 1.5,
+            dispatch_delay_s: None,
+            ttft_s: Some(0.01),
+            ttlt_s: Some(0.02),
+            finish_s: 0.021,
+            chunks: 2,
+            max_chunk_gap_s: Some(0.01),
+            chunk_times_us: vec![10_000, 20_000],
+            tokens_per_chunk: vec![1],
+            expected_prompt_tokens: 512,
+            target_cached_tokens: 256,
+            prompt_tokens: Some(512),
+            completion_tokens: Some(2),
+            cached_tokens: Some(256),
+            status: 200,
+            resent: false,
+            error_kind: None,
+            error: (id % 3 == 0).then(|| "a, \"quoted\"\nmessage".to_string()),
+            in_window: false,
+        };
+        writer.serialize(row).unwrap();
+    }
+    writer.into_inner().unwrap()
+}
+
+/// `valid` cut short or with bytes changed.
+fn damaged_bytes(valid: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
+    let cut = {
+        let valid = valid.clone();
+        any::<prop::sample::Index>().prop_map(move |i| valid[..i.index(valid.len() + 1)].to_vec())
+    };
+    let flipped = prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6)
+        .prop_map(move |flips| {
+            let mut bytes = valid.clone();
+            for (i, byte) in flips {
+                let at = i.index(bytes.len());
+                bytes[at] = byte;
+            }
+            bytes
+        });
+    prop_oneof![cut, flipped]
 }
