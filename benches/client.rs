@@ -132,6 +132,8 @@ fn main() {
             clock: Clock::new(),
             request_ids: AtomicU64::new(0),
             breaker: Breaker::new(0, Duration::ZERO),
+            stop: cacherate::runner::Stop::new(),
+            journal: Default::default(),
         });
         println!(
             "client benchmark: {CONTEXT}-token prompts, {OUTPUT_TOKENS} streamed tokens each, \

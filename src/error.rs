@@ -11,7 +11,7 @@ pub enum Error {
     /// The target server is not there or not healthy.
     #[error("{0}")]
     Unreachable(String),
-    /// Interrupted by SIGINT; what was measured is on disk.
+    /// Interrupted by SIGINT or SIGTERM; what was measured is on disk.
     #[error("interrupted; run the same command again to resume from the last finished phase")]
     Interrupted,
     /// Anything else: a bug or an environment failure.

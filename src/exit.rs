@@ -5,13 +5,14 @@
 pub const PASS: i32 = 0;
 /// The gate found a regression.
 pub const REGRESSION: i32 = 1;
-/// The command line, a profile or a baseline file is wrong.
+/// The command line, a profile, a baseline or a run directory's file is
+/// wrong, or the output directory cannot be written (full, read-only).
 pub const USAGE: i32 = 2;
 /// The target server could not be reached or is unhealthy.
 pub const UNREACHABLE: i32 = 3;
 /// The verdict was inconclusive and `--fail-on-inconclusive` was given.
 pub const INCONCLUSIVE: i32 = 4;
-/// Interrupted (Ctrl-C); rerun the same command to resume.
+/// Interrupted (Ctrl-C or SIGTERM); rerun the same command to resume.
 pub const INTERRUPTED: i32 = 130;
 /// A bug in cacherate.
 pub const INTERNAL: i32 = 70;

@@ -33,10 +33,41 @@ pub fn encode_histogram(histogram: &Histogram<u64>) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// The V2 encoding's cookie (uncompressed), as [`encode_histogram`]
+/// writes it.
+const V2_COOKIE: u32 = 0x1c84_9313;
+/// Bytes of the V2 header before the counts.
+const V2_HEADER: usize = 40;
+
 pub fn decode_histogram(text: &str) -> Result<Histogram<u64>, String> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text)
         .map_err(|e| format!("histogram is not base64: {e}"))?;
+    // The header first: a damaged one can ask for tens of megabytes of
+    // counts, so only the shape this module writes is read.
+    let Some(header) = bytes.get(..V2_HEADER) else {
+        return Err(format!("histogram of {} bytes is cut short", bytes.len()));
+    };
+    let field = |range: std::ops::Range<usize>| {
+        header[range]
+            .iter()
+            .fold(0u64, |n, &byte| n << 8 | u64::from(byte))
+    };
+    let (cookie, length, digits, highest) =
+        (field(0..4), field(4..8), field(12..16), field(24..32));
+    let payload = (bytes.len() - V2_HEADER) as u64;
+    if length != payload {
+        return Err(format!(
+            "histogram says {length} bytes of counts follow its header, {payload} do"
+        ));
+    }
+    if cookie != u64::from(V2_COOKIE) || digits > 3 || highest > HIST_MAX_US {
+        return Err(format!(
+            "histogram header (cookie {cookie:#x}, {digits} significant digits, up to \
+             {highest} µs) is not the V2 shape cacherate writes (3 digits up to \
+             {HIST_MAX_US} µs)"
+        ));
+    }
     Deserializer::new()
         .deserialize(&mut bytes.as_slice())
         .map_err(|e| format!("histogram does not decode: {e:?}"))
@@ -420,6 +451,26 @@ pub fn merge_histograms<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_histogram_header_asking_for_another_shape_is_refused_before_reading() {
+        use base64::Engine;
+        let engine = base64::engine::general_purpose::STANDARD;
+        let mut histogram = new_histogram();
+        histogram.record(1500).unwrap();
+        let mut bytes = engine.decode(encode_histogram(&histogram)).unwrap();
+        assert!(decode_histogram(&engine.encode(&bytes)).is_ok());
+        // Five significant digits: megabytes of counts.
+        bytes[15] = 5;
+        let error = decode_histogram(&engine.encode(&bytes)).unwrap_err();
+        assert!(error.contains("5 significant digits"), "{error}");
+        bytes[15] = 3;
+        bytes[7] = bytes[7].wrapping_add(1);
+        let error = decode_histogram(&engine.encode(&bytes)).unwrap_err();
+        assert!(error.contains("bytes of counts follow"), "{error}");
+        let error = decode_histogram(&engine.encode(&bytes[..20])).unwrap_err();
+        assert!(error.contains("cut short"), "{error}");
+    }
     use crate::record::ErrorKind;
 
     /// A request launched at `launch` (s) whose `tokens` output tokens

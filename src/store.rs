@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::record::RequestRecord;
 use crate::settings::Workload;
 use crate::stats::{Latency, PhaseFigures, encode_histogram, merge_histograms};
 
@@ -25,8 +26,28 @@ pub const PROGRESS: &str = "progress.json";
 pub const RESULTS: &str = "results.json";
 pub const RUN: &str = "run.json";
 
+/// A file of the run directory that cannot be read or written: the path,
+/// the system's reason, and what to do about it. What was saved before
+/// stays saved, so the same command resumes once the cause is gone.
 fn io_error(action: &str, path: &Path, e: std::io::Error) -> Error {
-    Error::Internal(anyhow::anyhow!("cannot {action} {}: {e}", path.display()))
+    use std::io::ErrorKind;
+    let what_to_do = match e.kind() {
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded | ErrorKind::FileTooLarge => {
+            "free space there (or raise the file size limit) or choose another --output-dir"
+        }
+        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => {
+            "make the directory writable or choose another --output-dir"
+        }
+        ErrorKind::NotADirectory | ErrorKind::AlreadyExists => {
+            "a file stands where a directory is needed: choose another --output-dir"
+        }
+        _ => "check the disk, or choose another --output-dir",
+    };
+    Error::Usage(format!(
+        "cannot {action} {}: {e}; {what_to_do}. What was saved before is kept: run the same \
+         command again to resume",
+        path.display()
+    ))
 }
 
 /// The git state of a repository: in `run.json` (the repository the run
@@ -404,6 +425,36 @@ pub struct Progress {
     pub files: BTreeMap<String, u64>,
 }
 
+impl Progress {
+    /// Parses `progress.json`; `path` is for messages. Its schema version
+    /// is read first, so a file of another version says so rather than
+    /// failing on a field it lacks.
+    pub fn parse(text: &str, path: &Path) -> Result<Progress> {
+        #[derive(Deserialize)]
+        struct Version {
+            schema_version: Option<u32>,
+        }
+        let damaged = |e: serde_json::Error| {
+            Error::Usage(format!(
+                "{} is damaged ({e}); run with --force-restart to move this run aside and \
+                 start over, or choose another --output-dir",
+                path.display()
+            ))
+        };
+        let version: Version = serde_json::from_str(text).map_err(damaged)?;
+        match version.schema_version {
+            Some(SCHEMA_VERSION) => serde_json::from_str(text).map_err(damaged),
+            other => Err(Error::Usage(format!(
+                "{} has schema version {}, this cacherate writes {SCHEMA_VERSION}: it cannot \
+                 resume that run. Use --force-restart to move it aside and start over, or \
+                 the cacherate version that wrote it",
+                path.display(),
+                other.map_or("(none)".to_string(), |v| v.to_string())
+            ))),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CurrentPoint {
     pub context_size: u64,
@@ -649,8 +700,100 @@ impl From<&PointResult> for SummaryRow {
     }
 }
 
+/// Appended to the phase id of requests whose phase did not finish: cut
+/// short by a stop now, or by a killed run (kept on resume).
+pub const UNFINISHED_SUFFIX: &str = "_STOPPED";
+
+/// Request rows written one at a time to `unfinished_phase_{ctx}.csv` as
+/// requests complete, ahead of their phase's commit (which appends the
+/// phase's final rows to `detailed_results_{ctx}.csv`). A killed run
+/// leaves the file behind, and a resume keeps its whole rows that were not
+/// committed ([`RunDir::recover_requests`]): a kill loses only the
+/// requests in flight.
+#[derive(Debug, Default)]
+pub struct Journal {
+    file: std::sync::Mutex<Option<JournalFile>>,
+}
+
+#[derive(Debug)]
+struct JournalFile {
+    path: PathBuf,
+    file: File,
+    needs_header: bool,
+}
+
+impl Journal {
+    /// Journals the requests of context `context` that complete from now
+    /// on, in a fresh file (one a killed run left was recovered and
+    /// committed before).
+    pub fn open(&self, dir: &RunDir, context: u64) -> Result<()> {
+        let path = dir.file(&unfinished_phase(context));
+        let file = File::create(&path).map_err(|e| io_error("create", &path, e))?;
+        if let Ok(mut journal) = self.file.lock() {
+            *journal = Some(JournalFile {
+                path,
+                file,
+                needs_header: true,
+            });
+        }
+        Ok(())
+    }
+
+    /// Appends one completed request. Best effort: a row that cannot be
+    /// written stops the journal with a warning, and the phase's commit
+    /// writes every row (or fails with the reason) all the same.
+    pub fn record(&self, row: &RequestRecord) {
+        let Ok(mut journal) = self.file.lock() else {
+            return;
+        };
+        let Some(open) = journal.as_mut() else {
+            return;
+        };
+        let mut writer = csv::WriterBuilder::new()
+            .has_headers(open.needs_header)
+            .from_writer(Vec::new());
+        let written = writer
+            .serialize(row)
+            .map_err(|e| e.to_string())
+            .and_then(|()| writer.into_inner().map_err(|e| e.to_string()))
+            .and_then(|bytes| open.file.write_all(&bytes).map_err(|e| e.to_string()));
+        match written {
+            Ok(()) => open.needs_header = false,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot journal a request into {}: {e}; its phase's rows are written when \
+                     it ends",
+                    open.path.display()
+                );
+                *journal = None;
+            }
+        }
+    }
+
+    /// Stops journaling (the phase's rows are being committed).
+    pub fn close(&self) {
+        if let Ok(mut journal) = self.file.lock() {
+            *journal = None;
+        }
+    }
+}
+
+/// What a resume kept of the requests an earlier run completed but did not
+/// commit.
+#[derive(Debug, Default, PartialEq)]
+pub struct Recovered {
+    pub requests: usize,
+    /// The highest request id among them: ids go on from above it.
+    pub max_request_id: Option<u64>,
+}
+
 pub fn detailed_results(context: u64) -> String {
     format!("detailed_results_{context}.csv")
+}
+
+/// The journal of the phase in flight ([`Journal`]).
+pub fn unfinished_phase(context: u64) -> String {
+    format!("unfinished_phase_{context}.csv")
 }
 
 pub fn phase_metadata(context: u64) -> String {
@@ -666,6 +809,7 @@ fn is_run_file(name: &str) -> bool {
         || name == "index.html"
         || (name.starts_with("detailed_results_")
             || name.starts_with("phase_metadata_")
+            || name.starts_with("unfinished_phase_")
             || name.starts_with("summary_")
             || name.starts_with("run_command_")
             || name.starts_with("performance_vs_cache_rate_")
@@ -737,18 +881,12 @@ impl RunDir {
     }
 
     pub fn load_progress(&self) -> Result<Option<Progress>> {
-        let progress: Option<Progress> = self.read_json(PROGRESS)?;
-        if let Some(progress) = &progress
-            && progress.schema_version != SCHEMA_VERSION
-        {
-            return Err(Error::Usage(format!(
-                "{} has schema version {}, this cacherate writes {SCHEMA_VERSION}; use \
-                 --force-restart to move it aside, or the cacherate version that wrote it",
-                self.file(PROGRESS).display(),
-                progress.schema_version
-            )));
+        let path = self.file(PROGRESS);
+        match fs::read_to_string(&path) {
+            Ok(text) => Progress::parse(&text, &path).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error("read", &path, e)),
         }
-        Ok(progress)
     }
 
     pub fn load_results(&self) -> Result<Results> {
@@ -800,15 +938,22 @@ impl RunDir {
         }
         fs::create_dir_all(&target).map_err(|e| io_error("create", &target, e))?;
         for file in files {
-            let to = target.join(file.file_name().expect("a file has a name"));
+            let Some(name) = file.file_name() else {
+                continue;
+            };
+            let to = target.join(name);
             fs::rename(&file, &to).map_err(|e| io_error("move", &file, e))?;
         }
         Ok(Some(target))
     }
 
-    /// Writes `bytes` to `name` through a temporary file and a rename.
+    /// Writes `bytes` to `name` through a temporary file in the same
+    /// directory, synced, then renamed over it: a reader (or a later run)
+    /// sees the old file or the new one, never part of one. A failed write
+    /// removes its temporary file and leaves the old file as it was.
     /// `name` may lie in a subdirectory (`compare/verdict.json`), which is
-    /// made when missing.
+    /// made when missing. Every file the crate writes into a run or
+    /// baseline directory goes through here, except the appended CSVs.
     pub fn write_atomic(&self, name: &str, bytes: &[u8]) -> Result<()> {
         let path = self.file(name);
         let parent = path.parent().unwrap_or(&self.path).to_path_buf();
@@ -818,11 +963,26 @@ impl RunDir {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let temporary = parent.join(format!(".{file_name}.tmp"));
-        let mut file = File::create(&temporary).map_err(|e| io_error("create", &temporary, e))?;
-        file.write_all(bytes)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| io_error("write", &temporary, e))?;
-        fs::rename(&temporary, &path).map_err(|e| io_error("replace", &path, e))
+        let written = File::create(&temporary)
+            .map_err(|e| io_error("create", &temporary, e))
+            .and_then(|mut file| {
+                file.write_all(bytes)
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| io_error("write", &path, e))
+            })
+            .and_then(|()| {
+                fs::rename(&temporary, &path).map_err(|e| io_error("replace", &path, e))
+            });
+        if written.is_err() {
+            let _ = fs::remove_file(&temporary);
+        }
+        written?;
+        // The rename itself is durable once the directory is synced; a
+        // filesystem that cannot sync a directory still renamed atomically.
+        if let Ok(directory) = File::open(&parent) {
+            let _ = directory.sync_all();
+        }
+        Ok(())
     }
 
     pub fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<()> {
@@ -832,7 +992,8 @@ impl RunDir {
     }
 
     /// Appends rows to a CSV (with a header if it is new); returns its
-    /// length after the append, once it is on disk.
+    /// length after the append, once it is on disk. An append that fails
+    /// part way is cut off again, so the file ends at its last whole row.
     pub fn append_csv<T: Serialize>(&self, name: &str, rows: &[T]) -> Result<u64> {
         let path = self.file(name);
         let mut file = OpenOptions::new()
@@ -840,22 +1001,24 @@ impl RunDir {
             .append(true)
             .open(&path)
             .map_err(|e| io_error("open", &path, e))?;
-        let is_new = file.metadata().map(|m| m.len() == 0).unwrap_or(true);
+        // Only a file known to be empty gets the header: one whose length
+        // cannot be read must not get a header in the middle of its rows.
+        let before = file
+            .metadata()
+            .map_err(|e| io_error("read the length of", &path, e))?
+            .len();
         let mut writer = csv::WriterBuilder::new()
-            .has_headers(is_new)
+            .has_headers(before == 0)
             .from_writer(Vec::new());
         for row in rows {
             writer.serialize(row).map_err(anyhow::Error::from)?;
         }
         let bytes = writer.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
-        file.write_all(&bytes)
-            .and_then(|()| file.sync_data())
-            .map_err(|e| io_error("append to", &path, e))?;
-        let length = file
-            .metadata()
-            .map_err(|e| io_error("stat", &path, e))?
-            .len();
-        Ok(length)
+        if let Err(e) = file.write_all(&bytes).and_then(|()| file.sync_data()) {
+            let _ = file.set_len(before);
+            return Err(io_error("append to", &path, e));
+        }
+        Ok(before + bytes.len() as u64)
     }
 
     /// Appends a phase's rows to the phase metadata CSV.
@@ -866,9 +1029,114 @@ impl RunDir {
         )
     }
 
+    /// Removes `name` if it is there.
+    pub fn remove(&self, name: &str) -> Result<()> {
+        let path = self.file(name);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error("remove", &path, e)),
+        }
+    }
+
+    /// Keeps the requests a killed run journaled in `unfinished_phase_*.csv`
+    /// and did not commit (ids from `next_request_id` on; lower ones are in
+    /// `detailed_results_*.csv` already): each is appended there marked
+    /// with [`UNFINISHED_SUFFIX`] and `files` gets the new lengths; the
+    /// journals stay until [`RunDir::remove_journals`]. A torn last row is
+    /// left out. Call after [`RunDir::truncate_to`].
+    pub fn recover_requests(
+        &self,
+        files: &mut BTreeMap<String, u64>,
+        next_request_id: u64,
+    ) -> Result<Recovered> {
+        let mut recovered = Recovered::default();
+        let entries = fs::read_dir(&self.path).map_err(|e| io_error("list", &self.path, e))?;
+        let mut journals: Vec<(String, u64)> = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error("list", &self.path, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let context = name
+                .strip_prefix("unfinished_phase_")
+                .and_then(|rest| rest.strip_suffix(".csv"))
+                .and_then(|context| context.parse().ok());
+            if let Some(context) = context {
+                journals.push((name, context));
+            }
+        }
+        journals.sort();
+        for (journal, context) in journals {
+            let path = self.file(&journal);
+            let bytes = fs::read(&path).map_err(|e| io_error("read", &path, e))?;
+            // Only rows that end in a newline were written whole.
+            let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            let mut rows: Vec<RequestRecord> = Vec::new();
+            for row in csv::Reader::from_reader(&bytes[..whole]).deserialize::<RequestRecord>() {
+                let Ok(mut row) = row else {
+                    break;
+                };
+                if row.request_id < next_request_id {
+                    continue;
+                }
+                if !row.phase_id.ends_with(UNFINISHED_SUFFIX) {
+                    row.phase_id.push_str(UNFINISHED_SUFFIX);
+                }
+                rows.push(row);
+            }
+            if !rows.is_empty() {
+                let name = detailed_results(context);
+                let length = self.append_csv(&name, &rows)?;
+                files.insert(name, length);
+                recovered.requests += rows.len();
+                recovered.max_request_id = rows
+                    .iter()
+                    .map(|r| r.request_id)
+                    .chain(recovered.max_request_id)
+                    .max();
+            }
+        }
+        Ok(recovered)
+    }
+
+    /// Removes every `unfinished_phase_*.csv`: once `progress.json` records
+    /// what [`RunDir::recover_requests`] kept (until then a kill must find
+    /// them again).
+    pub fn remove_journals(&self) -> Result<()> {
+        let entries = fs::read_dir(&self.path).map_err(|e| io_error("list", &self.path, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error("list", &self.path, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("unfinished_phase_") {
+                self.remove(&name)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Cuts appended CSVs back to their committed lengths, and removes ones
-    /// never committed: the rows of a phase that was in flight.
+    /// never committed: the rows of a phase that was in flight. A file
+    /// shorter than its committed length (or gone) lost measured rows: that
+    /// is an error, never a silent fresh start.
     pub fn truncate_to(&self, committed: &BTreeMap<String, u64>) -> Result<()> {
+        for (name, &length) in committed {
+            let path = self.file(name);
+            let on_disk = match fs::metadata(&path) {
+                Ok(metadata) => metadata.len(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+                Err(e) => return Err(io_error("read the length of", &path, e)),
+            };
+            if on_disk < length {
+                return Err(Error::Usage(format!(
+                    "{} holds {on_disk} bytes but {} records {length} written: {} bytes of \
+                     measured rows are missing (the file was cut, replaced or removed). Put \
+                     the whole file back to resume, or run with --force-restart to move this \
+                     run aside and start over",
+                    path.display(),
+                    PROGRESS,
+                    length - on_disk
+                )));
+            }
+        }
         let entries = fs::read_dir(&self.path).map_err(|e| io_error("list", &self.path, e))?;
         for entry in entries {
             let entry = entry.map_err(|e| io_error("list", &self.path, e))?;
@@ -883,7 +1151,11 @@ impl RunDir {
                         .write(true)
                         .open(&path)
                         .map_err(|e| io_error("open", &path, e))?;
-                    if file.metadata().map(|m| m.len()).unwrap_or(0) > length {
+                    let on_disk = file
+                        .metadata()
+                        .map_err(|e| io_error("read the length of", &path, e))?
+                        .len();
+                    if on_disk > length {
                         file.set_len(length)
                             .map_err(|e| io_error("truncate", &path, e))?;
                     }
@@ -994,5 +1266,207 @@ mod tests {
                 .to_string()
                 .contains("damaged")
         );
+    }
+
+    #[test]
+    fn a_request_file_shorter_than_committed_is_an_error_naming_the_missing_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::open(dir.path()).unwrap();
+        let name = detailed_results(512);
+        let rows = [Row { a: 1, b: None }, Row { a: 2, b: None }];
+        let committed = run.append_csv(&name, &rows).unwrap();
+        let cut = committed - 3;
+        OpenOptions::new()
+            .write(true)
+            .open(run.file(&name))
+            .unwrap()
+            .set_len(cut)
+            .unwrap();
+        let files = BTreeMap::from([(name.clone(), committed)]);
+        let error = run.truncate_to(&files).unwrap_err();
+        assert_eq!(error.exit_code(), crate::exit::USAGE);
+        let message = error.to_string();
+        assert!(
+            message.contains(&name)
+                && message.contains(&format!("holds {cut} bytes"))
+                && message.contains("3 bytes of measured rows are missing")
+                && message.contains("--force-restart"),
+            "{message}"
+        );
+        // Nothing was cut or removed on the way.
+        assert_eq!(fs::metadata(run.file(&name)).unwrap().len(), cut);
+
+        fs::remove_file(run.file(&name)).unwrap();
+        let message = run.truncate_to(&files).unwrap_err().to_string();
+        assert!(message.contains("holds 0 bytes"), "{message}");
+    }
+
+    #[test]
+    fn rows_appended_to_a_file_with_rows_get_no_second_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::open(dir.path()).unwrap();
+        let name = detailed_results(512);
+        let first = run.append_csv(&name, &[Row { a: 1, b: None }]).unwrap();
+        let second = run.append_csv(&name, &[Row { a: 2, b: None }]).unwrap();
+        let text = fs::read_to_string(run.file(&name)).unwrap();
+        assert_eq!(text, "a,b\n1,\n2,\n");
+        assert_eq!((first, second), (7, text.len() as u64));
+    }
+
+    #[test]
+    fn a_write_that_cannot_land_leaves_the_old_file_and_no_temporary_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::open(dir.path()).unwrap();
+        run.write_atomic(RESULTS, b"old").unwrap();
+        // A directory where the file goes: the rename over it fails.
+        fs::create_dir_all(run.file("compare/verdict.json/x")).unwrap();
+        let error = run
+            .write_atomic("compare/verdict.json", b"new")
+            .unwrap_err();
+        assert_eq!(error.exit_code(), crate::exit::USAGE);
+        let message = error.to_string();
+        assert!(
+            message.contains("verdict.json") && message.contains("run the same command again"),
+            "{message}"
+        );
+        assert!(!run.file("compare/.verdict.json.tmp").exists());
+        assert_eq!(fs::read(run.file(RESULTS)).unwrap(), b"old");
+    }
+
+    #[test]
+    fn progress_of_another_version_or_cut_short_says_what_to_do() {
+        let path = Path::new("out/progress.json");
+        for (text, expected) in [
+            (
+                r#"{"schema_version": 99, "new_field": 1}"#,
+                "schema version 99",
+            ),
+            (r#"{"schema_version": 1}"#, "schema version 1"),
+            (r#"{"attempt": 3}"#, "schema version (none)"),
+            (r#"{"schema_version": 2, "attempt": "#, "damaged"),
+            ("", "damaged"),
+            ("\u{0}\u{1}garbage", "damaged"),
+            (r#"{"schema_version": 2, "attempt": 1}"#, "damaged"),
+        ] {
+            let error = Progress::parse(text, path).unwrap_err();
+            assert_eq!(error.exit_code(), crate::exit::USAGE, "{text}");
+            let message = error.to_string();
+            assert!(
+                message.contains(expected)
+                    && message.contains("out/progress.json")
+                    && message.contains("--force-restart"),
+                "{text}: {message}"
+            );
+        }
+    }
+
+    fn request(id: u64, phase: &str) -> RequestRecord {
+        RequestRecord {
+            context_size: 512,
+            cache_hit_rate: 50,
+            phase_id: phase.into(),
+            phase_index: 1,
+            concurrency: 2,
+            request_id: id,
+            endpoint: 0,
+            working_set_prompt: 3,
+            launch_unix_s: 1.5,
+            dispatch_delay_s: None,
+            ttft_s: Some(0.01),
+            ttlt_s: Some(0.02),
+            finish_s: 0.021,
+            chunks: 2,
+            max_chunk_gap_s: Some(0.01),
+            chunk_times_us: vec![10_000, 20_000],
+            tokens_per_chunk: vec![1],
+            expected_prompt_tokens: 512,
+            target_cached_tokens: 256,
+            prompt_tokens: Some(512),
+            completion_tokens: Some(2),
+            cached_tokens: Some(256),
+            status: 200,
+            resent: false,
+            error_kind: None,
+            error: Some("a, \"quoted\"\nmessage".into()),
+            in_window: true,
+        }
+    }
+
+    #[test]
+    fn a_killed_phase_keeps_its_whole_uncommitted_requests_marked_and_leaves_a_torn_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::open(dir.path()).unwrap();
+        let name = detailed_results(512);
+        // Request 4 was committed with its phase (so the next id is 5);
+        // the journal of the next phase holds 5, 7 and a torn row.
+        let committed = run.append_csv(&name, &[request(4, "WARMUP")]).unwrap();
+        let journal = Journal::default();
+        journal.open(&run, 512).unwrap();
+        journal.record(&request(4, "WARMUP"));
+        journal.record(&request(7, "RAMP_c2"));
+        journal.record(&request(5, "RAMP_c2"));
+        journal.close();
+        let journal_path = run.file(&unfinished_phase(512));
+        let mut torn = fs::read(&journal_path).unwrap();
+        torn.extend_from_slice(b"512,50,RAMP_c2,1,2,9,0,3,1.5,,0.01");
+        fs::write(&journal_path, &torn).unwrap();
+
+        let mut files = BTreeMap::from([(name.clone(), committed)]);
+        run.truncate_to(&files).unwrap();
+        let recovered = run.recover_requests(&mut files, 5).unwrap();
+        assert_eq!(
+            recovered,
+            Recovered {
+                requests: 2,
+                max_request_id: Some(7)
+            }
+        );
+        let bytes = fs::read(run.file(&name)).unwrap();
+        assert_eq!(files[&name], bytes.len() as u64);
+        let rows: Vec<RequestRecord> = csv::Reader::from_reader(&bytes[..])
+            .deserialize()
+            .map(|r| r.unwrap())
+            .collect();
+        let stopped = |id| RequestRecord {
+            phase_id: format!("RAMP_c2{UNFINISHED_SUFFIX}"),
+            ..request(id, "")
+        };
+        assert_eq!(rows, [request(4, "WARMUP"), stopped(7), stopped(5)]);
+        // Killed again before progress.json recorded them: the same rows
+        // come back once, from the journal still there.
+        let mut again = BTreeMap::from([(name.clone(), committed)]);
+        run.truncate_to(&again).unwrap();
+        assert_eq!(run.recover_requests(&mut again, 5).unwrap().requests, 2);
+        assert_eq!(fs::read(run.file(&name)).unwrap(), bytes);
+        // Once recorded (the next id above them), nothing more.
+        run.remove_journals().unwrap();
+        assert!(!journal_path.exists());
+        assert_eq!(
+            run.recover_requests(&mut again, 8).unwrap(),
+            Recovered::default()
+        );
+    }
+
+    #[test]
+    fn journaled_rows_of_a_context_never_committed_start_its_request_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::open(dir.path()).unwrap();
+        let journal = Journal::default();
+        journal.open(&run, 1024).unwrap();
+        journal.record(&request(3, "WARMUP"));
+        journal.close();
+        let mut files = BTreeMap::new();
+        run.truncate_to(&files).unwrap();
+        let recovered = run.recover_requests(&mut files, 0).unwrap();
+        assert_eq!(recovered.requests, 1);
+        let name = detailed_results(1024);
+        let rows: Vec<RequestRecord> = csv::Reader::from_path(run.file(&name))
+            .unwrap()
+            .deserialize()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].phase_id, format!("WARMUP{UNFINISHED_SUFFIX}"));
+        assert_eq!(files[&name], fs::metadata(run.file(&name)).unwrap().len());
     }
 }

@@ -8,6 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use cacherate::cli::{BaselineCommand, Cli, Command};
+use cacherate::runner::Stop;
 use cacherate::sim::{SimConfig, SimServer};
 use clap::Parser;
 use common::phases;
@@ -91,7 +92,7 @@ async fn refresh(url: &str, root: &Path) -> PathBuf {
     else {
         unreachable!()
     };
-    let code = cacherate::commands::baseline::refresh(&args, &[], root)
+    let code = cacherate::commands::baseline::refresh(&args, &[], root, &Stop::new())
         .await
         .unwrap();
     assert_eq!(code, 0);
@@ -105,7 +106,7 @@ async fn gate(url: &str, baseline: &Path, out: &Path, extra: &[&str]) -> i32 {
     let Command::Gate(args) = parse(&["gate"], options) else {
         unreachable!()
     };
-    cacherate::commands::gate::command(&args, &[], out.parent().unwrap())
+    cacherate::commands::gate::command(&args, &[], out.parent().unwrap(), &Stop::new())
         .await
         .unwrap()
 }
@@ -240,7 +241,7 @@ async fn inconclusive_points_get_extra_samples_and_mismatches_are_refused() {
     let Command::Calibrate(args) = parse(&["calibrate"], options) else {
         unreachable!()
     };
-    let code = cacherate::commands::calibrate::command(&args, &[], root.path())
+    let code = cacherate::commands::calibrate::command(&args, &[], root.path(), &Stop::new())
         .await
         .unwrap();
     assert_eq!(code, 0);
@@ -317,7 +318,7 @@ async fn inconclusive_points_get_extra_samples_and_mismatches_are_refused() {
     let Command::Gate(args) = parse(&["gate"], options) else {
         unreachable!()
     };
-    let error = cacherate::commands::gate::command(&args, &[], root.path())
+    let error = cacherate::commands::gate::command(&args, &[], root.path(), &Stop::new())
         .await
         .unwrap_err();
     server.stop().await.unwrap();

@@ -255,6 +255,31 @@ fn report_of_a_run_in_progress_shows_the_points_done_and_skips_a_partial_row() {
 }
 
 #[test]
+fn report_of_a_phase_file_shorter_than_committed_warns_of_the_missing_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(fixture()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    let csv = dir.path().join("phase_metadata_1024.csv");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    // The last two rows are gone.
+    let kept: Vec<&str> = text.lines().collect();
+    let kept = kept[..kept.len() - 2].join("\n") + "\n";
+    std::fs::write(&csv, &kept).unwrap();
+    let loaded = load(&RunDir::existing(dir.path()).unwrap()).unwrap();
+    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+    let warning = &loaded.warnings[0];
+    assert!(
+        warning.contains("phase_metadata_1024.csv")
+            && warning.contains(&format!("holds {} bytes", kept.len()))
+            && warning.contains(&format!("records {}", text.len()))
+            && warning.contains("rows of measured phases are missing"),
+        "{warning}"
+    );
+}
+
+#[test]
 fn report_refuses_a_directory_that_is_not_a_run_with_exit_2() {
     let bin = env!("CARGO_BIN_EXE_cacherate");
     let empty = tempfile::tempdir().unwrap();
@@ -347,7 +372,7 @@ async fn run_writes_the_reports_at_its_end_unless_skip_graphs() {
         };
         let no_profiles = tempfile::tempdir().unwrap();
         let settings = cacherate::settings::RunSettings::resolve(*run, no_profiles.path()).unwrap();
-        cacherate::commands::run_and_report(settings, &argv)
+        cacherate::commands::run_and_report(settings, &argv, &cacherate::runner::Stop::new())
             .await
             .unwrap();
         let html: Vec<String> = std::fs::read_dir(dir.path())

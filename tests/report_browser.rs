@@ -130,7 +130,7 @@ fn run_sweep(dir: &Path) {
         };
         let no_profiles = tempfile::tempdir().unwrap();
         let settings = RunSettings::resolve(*run, no_profiles.path()).unwrap();
-        cacherate::commands::run_and_report(settings, &argv)
+        cacherate::commands::run_and_report(settings, &argv, &cacherate::runner::Stop::new())
             .await
             .unwrap();
         server.stop().await.unwrap();

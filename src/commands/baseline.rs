@@ -9,6 +9,7 @@ use crate::baseline::{Baseline, build, check_name, load_run};
 use crate::cli::RefreshArgs;
 use crate::error::{Error, Result};
 use crate::progress::Ui;
+use crate::runner::Stop;
 use crate::settings::{Mode, RunSettings};
 use crate::store::RunDir;
 
@@ -133,7 +134,7 @@ pub fn difference(old: &Baseline, new: &Baseline) -> String {
 }
 
 /// `cacherate baseline refresh`.
-pub async fn refresh(args: &RefreshArgs, argv: &[String], cwd: &Path) -> Result<i32> {
+pub async fn refresh(args: &RefreshArgs, argv: &[String], cwd: &Path, stop: &Stop) -> Result<i32> {
     check_name(&args.name)?;
     let ui = Ui::new(args.run.quiet);
     let dirs: Vec<PathBuf> = if !args.from_run.is_empty() {
@@ -157,7 +158,7 @@ pub async fn refresh(args: &RefreshArgs, argv: &[String], cwd: &Path) -> Result<
                     " at the first run's loads"
                 }
             ));
-            let outcome = super::run_and_report(settings, argv).await?;
+            let outcome = super::run_and_report(settings, argv, stop).await?;
             dirs.push(outcome.dir);
         }
         dirs

@@ -13,6 +13,7 @@ use crate::baseline::{Baseline, Calibration, RunData, load_run};
 use crate::cli::CalibrateArgs;
 use crate::error::{Error, Result};
 use crate::progress::Ui;
+use crate::runner::Stop;
 use crate::settings::{Mode, RunSettings};
 use crate::store::{RunDir, Sample};
 
@@ -102,7 +103,12 @@ fn run_settings(
 }
 
 /// `cacherate calibrate`.
-pub async fn command(args: &CalibrateArgs, argv: &[String], cwd: &Path) -> Result<i32> {
+pub async fn command(
+    args: &CalibrateArgs,
+    argv: &[String],
+    cwd: &Path,
+    stop: &Stop,
+) -> Result<i32> {
     let options = CompareOptions::from_args(&args.verdict)?;
     let mut baseline = Baseline::read(&args.baseline)?;
     let ui = Ui::new(args.run.quiet);
@@ -122,7 +128,7 @@ pub async fn command(args: &CalibrateArgs, argv: &[String], cwd: &Path) -> Resul
                 "calibrate: A/A run {k} of {runs} in {}",
                 settings.output_dir.display()
             ));
-            dirs.push(super::run_and_report(settings, argv).await?.dir);
+            dirs.push(super::run_and_report(settings, argv, stop).await?.dir);
         }
         dirs
     };

@@ -11,6 +11,7 @@ use crate::baseline::Baseline;
 use crate::cli::GateArgs;
 use crate::error::{Error, Result};
 use crate::progress::Ui;
+use crate::runner::Stop;
 use crate::settings::{Mode, RunSettings};
 use crate::store::PointStatus;
 
@@ -42,7 +43,7 @@ fn gate_settings(args: &GateArgs, min_samples: usize, cwd: &Path) -> Result<RunS
 }
 
 /// Runs the gate; returns the exit code its verdict gives.
-pub async fn command(args: &GateArgs, argv: &[String], cwd: &Path) -> Result<i32> {
+pub async fn command(args: &GateArgs, argv: &[String], cwd: &Path, stop: &Stop) -> Result<i32> {
     let options = CompareOptions::from_args(&args.verdict)?;
     let baseline = Baseline::read(&args.baseline)?;
     let mut settings = gate_settings(args, options.policy.min_samples, cwd)?;
@@ -61,7 +62,7 @@ pub async fn command(args: &GateArgs, argv: &[String], cwd: &Path) -> Result<i32
             missing.join(", ")
         )));
     }
-    let outcome = super::run_and_report(settings.clone(), argv).await?;
+    let outcome = super::run_and_report(settings.clone(), argv, stop).await?;
     // A point the circuit breaker stopped has nothing to compare; one
     // with samples but too many errors gets its `error` verdict below.
     if let Some(point) = outcome
@@ -97,7 +98,7 @@ pub async fn command(args: &GateArgs, argv: &[String], cwd: &Path) -> Result<i32
             verdict.overall.needs_more_samples.join(", ")
         ));
         settings.sample_targets = targets;
-        super::run_and_report(settings, argv).await?;
+        super::run_and_report(settings, argv, stop).await?;
         verdict = compare(&outcome.dir, &args.baseline, &options)?;
     }
     println!("{}", crate::report::verdict_table::render(&verdict));

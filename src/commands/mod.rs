@@ -13,7 +13,7 @@ pub mod sim;
 
 use crate::error::Result;
 use crate::progress::Ui;
-use crate::runner::RunOutcome;
+use crate::runner::{RunOutcome, Stop};
 use crate::settings::RunSettings;
 
 /// The run's settings with at least `min_samples` samples a point: a
@@ -33,10 +33,15 @@ pub fn resolve_with_samples(
 
 /// A sweep, then its HTML reports unless `--skip-graphs` (a report that
 /// fails to render is a warning: the run is kept whatever happens).
-pub async fn run_and_report(settings: RunSettings, argv: &[String]) -> Result<RunOutcome> {
+/// `stop` ends the sweep early, everything measured saved.
+pub async fn run_and_report(
+    settings: RunSettings,
+    argv: &[String],
+    stop: &Stop,
+) -> Result<RunOutcome> {
     let ui = Ui::new(settings.quiet);
     let skip_graphs = settings.skip_graphs;
-    let outcome = crate::runner::run(settings, argv).await?;
+    let outcome = crate::runner::run_until(settings, argv, stop).await?;
     if !skip_graphs {
         report::after_run(&outcome.dir, &ui);
     }

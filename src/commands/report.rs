@@ -35,10 +35,16 @@ fn read_phases(
     warnings: &mut Vec<String>,
 ) -> Result<Vec<PhaseRow>> {
     let mut bytes = fs::read(path).map_err(|e| read_error(path, e))?;
-    if let Some(length) = committed
-        && (bytes.len() as u64) > length
-    {
-        bytes.truncate(length as usize);
+    match committed {
+        Some(length) if (bytes.len() as u64) > length => bytes.truncate(length as usize),
+        Some(length) if (bytes.len() as u64) < length => warnings.push(format!(
+            "{} holds {} bytes but {} records {length} written: rows of measured phases \
+             are missing (the file was cut or replaced), so the charts lack them",
+            path.display(),
+            bytes.len(),
+            store::PROGRESS
+        )),
+        _ => {}
     }
     let mut reader = csv::Reader::from_reader(bytes.as_slice());
     let mut rows = Vec::new();

@@ -5,11 +5,12 @@ use std::path::Path;
 
 use crate::cli::RunArgs;
 use crate::error::Result;
+use crate::runner::Stop;
 use crate::settings::RunSettings;
 
-pub async fn command(args: RunArgs, argv: &[String], cwd: &Path) -> Result<i32> {
+pub async fn command(args: RunArgs, argv: &[String], cwd: &Path, stop: &Stop) -> Result<i32> {
     let settings = RunSettings::resolve(args, cwd)?;
-    let outcome = super::run_and_report(settings, argv).await?;
+    let outcome = super::run_and_report(settings, argv, stop).await?;
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(
         stdout,

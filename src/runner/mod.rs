@@ -7,7 +7,9 @@ pub mod plan;
 mod point;
 mod provenance;
 mod reproduce;
+pub mod stop;
 mod sweep;
 pub mod target;
 
-pub use sweep::{RunOutcome, effective_target_warnings, run};
+pub use stop::Stop;
+pub use sweep::{RunOutcome, effective_target_warnings, run, run_until};

@@ -1,19 +1,22 @@
 //! One phase of closed-loop load: exactly `concurrency` requests in flight
 //! until the window closes, each slot starting its next request as soon as
 //! the last one ends; requests in flight at the close still finish. And the
-//! warm-up, which sends every working-set prompt once.
+//! warm-up, which sends every working-set prompt once. A [`Stop::now`]
+//! abandons the requests in flight; the completed ones are returned.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
+use super::stop::Stop;
 use crate::client::{Client, Clock, Measured};
 use crate::error::{Error, Result};
 use crate::progress::{Live, Ui};
 use crate::record::{ErrorKind, RequestRecord};
+use crate::store::Journal;
 use crate::workload::{BuiltRequest, PromptFactory};
 
 /// What every phase of a run shares.
@@ -23,6 +26,11 @@ pub struct Shared {
     /// The next request id; ids are never reused within a run directory.
     pub request_ids: AtomicU64,
     pub breaker: Breaker,
+    /// Looked at between phases, and by every request for a stop now.
+    pub stop: Stop,
+    /// Where each completed request goes at once, ahead of its phase's
+    /// commit.
+    pub journal: Journal,
 }
 
 /// Stops a point whose requests only meet connection-level failures
@@ -142,6 +150,9 @@ pub struct PhaseRun {
     pub start: Instant,
     pub window_end: Instant,
     pub end: Instant,
+    /// A stop now cut the phase short: `records` holds only the requests
+    /// that completed, and the phase has no figures.
+    pub abandoned: bool,
 }
 
 /// Sends one built request and turns what came back into its record;
@@ -238,13 +249,15 @@ pub async fn run_phase(
     let start = Instant::now();
     let window_end = start + duration;
     let label = Arc::new(label);
+    let abandoned = Arc::new(AtomicBool::new(false));
     let mut slots = JoinSet::new();
     for _ in 0..label.concurrency {
-        let (shared, factory, label, live) = (
+        let (shared, factory, label, live, abandoned) = (
             Arc::clone(&shared),
             Arc::clone(&factory),
             Arc::clone(&label),
             Arc::clone(&live),
+            Arc::clone(&abandoned),
         );
         slots.spawn(async move {
             let mut records = Vec::new();
@@ -261,7 +274,13 @@ pub async fn run_phase(
                     // 10 ms, 20 ms, ... up to 1 s, within the window.
                     let pause = Duration::from_millis(10 << failures_in_a_row.min(7))
                         .min(Duration::from_secs(1));
-                    tokio::time::sleep_until((now + pause).min(window_end).into()).await;
+                    tokio::select! {
+                        () = tokio::time::sleep_until((now + pause).min(window_end).into()) => {}
+                        () = shared.stop.until_now() => {
+                            abandoned.store(true, Ordering::Relaxed);
+                            break;
+                        }
+                    }
                     if Instant::now() >= window_end || shared.breaker.tripped().is_some() {
                         break;
                     }
@@ -270,7 +289,18 @@ pub async fn run_phase(
                 let built = factory.request(label.cache_hit_rate, request_id);
                 let affinity =
                     (built.cached_tokens > 0).then_some(u64::from(built.working_set_prompt));
-                let (record, end) = send(&shared, &label, built, affinity, slot_free).await;
+                let sent = tokio::select! {
+                    // A request that has completed is kept, even when
+                    // the stop came in the same instant.
+                    biased;
+                    sent = send(&shared, &label, built, affinity, slot_free) => Some(sent),
+                    () = shared.stop.until_now() => None,
+                };
+                let Some((record, end)) = sent else {
+                    abandoned.store(true, Ordering::Relaxed);
+                    break;
+                };
+                shared.journal.record(&record);
                 shared.breaker.record(&record);
                 if record.ok() {
                     failures_in_a_row = 0;
@@ -294,10 +324,12 @@ pub async fn run_phase(
         start,
         window_end,
         end: Instant::now(),
+        abandoned: abandoned.load(Ordering::Relaxed),
     })
 }
 
-/// Sends every working-set prompt once, `concurrency` at a time.
+/// Sends every working-set prompt once, `concurrency` at a time (after a
+/// stop now, only those that completed: see [`Stop::is_now`]).
 pub async fn run_warmup(
     shared: Arc<Shared>,
     factory: Arc<PromptFactory>,
@@ -331,7 +363,17 @@ pub async fn run_warmup(
                 }
                 let request_id = shared.request_ids.fetch_add(1, Ordering::Relaxed);
                 let built = factory.warmup(index as u32, request_id);
-                let (record, end) = send(&shared, &label, built, Some(index), slot_free).await;
+                let sent = tokio::select! {
+                    // A request that has completed is kept, even when
+                    // the stop came in the same instant.
+                    biased;
+                    sent = send(&shared, &label, built, Some(index), slot_free) => Some(sent),
+                    () = shared.stop.until_now() => None,
+                };
+                let Some((record, end)) = sent else {
+                    break;
+                };
+                shared.journal.record(&record);
                 records.push(record);
                 bar.inc();
                 slot_free = Some(end);

@@ -170,6 +170,7 @@ impl Sweep<'_> {
         phase: Option<&PhaseRecord>,
     ) -> Result<()> {
         let name = detailed_results(context);
+        self.shared.journal.close();
         let length = match self.settings.chunk_times {
             ChunkTimes::All => self.dir.append_csv(&name, records)?,
             ChunkTimes::Summary => {
@@ -186,7 +187,20 @@ impl Sweep<'_> {
             }
         }
         self.progress.next_request_id = self.shared.request_ids.load(Ordering::Relaxed);
-        self.dir.write_json(store::PROGRESS, &self.progress)
+        self.dir.write_json(store::PROGRESS, &self.progress)?;
+        // Committed: the journal of the phase is no longer needed.
+        self.dir.remove(&store::unfinished_phase(context))
+    }
+
+    /// Saves the completed requests of a phase or warm-up that a stop now
+    /// cut short, marked as such (the phase is measured again on resume),
+    /// and ends the run.
+    fn commit_stopped<T>(&mut self, context: u64, mut records: Vec<RequestRecord>) -> Result<T> {
+        for record in &mut records {
+            record.phase_id.push_str(store::UNFINISHED_SUFFIX);
+        }
+        self.commit(context, &records, None)?;
+        Err(Error::Interrupted)
     }
 
     pub async fn warm_up(
@@ -195,6 +209,7 @@ impl Sweep<'_> {
         context: u64,
         rate: u32,
     ) -> Result<()> {
+        self.shared.stop.check()?;
         if let Some(how) =
             super::target::flush(&self.shared.client, &self.settings.flush_cache).await?
         {
@@ -207,6 +222,7 @@ impl Sweep<'_> {
             phase_index: 0,
             concurrency: self.settings.init_concurrency,
         };
+        self.shared.journal.open(&self.dir, context)?;
         let records = run_warmup(
             Arc::clone(&self.shared),
             Arc::clone(factory),
@@ -214,6 +230,9 @@ impl Sweep<'_> {
             &self.ui,
         )
         .await?;
+        if self.shared.stop.is_now() {
+            return self.commit_stopped(context, records);
+        }
         self.commit(context, &records, None)?;
         let failed: Vec<&RequestRecord> = records.iter().filter(|r| !r.ok()).collect();
         if !records.is_empty() && failed.len() == records.len() {
@@ -279,6 +298,7 @@ impl Sweep<'_> {
         plan: PlannedPhase,
         phase_index: u32,
     ) -> Result<PhaseRecord> {
+        self.shared.stop.check()?;
         let phase_id = plan.kind.id(plan.concurrency);
         tracing::debug!(context, rate, phase = %phase_id, seconds = plan.duration, "starting phase");
         let counters_before =
@@ -289,6 +309,7 @@ impl Sweep<'_> {
             plan.duration,
             &live,
         );
+        self.shared.journal.open(&self.dir, context)?;
         let run = run_phase(
             Arc::clone(&self.shared),
             Arc::clone(factory),
@@ -304,6 +325,9 @@ impl Sweep<'_> {
         )
         .await?;
         bar.finish();
+        if run.abandoned {
+            return self.commit_stopped(context, run.records);
+        }
         let counters_after =
             super::target::counters(&self.shared.client, self.metrics_url.as_deref()).await;
         let server_cache_rate = counters_before

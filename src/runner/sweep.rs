@@ -13,6 +13,7 @@ use super::plan::RampParams;
 use super::point::Sweep;
 use super::provenance::{RunInfo, git_info, hostname, now_rfc3339, redacted};
 use super::reproduce::{reproduce_args, write_run_command};
+use super::stop::Stop;
 use super::target::{kv_block_size_from_metrics, kv_capacity_from_metrics};
 use crate::client::{Client, Clock};
 use crate::error::{Error, Result};
@@ -20,7 +21,9 @@ use crate::kvsize::{Estimate, ModelShape};
 use crate::progress::Ui;
 use crate::settings::{FlushCache, PromptMode, ReinitStrategy, RunSettings, Workload};
 use crate::stats::Thresholds;
-use crate::store::{self, PointResult, PointStatus, Progress, Results, RunDir, SCHEMA_VERSION};
+use crate::store::{
+    self, Journal, PointResult, PointStatus, Progress, Results, RunDir, SCHEMA_VERSION,
+};
 use crate::workload::content::prompt_content;
 use crate::workload::tokenizer::Tokenizer;
 use crate::workload::{FactoryOptions, PromptFactory};
@@ -95,7 +98,11 @@ fn open_progress(
         Some(existing) => {
             let differences = workload.differences(&existing.workload);
             if !differences.is_empty() {
-                let moved = dir.archive()?.expect("the progress file is a run file");
+                let moved = dir.archive()?.ok_or_else(|| {
+                    Error::Internal(anyhow::anyhow!(
+                        "{where_} had a progress.json but nothing to move aside"
+                    ))
+                })?;
                 ui.warn(&format!(
                     "the options differ from the run in {where_} ({}), so it cannot be \
                      resumed; its files were moved to {} and a new run starts",
@@ -104,9 +111,15 @@ fn open_progress(
                 ));
                 return Ok((fresh(workload), empty));
             }
-            dir.truncate_to(&existing.files)?;
-            let results = dir.load_results()?;
             let mut progress = existing;
+            // Requests a killed run completed in its last phase are kept;
+            // their ids are not given out again.
+            dir.truncate_to(&progress.files)?;
+            let recovered = dir.recover_requests(&mut progress.files, progress.next_request_id)?;
+            if let Some(id) = recovered.max_request_id {
+                progress.next_request_id = progress.next_request_id.max(id + 1);
+            }
+            let results = dir.load_results()?;
             progress.attempt += 1;
             let in_flight = progress
                 .current
@@ -120,8 +133,18 @@ fn open_progress(
                     )
                 })
                 .unwrap_or_default();
+            let kept = if recovered.requests > 0 {
+                format!(
+                    "; kept the {} completed requests of the phase it did not finish (phase \
+                     ids ending in {})",
+                    recovered.requests,
+                    store::UNFINISHED_SUFFIX
+                )
+            } else {
+                String::new()
+            };
             ui.line(&format!(
-                "resuming the run in {where_}: {} points done{in_flight}",
+                "resuming the run in {where_}: {} points done{in_flight}{kept}",
                 results.points.len()
             ));
             Ok((progress, results))
@@ -140,6 +163,12 @@ fn open_progress(
 
 /// Runs the sweep. `argv` is recorded in `run.json`.
 pub async fn run(settings: RunSettings, argv: &[String]) -> Result<RunOutcome> {
+    run_until(settings, argv, &Stop::new()).await
+}
+
+/// Runs the sweep until it is done or `stop` ends it
+/// ([`Error::Interrupted`], with everything measured saved).
+pub async fn run_until(settings: RunSettings, argv: &[String], stop: &Stop) -> Result<RunOutcome> {
     let ui = Ui::new(settings.quiet);
     let simulator = if settings.endpoints.is_empty() {
         let server = EmbeddedSim::start(&settings).await?;
@@ -157,7 +186,7 @@ pub async fn run(settings: RunSettings, argv: &[String]) -> Result<RunOutcome> {
         Some(server) => vec![server.url()],
         None => settings.endpoints.clone(),
     };
-    let outcome = sweep(&settings, argv, &ui, endpoints, simulator.is_some()).await;
+    let outcome = sweep(&settings, argv, &ui, endpoints, simulator.is_some(), stop).await;
     if let Some(server) = simulator {
         server.stop().await;
     }
@@ -170,6 +199,7 @@ async fn sweep(
     ui: &Ui,
     endpoints: Vec<String>,
     embedded: bool,
+    stop: &Stop,
 ) -> Result<RunOutcome> {
     let mut client = Client::new(
         endpoints,
@@ -225,6 +255,7 @@ async fn sweep(
     // goes out: a crash before the first phase ends must not let the next
     // resume send the same suffixes again.
     dir.write_json(store::PROGRESS, &progress)?;
+    dir.remove_journals()?;
 
     let started_at = now_rfc3339();
     let server = super::target::fingerprint(&client, &model).await;
@@ -364,6 +395,8 @@ async fn sweep(
             settings.circuit_breaker_failures,
             Duration::from_secs_f64(settings.circuit_breaker_window),
         ),
+        stop: stop.clone(),
+        journal: Journal::default(),
     });
     let suffix_nonce =
         crate::workload::suffix_nonce(seed) ^ progress.attempt.wrapping_mul(0x9e37_79b9_7f4a_7c15);

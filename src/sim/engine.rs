@@ -83,6 +83,9 @@ pub struct EngineSnapshot {
     pub finished_requests: u64,
     pub aborted_requests: u64,
     pub steps: u64,
+    /// Simulated seconds of the steps so far: the engine's own clock,
+    /// which a busy host does not move.
+    pub busy_seconds: f64,
     pub kv: KvCounters,
 }
 
@@ -181,8 +184,6 @@ struct Engine {
     stats: EngineSnapshot,
     snapshot: Arc<Mutex<EngineSnapshot>>,
     started: Instant,
-    /// Simulated seconds of all steps so far: the clock with no wall time.
-    busy_seconds: f64,
 }
 
 /// A planned step: which sequences decode, which prefill how much.
@@ -224,7 +225,6 @@ impl Engine {
             stats: EngineSnapshot::default(),
             snapshot,
             started: Instant::now(),
-            busy_seconds: 0.0,
         }
     }
 
@@ -233,7 +233,7 @@ impl Engine {
         if self.costs.time_scale > 0.0 {
             self.started.elapsed().as_secs_f64() / self.costs.time_scale
         } else {
-            self.busy_seconds
+            self.stats.busy_seconds
         }
     }
 
@@ -400,7 +400,7 @@ impl Engine {
 
     fn apply(&mut self, step: Step) {
         self.stats.steps += 1;
-        self.busy_seconds += step.seconds;
+        self.stats.busy_seconds += step.seconds;
         for (index, chunk) in step.prefills {
             let sequence = &mut self.running[index];
             sequence.pending_load = 0;

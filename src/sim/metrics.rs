@@ -122,6 +122,12 @@ pub fn render(config: &SimConfig, stats: &EngineSnapshot) -> String {
     );
     family.metric(
         Counter,
+        "cacherate_sim:busy_seconds_total",
+        "Simulated seconds of engine steps: the modelled time, whatever the host's load.",
+        stats.busy_seconds,
+    );
+    family.metric(
+        Counter,
         "cacherate_sim:offload_dropped_blocks_total",
         "Blocks dropped from the full second tier.",
         stats.kv.offload_dropped_blocks as f64,
