@@ -7,6 +7,7 @@ pub mod plan;
 mod point;
 mod provenance;
 mod reproduce;
+mod sustained;
 mod sweep;
 pub mod target;
 

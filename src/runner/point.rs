@@ -138,7 +138,7 @@ pub struct Sweep<'a> {
 impl Sweep<'_> {
     /// Appends rows, then records the new lengths in progress.json: the
     /// commit point of everything measured so far.
-    fn commit(
+    pub(super) fn commit(
         &mut self,
         context: u64,
         records: &[RequestRecord],
@@ -314,6 +314,7 @@ impl Sweep<'_> {
             decision_ttft_s: figures.ttft_metric(self.settings.ttft_metric),
             server_cache_rate,
             figures,
+            period: None,
         };
         self.commit(context, &records, Some(&phase))?;
         let f = &phase.figures;
@@ -385,7 +386,9 @@ impl Sweep<'_> {
             let planned = PlannedPhase {
                 kind: match point.plan {
                     PlanKind::PeakSearch => store::PhaseKind::Retry(k),
-                    PlanKind::FixedLevels | PlanKind::FixedFrom => store::PhaseKind::Fixed(k),
+                    PlanKind::FixedLevels | PlanKind::FixedFrom | PlanKind::Sustained => {
+                        store::PhaseKind::Fixed(k)
+                    }
                 },
                 concurrency: point.peak_concurrency,
                 duration: self.settings.sample_duration,
@@ -447,27 +450,37 @@ impl Sweep<'_> {
         if warm_first {
             self.warm_up(factory, context, rate).await?;
         }
-        while let Some(next) = plan.next() {
-            if self.settings.reinit_strategy == ReinitStrategy::PerTest {
-                self.warm_up(factory, context, rate).await?;
+        let sustained = self.settings.mode == Mode::Sustained;
+        let result = if sustained {
+            self.sustained_periods(factory, context, rate).await?
+        } else {
+            while let Some(next) = plan.next() {
+                if self.settings.reinit_strategy == ReinitStrategy::PerTest {
+                    self.warm_up(factory, context, rate).await?;
+                }
+                let index = self
+                    .progress
+                    .current
+                    .as_ref()
+                    .map_or(0, |c| c.phases.len() as u32);
+                let phase = self.phase(factory, context, rate, next, index).await?;
+                plan.record(Outcome::of(&phase));
             }
-            let index = self
-                .progress
-                .current
-                .as_ref()
-                .map_or(0, |c| c.phases.len() as u32);
-            let phase = self.phase(factory, context, rate, next, index).await?;
-            plan.record(Outcome::of(&phase));
-        }
+            plan.result().ok_or_else(|| {
+                Error::Internal(anyhow::anyhow!("the point's plan ended without a result"))
+            })?
+        };
+        let plan_kind = if sustained {
+            PlanKind::Sustained
+        } else {
+            plan_kind
+        };
         let phases = self
             .progress
             .current
             .take()
             .map(|c| c.phases)
             .unwrap_or_default();
-        let result = plan.result().ok_or_else(|| {
-            Error::Internal(anyhow::anyhow!("the point's plan ended without a result"))
-        })?;
         let gap = self
             .settings
             .cache_rate_gap(context, self.server_block_tokens);

@@ -178,6 +178,7 @@ fn point_row(p: &PointResult) -> PointRow {
             PlanKind::PeakSearch => "peak search",
             PlanKind::FixedLevels => "fixed levels",
             PlanKind::FixedFrom => "fixed (given)",
+            PlanKind::Sustained => "sustained",
         },
         peak: p.peak_concurrency,
         peak_passed: p.peak_passed,
