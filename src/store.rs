@@ -528,6 +528,10 @@ struct PhaseRow<'a> {
     decision_ttft_s: f64,
     passed: bool,
     reason: Option<&'a str>,
+    /// Sustained mode: the controller's decision after the period, and
+    /// the next period's concurrency.
+    decision: Option<&'static str>,
+    next_concurrency: Option<u32>,
 }
 
 impl<'a> From<&'a PhaseRecord> for PhaseRow<'a> {
@@ -571,6 +575,8 @@ impl<'a> From<&'a PhaseRecord> for PhaseRow<'a> {
             decision_ttft_s: p.decision_ttft_s,
             passed: p.passed,
             reason: p.reason.as_deref(),
+            decision: p.period.map(|d| d.decision.name()),
+            next_concurrency: p.period.map(|d| d.next_concurrency),
         }
     }
 }
@@ -1002,7 +1008,10 @@ impl RunDir {
         for entry in entries {
             let entry = entry.map_err(|e| io_error("list", &self.path, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !(name.starts_with("detailed_results_") || name.starts_with("phase_metadata_")) {
+            if !(name.starts_with("detailed_results_")
+                || name.starts_with("phase_metadata_")
+                || name.starts_with("sustained_periods_"))
+            {
                 continue;
             }
             let path = entry.path();
@@ -1023,29 +1032,11 @@ impl RunDir {
         Ok(())
     }
 
-    /// Rewrites a sustained point's period log from its periods (in
-    /// order); returns the file's name.
-    pub fn write_periods(
-        &self,
-        context: u64,
-        rate: u32,
-        periods: &[PhaseRecord],
-    ) -> Result<String> {
-        let rows: Vec<PeriodRow> = periods.iter().filter_map(PeriodRow::of).collect();
-        let Some(first) = periods
-            .iter()
-            .find(|p| matches!(p.kind, PhaseKind::Period(_)))
-        else {
-            return Ok(String::new());
-        };
-        let name = sustained_periods(context, rate, first.start_unix_s);
-        let mut writer = csv::Writer::from_writer(Vec::new());
-        for row in &rows {
-            writer.serialize(row).map_err(anyhow::Error::from)?;
-        }
-        let bytes = writer.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
-        self.write_atomic(&name, &bytes)?;
-        Ok(name)
+    /// Appends a sustained period's row to its point's period log, named
+    /// `name` (see [`sustained_periods`]); returns the file's new length.
+    pub fn append_period(&self, name: &str, period: &PhaseRecord) -> Result<u64> {
+        let rows: Vec<PeriodRow> = PeriodRow::of(period).into_iter().collect();
+        self.append_csv(name, &rows)
     }
 
     /// Rewrites `summary_{ctx}.csv` and `summary.csv` from the points.

@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 use crate::progress::Live;
 use crate::record::RequestRecord;
 use crate::stats::{PhaseFigures, Window};
-use crate::store::{PhaseKind, PhaseRecord};
+use crate::store::{PhaseKind, PhaseRecord, sustained_periods};
 use crate::workload::PromptFactory;
 
 /// What the slots read before each launch, under one lock, so a request is
@@ -375,10 +375,19 @@ impl Sweep<'_> {
             };
             let decided = controller.decide(self.period_input(&phase));
             phase.period = Some(decided);
+            // The period log is appended like the other CSVs and committed
+            // with them, so a resumed point keeps its rows as written.
+            let prefix = format!("sustained_periods_ctx{context}_cache{rate}_");
+            let log = self
+                .progress
+                .files
+                .keys()
+                .find(|name| name.starts_with(&prefix))
+                .cloned()
+                .unwrap_or_else(|| sustained_periods(context, rate, phase.start_unix_s));
+            let length = self.dir.append_period(&log, &phase)?;
+            self.progress.files.insert(log, length);
             self.commit(context, &records, Some(&phase))?;
-            if let Some(current) = &self.progress.current {
-                self.dir.write_periods(context, rate, &current.phases)?;
-            }
             let f = &phase.figures;
             if f.completed == 0 && f.errors.keys().all(|kind| kind == "connect") && f.failed > 0 {
                 let first_error = records.iter().find_map(|r| r.error.clone());

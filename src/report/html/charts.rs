@@ -541,9 +541,9 @@ pub fn ramp(report: &RunReport, context: u64, rate: u32) -> Vec<Chart> {
     }
     let samples: Vec<&&PhaseRow> = phases
         .iter()
-        .filter(|p| {
-            p.is_sample()
-                && point.is_none_or(|point| point.samples.iter().any(|s| s.phase_id == p.phase_id))
+        .filter(|p| match point {
+            Some(point) => point.samples.iter().any(|s| s.phase_id == p.phase_id),
+            None => p.is_sample(),
         })
         .collect();
     for (i, sample) in samples.iter().enumerate() {
@@ -578,6 +578,26 @@ pub fn ramp(report: &RunReport, context: u64, rate: u32) -> Vec<Chart> {
                         end of its window. Shaded: the phase that chose the peak, and the \
                         samples at it."
         .into();
+    // Sustained mode: each period's decision, where it was taken, at the
+    // concurrency it set.
+    let decided: Vec<&&PhaseRow> = phases.iter().filter(|p| p.decision.is_some()).collect();
+    for period in &decided {
+        if let (Some(decision), Some(next)) = (&period.decision, period.next_concurrency) {
+            concurrency.mark(Marker {
+                x: t(period.end_unix_s),
+                y: f64::from(next),
+                label: decision.clone(),
+                axis: 1,
+            });
+        }
+    }
+    if !decided.is_empty() {
+        concurrency.note = "One continuous load: each period runs at the concurrency the \
+                            controller set after the period before; the rings mark each \
+                            decision where it was taken, at the level it set. Shaded: the \
+                            passing periods at the settled level, the point's samples."
+            .into();
+    }
 
     let metric = &report.thresholds.ttft_metric;
     let mut ttft = Chart::new(

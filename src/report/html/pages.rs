@@ -241,6 +241,8 @@ struct PhaseView {
     achieved: String,
     passed: bool,
     reason: String,
+    /// Sustained mode: what the controller decided after the period.
+    decided: String,
     /// The phase that chose the peak, or a sample at it.
     role: &'static str,
 }
@@ -269,6 +271,10 @@ fn phase_view(phase: &PhaseRow, origin: f64, role: &'static str) -> PhaseView {
         achieved: format::percent_opt(phase.achieved_cache_rate),
         passed: phase.passed,
         reason: phase.reason.clone().unwrap_or_default(),
+        decided: match (&phase.decision, phase.next_concurrency) {
+            (Some(decision), Some(next)) => format!("{decision} → {next}"),
+            _ => String::new(),
+        },
         role,
     }
 }
@@ -456,6 +462,7 @@ fn ramp(
             rate => rate,
             point => Serde(point.map(point_row)),
             started => phases.first().map(|p| format::unix_time(p.start_unix_s)),
+            sustained => phases.iter().any(|p| p.decision.is_some()),
             phases => Serde(rows),
             performance_href => names::performance(context),
         },
