@@ -15,7 +15,9 @@
 //! `B(k+1)`; its figures are the steady-state figures of a phase over that
 //! window (Little's law over the requests launched inside it). The first
 //! period of a point (or of a resume) leaves out one request latency, as a
-//! phase's warm-up does.
+//! phase's warm-up does. After the last period the load also goes on until
+//! its requests are done (those launched meanwhile are the period's tail,
+//! outside its window), so no window ends on a draining server.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;

@@ -222,4 +222,8 @@ pub mod names {
     pub fn ramp(context: u64, rate: u32) -> String {
         format!("ramp_ctx{context}_cache{rate}.html")
     }
+
+    pub fn sustained_comparison(rate: u32) -> String {
+        format!("sustained_cache{rate}_comparison.html")
+    }
 }

@@ -79,6 +79,12 @@ fn navigation(report: &RunReport, current: &str) -> Vec<Link> {
     if has_heatmap(report) {
         links.push((names::HEATMAP.into(), "TTFT heatmap".into()));
     }
+    for rate in charts::sustained_rates(report) {
+        links.push((
+            names::sustained_comparison(rate),
+            format!("Sustained {rate} %"),
+        ));
+    }
     links
         .into_iter()
         .map(|(href, label)| Link {
@@ -638,6 +644,15 @@ pub fn render_all(report: &RunReport) -> Result<Vec<RenderedFile>, RenderError> 
     }
     if has_heatmap(report) {
         files.push(heatmap(&env, report)?);
+    }
+    for rate in charts::sustained_rates(report) {
+        files.push(comparison(
+            &env,
+            report,
+            &names::sustained_comparison(rate),
+            &format!("Sustained periods at {rate} % cache hits, by context size"),
+            charts::sustained_comparison(report, rate),
+        )?);
     }
     Ok(files)
 }
