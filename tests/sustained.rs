@@ -210,6 +210,31 @@ async fn a_sustained_sweep_settles_higher_with_the_cache_and_logs_every_period()
     assert_eq!(summary.matches(",sustained,").count(), 2, "{summary}");
     let phases = common::phases(dir.path(), 2048);
     assert_eq!(phases.len(), 2 * PERIODS);
+    // The reports: each point's page lists every period's decision, and
+    // one page per rate sets the contexts' periods side by side.
+    let report = Command::new(env!("CARGO_BIN_EXE_cacherate"))
+        .arg("report")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(report.status.success(), "{report:?}");
+    for point in &points {
+        let rate = point.cache_hit_rate;
+        let page =
+            std::fs::read_to_string(dir.path().join(format!("ramp_ctx2048_cache{rate}.html")))
+                .unwrap();
+        let (_, rows) = period_log(dir.path(), rate);
+        for row in &rows {
+            let decided = format!("{} → {}", row["decision"], row["next_concurrency"]);
+            assert!(page.contains(&decided), "{decided} missing at {rate}%");
+        }
+        let comparison = std::fs::read_to_string(
+            dir.path()
+                .join(format!("sustained_cache{rate}_comparison.html")),
+        )
+        .unwrap();
+        assert!(comparison.contains("ctx 2048"));
+    }
 }
 
 fn progress(dir: &Path) -> Option<Progress> {
