@@ -190,7 +190,8 @@ pub struct RunOptionArgs {
     #[arg(long, env = "CACHERATE_MAX_ERROR_RATE", help_heading = "Thresholds")]
     pub max_error_rate: Option<f64>,
 
-    /// Most seconds spent ramping one cache rate [default: 300].
+    /// Most seconds spent ramping one cache rate; in sustained mode, the
+    /// length of each point's continuous load [default: 300].
     #[arg(long, env = "CACHERATE_TEST_DURATION", help_heading = "Timing")]
     pub test_duration: Option<f64>,
 

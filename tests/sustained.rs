@@ -274,6 +274,9 @@ async fn a_killed_sustained_point_resumes_after_its_last_written_period() {
     let (log, _) = period_log(dir.path(), 100);
     let before = std::fs::read_to_string(&log).unwrap();
     assert_eq!(before.lines().count(), kept + 1);
+    // The worst case of a kill: a row torn in the middle of its append.
+    let torn = format!("{}9,1795840000.5,17", kept + 1);
+    std::fs::write(&log, format!("{before}{torn}")).unwrap();
 
     let output = binary().stderr(Stdio::piped()).output().unwrap();
     assert!(output.status.success());
@@ -288,6 +291,7 @@ async fn a_killed_sustained_point_resumes_after_its_last_written_period() {
     assert_eq!(same, log);
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.starts_with(&before), "{before}\n---\n{text}");
+    assert!(!text.contains(&torn), "the torn row was cut");
     assert_period_log_complete_after_resume(&rows, kept);
     let point = &results(dir.path())[0];
     assert_eq!(point.phases as usize, PERIODS);
