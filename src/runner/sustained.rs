@@ -20,10 +20,12 @@
 //! outside its window), so no window ends on a draining server.
 
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -50,6 +52,8 @@ struct Launch {
     stopped: bool,
     /// Requests launched, by epoch.
     launched: BTreeMap<u32, u64>,
+    /// A slot panicked (a bug): its request will never report.
+    broken: bool,
 }
 
 fn lock(launch: &Mutex<Launch>) -> MutexGuard<'_, Launch> {
@@ -136,6 +140,7 @@ impl ContinuousLoad {
                 target: 0,
                 stopped: false,
                 launched: BTreeMap::new(),
+                broken: false,
             })),
             slots: Vec::new(),
             sender,
@@ -157,13 +162,19 @@ impl ContinuousLoad {
         }
         while (self.slots.len() as u32) < target {
             let index = self.slots.len() as u32;
-            self.slots.push(tokio::spawn(slot(
+            let launch = Arc::clone(&self.launch);
+            let run = slot(
                 index,
                 Arc::clone(&self.shared),
                 Arc::clone(&self.factory),
                 Arc::clone(&self.launch),
                 self.sender.clone(),
-            )));
+            );
+            self.slots.push(tokio::spawn(async move {
+                if AssertUnwindSafe(run).catch_unwind().await.is_err() {
+                    lock(&launch).broken = true;
+                }
+            }));
         }
         while self.slots.len() as u32 > target {
             if let Some(handle) = self.slots.pop() {
@@ -201,12 +212,21 @@ impl ContinuousLoad {
     /// returns them.
     async fn collect(&mut self, (epoch, launched): (u32, u64)) -> Result<Vec<RequestRecord>> {
         while (self.finished.get(&epoch).map_or(0, Vec::len) as u64) < launched {
-            let Some((of, record)) = self.receiver.recv().await else {
+            if lock(&self.launch).broken {
                 return Err(Error::Internal(anyhow::anyhow!(
-                    "the sustained load stopped before its requests finished"
+                    "a load slot of the sustained load failed; the periods before it are saved"
                 )));
-            };
-            self.finished.entry(of).or_default().push(record);
+            }
+            // Wakes now and then to notice a slot that failed.
+            match tokio::time::timeout(Duration::from_millis(250), self.receiver.recv()).await {
+                Ok(Some((of, record))) => self.finished.entry(of).or_default().push(record),
+                Ok(None) => {
+                    return Err(Error::Internal(anyhow::anyhow!(
+                        "the sustained load stopped before its requests finished"
+                    )));
+                }
+                Err(_) => {}
+            }
         }
         Ok(self.finished.remove(&epoch).unwrap_or_default())
     }
