@@ -243,7 +243,8 @@ pub struct RunOptionArgs {
     )]
     pub circuit_breaker_window: Option<f64>,
 
-    /// Most seconds spent ramping one cache rate [default: 300].
+    /// Most seconds spent ramping one cache rate; in sustained mode, the
+    /// length of each point's continuous load [default: 300].
     #[arg(
         allow_negative_numbers = true,
         long,
@@ -292,10 +293,23 @@ pub struct RunOptionArgs {
     pub warmup_fraction: Option<f64>,
 
     /// How each point's load is chosen: adaptive (ramp to the peak under
-    /// the thresholds) or fixed (--fixed-concurrency-levels or
-    /// --concurrency-from, no ramp) [default: adaptive].
+    /// the thresholds), fixed (--fixed-concurrency-levels or
+    /// --concurrency-from, no ramp) or sustained (one continuous load of
+    /// --test-duration whose concurrency a controller adjusts every
+    /// --assessment-period) [default: adaptive].
     #[arg(long, env = "CACHERATE_MODE", help_heading = "Concurrency")]
     pub mode: Option<Mode>,
+
+    /// Sustained mode: seconds between the controller's decisions; each
+    /// period is measured and judged without draining the server
+    /// [default: 30].
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        env = "CACHERATE_ASSESSMENT_PERIOD",
+        help_heading = "Timing"
+    )]
+    pub assessment_period: Option<f64>,
 
     /// Fixed mode: concurrency levels measured at every point, lowest
     /// first, stopping after the first level over the thresholds.
@@ -489,6 +503,7 @@ impl RunArgs {
             concurrency_from: o.concurrency_from,
             warmup_fraction: o.warmup_fraction,
             sample_duration: o.sample_duration,
+            assessment_period: o.assessment_period,
         }
     }
 }

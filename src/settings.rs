@@ -106,7 +106,8 @@ pub enum Mode {
     /// Measure the levels of --fixed-concurrency-levels (or of
     /// --concurrency-from) without a ramp.
     Fixed,
-    /// The seed's continuous load with assessment periods (not yet).
+    /// One continuous load per point whose concurrency a controller
+    /// adjusts every --assessment-period, the server never drained.
     Sustained,
 }
 
@@ -187,6 +188,7 @@ options! {
     concurrency_from: PathBuf,
     warmup_fraction: f64,
     sample_duration: f64,
+    assessment_period: f64,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -244,6 +246,10 @@ pub struct Workload {
     pub fixed_load: Option<FixedLoadSpec>,
     pub warmup_fraction: f64,
     pub sample_duration: f64,
+    /// Sustained mode's assessment period, seconds (absent in the other
+    /// modes, so their stored workloads are unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assessment_period: Option<f64>,
 }
 
 /// Where fixed mode takes its levels from.
@@ -352,6 +358,8 @@ pub struct RunSettings {
     pub warmup_fraction: f64,
     /// Seconds of each sample phase.
     pub sample_duration: f64,
+    /// Sustained mode: seconds between the controller's decisions.
+    pub assessment_period: f64,
     /// `(context, rate, samples)`: finished points to extend with more
     /// sample phases until they have that many (the gate's extra samples
     /// at inconclusive points). Not an option of `run`.
@@ -555,6 +563,7 @@ impl RunSettings {
                 Some(seconds) => seconds,
                 None => required(o.ramp_duration, "--ramp-duration")?,
             },
+            assessment_period: required(o.assessment_period, "--assessment-period")?,
             sample_targets: Vec::new(),
             profile: args.profile,
             force_restart: args.force_restart,
@@ -570,13 +579,8 @@ impl RunSettings {
     /// The fixed mode's load, from its levels or from a results file.
     fn fixed_load_spec(&self, levels: Option<Vec<u32>>) -> Result<Option<FixedLoadSpec>> {
         match (self.mode, levels, &self.concurrency_from) {
-            (Mode::Sustained, _, _) => Err(Error::Usage(
-                "--mode sustained (the seed's continuous load with assessment periods) is not \
-                 available yet; use --mode adaptive (the ramp) or --mode fixed"
-                    .into(),
-            )),
-            (Mode::Adaptive, None, None) => Ok(None),
-            (Mode::Adaptive, _, _) => Err(Error::Usage(
+            (Mode::Adaptive | Mode::Sustained, None, None) => Ok(None),
+            (Mode::Adaptive | Mode::Sustained, _, _) => Err(Error::Usage(
                 "--fixed-concurrency-levels and --concurrency-from go with --mode fixed".into(),
             )),
             (Mode::Fixed, Some(_), Some(_)) => Err(Error::Usage(
@@ -745,6 +749,20 @@ impl RunSettings {
                 self.sample_duration
             ));
         }
+        if !(self.assessment_period.is_finite() && self.assessment_period > 0.0) {
+            return fail(format!(
+                "--assessment-period must be a number of seconds above 0, got {}",
+                self.assessment_period
+            ));
+        }
+        if self.mode == Mode::Sustained && self.test_duration < self.assessment_period {
+            return fail(format!(
+                "--mode sustained runs --test-duration ({} s) in periods of \
+                 --assessment-period ({} s): the test is shorter than one period; raise \
+                 --test-duration or lower --assessment-period",
+                self.test_duration, self.assessment_period
+            ));
+        }
         if self.mode == Mode::Fixed && self.num_retries == 0 {
             return fail(
                 "--mode fixed measures --num-retries samples at each level: give at least 1".into(),
@@ -813,6 +831,7 @@ impl RunSettings {
             fixed_load: self.fixed_load.clone(),
             warmup_fraction: self.warmup_fraction,
             sample_duration: self.sample_duration,
+            assessment_period: (self.mode == Mode::Sustained).then_some(self.assessment_period),
         }
     }
 }
@@ -1036,8 +1055,20 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(s.fixed_load, Some(FixedLoadSpec::Levels(vec![4, 16])));
+        let s = quick(&["--mode", "sustained", "--assessment-period", "5"]).unwrap();
+        assert_eq!((s.mode, s.assessment_period), (Mode::Sustained, 5.0));
+        assert_eq!(s.workload("m", 1).assessment_period, Some(5.0));
+        assert_eq!(quick(&[]).unwrap().workload("m", 1).assessment_period, None);
         for (extra, says) in [
-            (&["--mode", "sustained"][..], "not available yet"),
+            (
+                &["--mode", "sustained", "--assessment-period", "20"][..],
+                "shorter than one period",
+            ),
+            (
+                &["--mode", "sustained", "--fixed-concurrency-levels", "4"][..],
+                "go with --mode fixed",
+            ),
+            (&["--assessment-period", "0"][..], "above 0"),
             (&["--mode", "fixed"][..], "needs the load"),
             (
                 &["--fixed-concurrency-levels", "4"][..],

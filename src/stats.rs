@@ -252,6 +252,20 @@ impl PhaseFigures {
         strict_window: bool,
         reports_cached: bool,
     ) -> PhaseFigures {
+        let concurrency = records.first().map_or(0, |r| r.concurrency);
+        Self::from_records_at(records, window, concurrency, strict_window, reports_cached)
+    }
+
+    /// [`PhaseFigures::from_records`] for a load that held `concurrency`
+    /// slots over the window, whatever it was before it (a sustained
+    /// period, whose first requests ran at the previous period's level).
+    pub fn from_records_at(
+        records: &[RequestRecord],
+        window: &Window,
+        concurrency: u32,
+        strict_window: bool,
+        reports_cached: bool,
+    ) -> PhaseFigures {
         let launched = records.len() as u64;
         let failed = records.iter().filter(|r| !r.ok()).count() as u64;
         let mut errors = BTreeMap::new();
@@ -288,7 +302,7 @@ impl PhaseFigures {
             .map(|r| chunk_tokens(r).sum::<f64>())
             .sum();
         let completion_tokens = streamed.round() as u64;
-        let concurrency = records.first().map_or(0.0, |r| f64::from(r.concurrency));
+        let concurrency = f64::from(concurrency);
         let duration_s = window.length();
         let per_second = |tokens: f64| {
             if held > 0.0 {

@@ -100,6 +100,8 @@ pub enum PhaseKind {
     FixedWarmup,
     /// A sample at a fixed level.
     Fixed(u32),
+    /// An assessment period of sustained mode's continuous load.
+    Period(u32),
 }
 
 impl PhaseKind {
@@ -112,6 +114,7 @@ impl PhaseKind {
             PhaseKind::Retry(n) => format!("RETRY_{n}"),
             PhaseKind::FixedWarmup => format!("FIXED_c{concurrency}_warmup"),
             PhaseKind::Fixed(n) => format!("FIXED_c{concurrency}_run{n}"),
+            PhaseKind::Period(n) => format!("PERIOD_{n}"),
         }
     }
 
@@ -122,6 +125,7 @@ impl PhaseKind {
             PhaseKind::Retry(_) => "RETRY",
             PhaseKind::FixedWarmup => "FIXED_WARMUP",
             PhaseKind::Fixed(_) => "FIXED",
+            PhaseKind::Period(_) => "PERIOD",
         }
     }
 
@@ -129,6 +133,47 @@ impl PhaseKind {
     pub fn is_sample(&self) -> bool {
         matches!(self, PhaseKind::Retry(_) | PhaseKind::Fixed(_))
     }
+}
+
+/// What sustained mode's controller decided after a period, as the seed
+/// names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Decision {
+    /// Under the thresholds: up by the increment scaled by the headroom.
+    RampUp,
+    /// Over the thresholds: down by one increment.
+    RampDown,
+    /// Input throughput fell more than 15 % below the best period, two
+    /// or more periods after it: down by one to four increments.
+    PlateauRampDown,
+    /// Nothing to judge (no request of the period completed).
+    Stay,
+    /// A step down from the start concurrency: held there.
+    MinReached,
+    /// A step up from --max-concurrency: held there.
+    MaxReached,
+}
+
+impl Decision {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Decision::RampUp => "RAMP_UP",
+            Decision::RampDown => "RAMP_DOWN",
+            Decision::PlateauRampDown => "PLATEAU_RAMP_DOWN",
+            Decision::Stay => "STAY",
+            Decision::MinReached => "MIN_REACHED",
+            Decision::MaxReached => "MAX_REACHED",
+        }
+    }
+}
+
+/// The controller's decision after a sustained period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeriodDecision {
+    pub decision: Decision,
+    /// The concurrency of the next period.
+    pub next_concurrency: u32,
 }
 
 /// One phase: a row of `phase_metadata_{ctx}.csv`, and what a resumed run
@@ -160,6 +205,9 @@ pub struct PhaseRecord {
     #[serde(default)]
     pub server_cache_rate: Option<f64>,
     pub figures: PhaseFigures,
+    /// Sustained mode: what the controller decided after this period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<PeriodDecision>,
 }
 
 /// One sample of a point: a phase of equal length at the point's load,
@@ -266,6 +314,9 @@ pub enum PlanKind {
     FixedLevels,
     /// The level an earlier run or a baseline found (--concurrency-from).
     FixedFrom,
+    /// Sustained mode: one continuous load whose controller settled; the
+    /// samples are the passing periods at the level it settled on.
+    Sustained,
 }
 
 /// Whether a point's figures are a measurement.
@@ -546,6 +597,10 @@ struct PhaseRow<'a> {
     decision_ttft_s: f64,
     passed: bool,
     reason: Option<&'a str>,
+    /// Sustained mode: the controller's decision after the period, and
+    /// the next period's concurrency.
+    decision: Option<&'static str>,
+    next_concurrency: Option<u32>,
 }
 
 impl<'a> From<&'a PhaseRecord> for PhaseRow<'a> {
@@ -589,8 +644,109 @@ impl<'a> From<&'a PhaseRecord> for PhaseRow<'a> {
             decision_ttft_s: p.decision_ttft_s,
             passed: p.passed,
             reason: p.reason.as_deref(),
+            decision: p.period.map(|d| d.decision.name()),
+            next_concurrency: p.period.map(|d| d.next_concurrency),
         }
     }
+}
+
+/// A row of `sustained_periods_ctx{ctx}_cache{rate}_{time}.csv`: the
+/// seed's period log, one row per assessment period.
+#[derive(Debug, Serialize)]
+struct PeriodRow<'a> {
+    period: u32,
+    start_unix_s: f64,
+    window_start_unix_s: f64,
+    window_end_unix_s: f64,
+    end_unix_s: f64,
+    duration_s: f64,
+    concurrency: u32,
+    launched: u64,
+    completed: u64,
+    failed: u64,
+    window_requests: u64,
+    input_tokens: u64,
+    output_tokens: u64,
+    input_tps: f64,
+    output_tps: f64,
+    ttft_avg_s: f64,
+    ttft_p50_s: f64,
+    ttft_p95_s: f64,
+    ttft_p99_s: f64,
+    ttlt_avg_s: f64,
+    ttlt_p50_s: f64,
+    ttlt_p95_s: f64,
+    ttlt_p99_s: f64,
+    itl_avg_s: f64,
+    itl_p50_s: f64,
+    itl_p95_s: f64,
+    itl_p99_s: f64,
+    req_output_tps_avg: f64,
+    achieved_cache_rate: Option<f64>,
+    measured_ttft_s: f64,
+    passed: bool,
+    reason: Option<&'a str>,
+    decision: &'static str,
+    next_concurrency: u32,
+}
+
+impl<'a> PeriodRow<'a> {
+    fn of(p: &'a PhaseRecord) -> Option<Self> {
+        let PhaseKind::Period(period) = p.kind else {
+            return None;
+        };
+        let decided = p.period?;
+        let f = &p.figures;
+        Some(PeriodRow {
+            period,
+            start_unix_s: p.start_unix_s,
+            window_start_unix_s: p.window_start_unix_s,
+            window_end_unix_s: p.window_end_unix_s,
+            end_unix_s: p.end_unix_s,
+            duration_s: f.duration_s,
+            concurrency: p.concurrency,
+            launched: f.launched,
+            completed: f.completed,
+            failed: f.failed,
+            window_requests: f.counted,
+            input_tokens: f.prompt_tokens,
+            output_tokens: f.completion_tokens,
+            input_tps: f.input_tps,
+            output_tps: f.output_tps,
+            ttft_avg_s: f.ttft.avg,
+            ttft_p50_s: f.ttft.p50,
+            ttft_p95_s: f.ttft.p95,
+            ttft_p99_s: f.ttft.p99,
+            ttlt_avg_s: f.ttlt.avg,
+            ttlt_p50_s: f.ttlt.p50,
+            ttlt_p95_s: f.ttlt.p95,
+            ttlt_p99_s: f.ttlt.p99,
+            itl_avg_s: f.itl.avg,
+            itl_p50_s: f.itl.p50,
+            itl_p95_s: f.itl.p95,
+            itl_p99_s: f.itl.p99,
+            req_output_tps_avg: f.req_output_tps_avg,
+            achieved_cache_rate: f.achieved_cache_rate,
+            measured_ttft_s: p.decision_ttft_s,
+            passed: p.passed,
+            reason: p.reason.as_deref(),
+            decision: decided.decision.name(),
+            next_concurrency: decided.next_concurrency,
+        })
+    }
+}
+
+/// The name of a sustained point's period log: the seed's, stamped with
+/// the start of its first period so a resumed point rewrites the same file.
+pub fn sustained_periods(context: u64, rate: u32, first_start_unix_s: f64) -> String {
+    let at = std::time::UNIX_EPOCH
+        + std::time::Duration::from_secs_f64(first_start_unix_s.max(0.0).floor());
+    let stamp: String = humantime::format_rfc3339_seconds(at)
+        .to_string()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    format!("sustained_periods_ctx{context}_cache{rate}_{stamp}.csv")
 }
 
 /// A flat `summary.csv` row.
@@ -810,6 +966,7 @@ fn is_run_file(name: &str) -> bool {
         || (name.starts_with("detailed_results_")
             || name.starts_with("phase_metadata_")
             || name.starts_with("unfinished_phase_")
+            || name.starts_with("sustained_periods_")
             || name.starts_with("summary_")
             || name.starts_with("run_command_")
             || name.starts_with("performance_vs_cache_rate_")
@@ -1141,7 +1298,10 @@ impl RunDir {
         for entry in entries {
             let entry = entry.map_err(|e| io_error("list", &self.path, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !(name.starts_with("detailed_results_") || name.starts_with("phase_metadata_")) {
+            if !(name.starts_with("detailed_results_")
+                || name.starts_with("phase_metadata_")
+                || name.starts_with("sustained_periods_"))
+            {
                 continue;
             }
             let path = entry.path();
@@ -1164,6 +1324,13 @@ impl RunDir {
             }
         }
         Ok(())
+    }
+
+    /// Appends a sustained period's row to its point's period log, named
+    /// `name` (see [`sustained_periods`]); returns the file's new length.
+    pub fn append_period(&self, name: &str, period: &PhaseRecord) -> Result<u64> {
+        let rows: Vec<PeriodRow> = PeriodRow::of(period).into_iter().collect();
+        self.append_csv(name, &rows)
     }
 
     /// Rewrites `summary_{ctx}.csv` and `summary.csv` from the points.

@@ -98,6 +98,8 @@ fn run_has_every_option_of_the_seed_tool() {
         "--min-tokens-per-req",
         "--tokens-per-req-metric",
         "--request-timeout",
+        "--mode",
+        "--assessment-period",
     ] {
         assert!(
             declared.contains(option),

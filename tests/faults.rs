@@ -516,3 +516,37 @@ async fn a_gate_whose_point_the_breaker_stopped_exits_3_and_is_no_baseline() {
     assert!(error.contains("errored at ctx 512 at 50%"), "{error}");
     server.stop().await.unwrap();
 }
+
+/// The breaker covers sustained mode's continuous load too: the period it
+/// trips in is the last, saved whole, and the point is an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_503_storm_stops_a_sustained_point_at_the_period_it_trips_in() {
+    let server = simulator(SimConfig::for_tests(TIME_SCALE)).await;
+    let proxy = FaultProxy::start(&server.url()).await;
+    proxy.inject(Fault::Status(503));
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = sweep_args(&proxy.url(), dir.path(), &BREAKER);
+    args.extend(
+        [
+            "--mode",
+            "sustained",
+            "--assessment-period",
+            "0.5",
+            "--test-duration",
+            "5",
+        ]
+        .map(String::from),
+    );
+    let (code, _) = run(&args).await;
+    assert_eq!(code, cacherate::exit::UNREACHABLE);
+    let (rows, point) = assert_all_failed(dir.path(), ErrorKind::Http5xx);
+    assert!(rows.iter().all(|r| r.status == 503));
+    let message = point.status_message.unwrap();
+    assert!(message.starts_with("circuit breaker"), "{message}");
+    let periods = common::phases(dir.path(), 512).len();
+    assert!(
+        (1..10).contains(&periods),
+        "stopped at the period it tripped in, not after all ten: {periods}"
+    );
+    server.stop().await.unwrap();
+}

@@ -8,6 +8,7 @@ mod point;
 mod provenance;
 mod reproduce;
 pub mod stop;
+mod sustained;
 mod sweep;
 pub mod target;
 

@@ -158,7 +158,7 @@ pub struct PhaseRun {
 /// Sends one built request and turns what came back into its record;
 /// also returns when it ended. Whether it falls in the phase's window is
 /// decided once the phase is over.
-async fn send(
+pub(super) async fn send(
     shared: &Shared,
     label: &PhaseLabel,
     mut built: BuiltRequest,

@@ -163,7 +163,7 @@ pub struct Sweep<'a> {
 impl Sweep<'_> {
     /// Appends rows, then records the new lengths in progress.json: the
     /// commit point of everything measured so far.
-    fn commit(
+    pub(super) fn commit(
         &mut self,
         context: u64,
         records: &[RequestRecord],
@@ -195,7 +195,11 @@ impl Sweep<'_> {
     /// Saves the completed requests of a phase or warm-up that a stop now
     /// cut short, marked as such (the phase is measured again on resume),
     /// and ends the run.
-    fn commit_stopped<T>(&mut self, context: u64, mut records: Vec<RequestRecord>) -> Result<T> {
+    pub(super) fn commit_stopped<T>(
+        &mut self,
+        context: u64,
+        mut records: Vec<RequestRecord>,
+    ) -> Result<T> {
         for record in &mut records {
             record.phase_id.push_str(store::UNFINISHED_SUFFIX);
         }
@@ -369,6 +373,7 @@ impl Sweep<'_> {
             decision_ttft_s: figures.ttft_metric(self.settings.ttft_metric),
             server_cache_rate,
             figures,
+            period: None,
         };
         self.commit(context, &records, Some(&phase))?;
         let f = &phase.figures;
@@ -447,7 +452,9 @@ impl Sweep<'_> {
             let planned = PlannedPhase {
                 kind: match point.plan {
                     PlanKind::PeakSearch => store::PhaseKind::Retry(k),
-                    PlanKind::FixedLevels | PlanKind::FixedFrom => store::PhaseKind::Fixed(k),
+                    PlanKind::FixedLevels | PlanKind::FixedFrom | PlanKind::Sustained => {
+                        store::PhaseKind::Fixed(k)
+                    }
                 },
                 concurrency: point.peak_concurrency,
                 duration: self.settings.sample_duration,
@@ -525,22 +532,35 @@ impl Sweep<'_> {
         }
         self.shared.breaker.arm();
         let mut tripped = None;
-        while let Some(next) = plan.next() {
-            if self.settings.reinit_strategy == ReinitStrategy::PerTest {
-                self.warm_up(factory, context, rate).await?;
-            }
-            let index = self
-                .progress
-                .current
-                .as_ref()
-                .map_or(0, |c| c.phases.len() as u32);
-            let phase = self.phase(factory, context, rate, next, index).await?;
-            plan.record(Outcome::of(&phase));
+        let sustained = self.settings.mode == Mode::Sustained;
+        let settled = if sustained {
+            let result = self.sustained_periods(factory, context, rate).await?;
             tripped = self.shared.breaker.tripped();
-            if tripped.is_some() {
-                break;
+            Some(result)
+        } else {
+            while let Some(next) = plan.next() {
+                if self.settings.reinit_strategy == ReinitStrategy::PerTest {
+                    self.warm_up(factory, context, rate).await?;
+                }
+                let index = self
+                    .progress
+                    .current
+                    .as_ref()
+                    .map_or(0, |c| c.phases.len() as u32);
+                let phase = self.phase(factory, context, rate, next, index).await?;
+                plan.record(Outcome::of(&phase));
+                tripped = self.shared.breaker.tripped();
+                if tripped.is_some() {
+                    break;
+                }
             }
-        }
+            None
+        };
+        let plan_kind = if sustained {
+            PlanKind::Sustained
+        } else {
+            plan_kind
+        };
         let phases = self
             .progress
             .current
@@ -557,9 +577,12 @@ impl Sweep<'_> {
                 samples: Vec::new(),
                 other_samples: Vec::new(),
             },
-            _ => plan.result().ok_or_else(|| {
-                Error::Internal(anyhow::anyhow!("the point's plan ended without a result"))
-            })?,
+            _ => match settled {
+                Some(result) => result,
+                None => plan.result().ok_or_else(|| {
+                    Error::Internal(anyhow::anyhow!("the point's plan ended without a result"))
+                })?,
+            },
         };
         let gap = self
             .settings

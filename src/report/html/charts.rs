@@ -541,9 +541,9 @@ pub fn ramp(report: &RunReport, context: u64, rate: u32) -> Vec<Chart> {
     }
     let samples: Vec<&&PhaseRow> = phases
         .iter()
-        .filter(|p| {
-            p.is_sample()
-                && point.is_none_or(|point| point.samples.iter().any(|s| s.phase_id == p.phase_id))
+        .filter(|p| match point {
+            Some(point) => point.samples.iter().any(|s| s.phase_id == p.phase_id),
+            None => p.is_sample(),
         })
         .collect();
     for (i, sample) in samples.iter().enumerate() {
@@ -578,6 +578,26 @@ pub fn ramp(report: &RunReport, context: u64, rate: u32) -> Vec<Chart> {
                         end of its window. Shaded: the phase that chose the peak, and the \
                         samples at it."
         .into();
+    // Sustained mode: each period's decision, where it was taken, at the
+    // concurrency it set.
+    let decided: Vec<&&PhaseRow> = phases.iter().filter(|p| p.decision.is_some()).collect();
+    for period in &decided {
+        if let (Some(decision), Some(next)) = (&period.decision, period.next_concurrency) {
+            concurrency.mark(Marker {
+                x: t(period.end_unix_s),
+                y: f64::from(next),
+                label: decision.clone(),
+                axis: 1,
+            });
+        }
+    }
+    if !decided.is_empty() {
+        concurrency.note = "One continuous load: each period runs at the concurrency the \
+                            controller set after the period before; the rings mark each \
+                            decision where it was taken, at the level it set. Shaded: the \
+                            passing periods at the settled level, the point's samples."
+            .into();
+    }
 
     let metric = &report.thresholds.ttft_metric;
     let mut ttft = Chart::new(
@@ -724,6 +744,104 @@ fn per_context(
         }
     }
     chart
+}
+
+/// The rates with sustained periods, each with a comparison page.
+pub fn sustained_rates(report: &RunReport) -> Vec<u32> {
+    let mut rates: Vec<u32> = report
+        .phases
+        .iter()
+        .filter(|p| p.decision.is_some())
+        .map(|p| p.cache_hit_rate)
+        .collect();
+    rates.sort_unstable();
+    rates.dedup();
+    rates
+}
+
+/// `sustained_cache{rate}_comparison.html`: the sustained periods of every
+/// context at one cache rate over time, from each point's first period —
+/// where each context's controller went and what it measured there.
+pub fn sustained_comparison(report: &RunReport, rate: u32) -> Vec<Chart> {
+    let contexts: Vec<(u64, Vec<&PhaseRow>)> = report
+        .contexts()
+        .into_iter()
+        .map(|context| {
+            let periods: Vec<&PhaseRow> = report
+                .phases_of(context, rate)
+                .into_iter()
+                .filter(|p| p.decision.is_some())
+                .collect();
+            (context, periods)
+        })
+        .filter(|(_, periods)| !periods.is_empty())
+        .collect();
+    let since = |periods: &[&PhaseRow], unix: f64| unix - periods[0].start_unix_s;
+    let mut xs: Vec<f64> = contexts
+        .iter()
+        .flat_map(|(_, periods)| {
+            periods.iter().flat_map(move |p| {
+                [
+                    since(periods, p.window_start_unix_s),
+                    since(periods, p.window_end_unix_s),
+                ]
+            })
+        })
+        .collect();
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
+    let metric = report.thresholds.ttft_metric.clone();
+    let mut charts = Vec::new();
+    for (id, title, y, value) in [
+        (
+            "concurrency",
+            "Concurrency of each period".to_string(),
+            Axis::new("concurrent requests", Unit::Count),
+            &(|p: &PhaseRow| f64::from(p.concurrency)) as &dyn Fn(&PhaseRow) -> f64,
+        ),
+        (
+            "input",
+            "Input throughput of each period".to_string(),
+            Axis::new("input tok/s", Unit::Tps),
+            &|p: &PhaseRow| p.input_tps,
+        ),
+        (
+            "ttft",
+            format!("TTFT {metric} of each period"),
+            Axis::new("TTFT (s)", Unit::Seconds),
+            &|p: &PhaseRow| p.decision_ttft_s,
+        ),
+    ] {
+        let mut chart = Chart::new(
+            format!("sustained-{id}"),
+            title,
+            Axis::new("seconds since the point's first period", Unit::Elapsed),
+            y,
+        );
+        chart.xs = xs.clone();
+        for (i, (context, periods)) in contexts.iter().enumerate() {
+            let values = xs
+                .iter()
+                .map(|&x| {
+                    periods.iter().find_map(|p| {
+                        let from = since(periods, p.window_start_unix_s);
+                        let to = since(periods, p.window_end_unix_s);
+                        (x == from || x == to).then(|| finite(value(p))).flatten()
+                    })
+                })
+                .collect();
+            chart.add(format!("ctx {context}"), PALETTE[i % PALETTE.len()], values);
+            chart.last().style = Style::Plain;
+            chart.last().span_gaps = false;
+        }
+        if id == "ttft" {
+            chart.threshold(report, 1);
+        }
+        chart.sync = Some(format!("sustained-{rate}"));
+        chart.note = "Each period over its window; one line per context size.".into();
+        charts.push(chart);
+    }
+    charts
 }
 
 /// `input_throughput_comparison.html`.

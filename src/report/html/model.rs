@@ -59,7 +59,8 @@ pub struct PhaseRow {
     pub cache_hit_rate: u32,
     pub phase_index: u32,
     pub phase_id: String,
-    /// `RAMP`, `RAMP_REFINE`, `RETRY`, `FIXED_WARMUP` or `FIXED`.
+    /// `RAMP`, `RAMP_REFINE`, `RETRY`, `FIXED_WARMUP`, `FIXED` or
+    /// `PERIOD`.
     pub phase_type: String,
     pub concurrency: u32,
     pub start_unix_s: f64,
@@ -83,6 +84,11 @@ pub struct PhaseRow {
     pub decision_ttft_s: f64,
     pub passed: bool,
     pub reason: Option<String>,
+    /// Sustained mode: the controller's decision after the period.
+    #[serde(default)]
+    pub decision: Option<String>,
+    #[serde(default)]
+    pub next_concurrency: Option<u32>,
 }
 
 impl PhaseRow {
@@ -215,5 +221,9 @@ pub mod names {
 
     pub fn ramp(context: u64, rate: u32) -> String {
         format!("ramp_ctx{context}_cache{rate}.html")
+    }
+
+    pub fn sustained_comparison(rate: u32) -> String {
+        format!("sustained_cache{rate}_comparison.html")
     }
 }

@@ -79,6 +79,12 @@ fn navigation(report: &RunReport, current: &str) -> Vec<Link> {
     if has_heatmap(report) {
         links.push((names::HEATMAP.into(), "TTFT heatmap".into()));
     }
+    for rate in charts::sustained_rates(report) {
+        links.push((
+            names::sustained_comparison(rate),
+            format!("Sustained {rate} %"),
+        ));
+    }
     links
         .into_iter()
         .map(|(href, label)| Link {
@@ -182,6 +188,7 @@ fn point_row(p: &PointResult) -> PointRow {
             PlanKind::PeakSearch => "peak search",
             PlanKind::FixedLevels => "fixed levels",
             PlanKind::FixedFrom => "fixed (given)",
+            PlanKind::Sustained => "sustained",
         },
         peak: p.peak_concurrency,
         peak_passed: p.peak_passed,
@@ -245,6 +252,8 @@ struct PhaseView {
     achieved: String,
     passed: bool,
     reason: String,
+    /// Sustained mode: what the controller decided after the period.
+    decided: String,
     /// The phase that chose the peak, or a sample at it.
     role: &'static str,
 }
@@ -273,6 +282,10 @@ fn phase_view(phase: &PhaseRow, origin: f64, role: &'static str) -> PhaseView {
         achieved: format::percent_opt(phase.achieved_cache_rate),
         passed: phase.passed,
         reason: phase.reason.clone().unwrap_or_default(),
+        decided: match (&phase.decision, phase.next_concurrency) {
+            (Some(decision), Some(next)) => format!("{decision} → {next}"),
+            _ => String::new(),
+        },
         role,
     }
 }
@@ -460,6 +473,7 @@ fn ramp(
             rate => rate,
             point => Serde(point.map(point_row)),
             started => phases.first().map(|p| format::unix_time(p.start_unix_s)),
+            sustained => phases.iter().any(|p| p.decision.is_some()),
             phases => Serde(rows),
             performance_href => names::performance(context),
         },
@@ -635,6 +649,15 @@ pub fn render_all(report: &RunReport) -> Result<Vec<RenderedFile>, RenderError> 
     }
     if has_heatmap(report) {
         files.push(heatmap(&env, report)?);
+    }
+    for rate in charts::sustained_rates(report) {
+        files.push(comparison(
+            &env,
+            report,
+            &names::sustained_comparison(rate),
+            &format!("Sustained periods at {rate} % cache hits, by context size"),
+            charts::sustained_comparison(report, rate),
+        )?);
     }
     Ok(files)
 }

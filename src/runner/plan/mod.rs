@@ -4,6 +4,7 @@
 
 pub mod fixed;
 pub mod peak;
+pub mod sustained;
 
 use serde::{Deserialize, Serialize};
 
