@@ -360,9 +360,9 @@ async fn ctrl_c_ends_a_sustained_point_at_a_period_and_again_at_once() {
         };
         let mut child = binary().stderr(Stdio::piped()).spawn().unwrap();
         // Once the first period is written, in the middle of the second.
-        while !progress(dir.path())
+        while progress(dir.path())
             .and_then(|p| p.current)
-            .is_some_and(|c| !c.phases.is_empty())
+            .is_none_or(|c| c.phases.is_empty())
         {
             assert!(child.try_wait().unwrap().is_none(), "the run ended early");
             tokio::time::sleep(Duration::from_millis(20)).await;
