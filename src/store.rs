@@ -1196,17 +1196,16 @@ impl RunDir {
         }
     }
 
-    /// Keeps the requests a killed run journaled in `unfinished_phase_*.csv`
-    /// and did not commit (ids from `next_request_id` on; lower ones are in
-    /// `detailed_results_*.csv` already): each is appended there marked
-    /// with [`UNFINISHED_SUFFIX`] and `files` gets the new lengths; the
-    /// journals stay until [`RunDir::remove_journals`]. A torn last row is
-    /// left out. Call after [`RunDir::truncate_to`].
-    pub fn recover_requests(
-        &self,
-        files: &mut BTreeMap<String, u64>,
-        next_request_id: u64,
-    ) -> Result<Recovered> {
+    /// Appends the requests a killed run completed and did not commit:
+    /// each row of an `unfinished_phase_{ctx}.csv` journal whose request id
+    /// is not in `detailed_results_{ctx}.csv` already (a kill between a
+    /// commit and the journal's removal leaves committed rows there; in
+    /// sustained mode the journal holds the next period's requests, whose
+    /// ids are below the committed counter), once, marked with
+    /// [`UNFINISHED_SUFFIX`]; `files` gets the new lengths. The journals stay
+    /// until [`RunDir::remove_journals`]. A torn last row is left out. Call
+    /// after [`RunDir::truncate_to`].
+    pub fn recover_requests(&self, files: &mut BTreeMap<String, u64>) -> Result<Recovered> {
         let mut recovered = Recovered::default();
         let entries = fs::read_dir(&self.path).map_err(|e| io_error("list", &self.path, e))?;
         let mut journals: Vec<(String, u64)> = Vec::new();
@@ -1227,21 +1226,26 @@ impl RunDir {
             let bytes = fs::read(&path).map_err(|e| io_error("read", &path, e))?;
             // Only rows that end in a newline were written whole.
             let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-            let mut rows: Vec<RequestRecord> = Vec::new();
-            for row in csv::Reader::from_reader(&bytes[..whole]).deserialize::<RequestRecord>() {
-                let Ok(mut row) = row else {
-                    break;
-                };
-                if row.request_id < next_request_id {
-                    continue;
-                }
-                if !row.phase_id.ends_with(UNFINISHED_SUFFIX) {
-                    row.phase_id.push_str(UNFINISHED_SUFFIX);
-                }
-                rows.push(row);
+            let journaled: Vec<RequestRecord> = csv::Reader::from_reader(&bytes[..whole])
+                .deserialize::<RequestRecord>()
+                .map_while(std::result::Result::ok)
+                .collect();
+            if journaled.is_empty() {
+                continue;
             }
+            let name = detailed_results(context);
+            let mut seen = self.request_ids(&name)?;
+            let rows: Vec<RequestRecord> = journaled
+                .into_iter()
+                .filter(|row| seen.insert(row.request_id))
+                .map(|mut row| {
+                    if !row.phase_id.ends_with(UNFINISHED_SUFFIX) {
+                        row.phase_id.push_str(UNFINISHED_SUFFIX);
+                    }
+                    row
+                })
+                .collect();
             if !rows.is_empty() {
-                let name = detailed_results(context);
                 let length = self.append_csv(&name, &rows)?;
                 files.insert(name, length);
                 recovered.requests += rows.len();
@@ -1253,6 +1257,33 @@ impl RunDir {
             }
         }
         Ok(recovered)
+    }
+
+    /// The request ids of a `detailed_results` file (none when it is not
+    /// there).
+    fn request_ids(&self, name: &str) -> Result<std::collections::HashSet<u64>> {
+        #[derive(Deserialize)]
+        struct Id {
+            request_id: u64,
+        }
+        let path = self.file(name);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+            Err(e) => return Err(io_error("read", &path, e)),
+        };
+        csv::Reader::from_reader(std::io::BufReader::new(file))
+            .deserialize::<Id>()
+            .map(|row| {
+                row.map(|row| row.request_id).map_err(|e| {
+                    Error::Usage(format!(
+                        "{} has a row that does not read ({e}); put the file back as it was, \
+                         or start over with --force-restart",
+                        path.display()
+                    ))
+                })
+            })
+            .collect()
     }
 
     /// Removes every `unfinished_phase_*.csv`: once `progress.json` records
@@ -1580,7 +1611,7 @@ mod tests {
 
         let mut files = BTreeMap::from([(name.clone(), committed)]);
         run.truncate_to(&files).unwrap();
-        let recovered = run.recover_requests(&mut files, 5).unwrap();
+        let recovered = run.recover_requests(&mut files).unwrap();
         assert_eq!(
             recovered,
             Recovered {
@@ -1603,13 +1634,13 @@ mod tests {
         // come back once, from the journal still there.
         let mut again = BTreeMap::from([(name.clone(), committed)]);
         run.truncate_to(&again).unwrap();
-        assert_eq!(run.recover_requests(&mut again, 5).unwrap().requests, 2);
+        assert_eq!(run.recover_requests(&mut again).unwrap().requests, 2);
         assert_eq!(fs::read(run.file(&name)).unwrap(), bytes);
-        // Once recorded (the next id above them), nothing more.
+        // Once recorded and the journal removed, nothing more.
         run.remove_journals().unwrap();
         assert!(!journal_path.exists());
         assert_eq!(
-            run.recover_requests(&mut again, 8).unwrap(),
+            run.recover_requests(&mut again).unwrap(),
             Recovered::default()
         );
     }
@@ -1624,7 +1655,7 @@ mod tests {
         journal.close();
         let mut files = BTreeMap::new();
         run.truncate_to(&files).unwrap();
-        let recovered = run.recover_requests(&mut files, 0).unwrap();
+        let recovered = run.recover_requests(&mut files).unwrap();
         assert_eq!(recovered.requests, 1);
         let name = detailed_results(1024);
         let rows: Vec<RequestRecord> = csv::Reader::from_path(run.file(&name))

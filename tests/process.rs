@@ -343,7 +343,7 @@ fn sigkill_at_seeded_moments_then_the_same_command_completes_the_sweep() {
                         let mut reader = csv::Reader::from_reader(&journal[..whole]);
                         for row in reader.deserialize::<RequestRecord>() {
                             let Ok(mut row) = row else { break };
-                            if row.request_id >= p.next_request_id {
+                            if !committed_rows.contains_key(&row.request_id) {
                                 row.phase_id.push_str(UNFINISHED_SUFFIX);
                                 in_flight_rows.insert(row.request_id, row);
                             }

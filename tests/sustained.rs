@@ -269,8 +269,34 @@ async fn a_killed_sustained_point_resumes_after_its_last_written_period() {
     tokio::time::sleep(Duration::from_millis(700)).await;
     child.kill().unwrap();
     child.wait().unwrap();
-    let kept = progress(dir.path()).unwrap().current.unwrap().phases.len();
+    let killed = progress(dir.path()).unwrap();
+    let kept = killed.current.as_ref().unwrap().phases.len();
     assert!((2..PERIODS).contains(&kept), "{kept} periods written");
+    // The requests the killed run completed and did not commit: the whole
+    // rows of its journal whose ids are not in the committed rows.
+    let committed_length = killed.files["detailed_results_2048.csv"] as usize;
+    let bytes = std::fs::read(dir.path().join("detailed_results_2048.csv")).unwrap();
+    let committed: std::collections::BTreeSet<u64> =
+        csv::Reader::from_reader(&bytes[..committed_length])
+            .deserialize::<cacherate::record::RequestRecord>()
+            .map(|r| r.unwrap().request_id)
+            .collect();
+    let journal = std::fs::read(dir.path().join("unfinished_phase_2048.csv")).unwrap_or_default();
+    let whole = journal
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let completed_uncommitted: std::collections::BTreeSet<u64> =
+        csv::Reader::from_reader(&journal[..whole])
+            .deserialize::<cacherate::record::RequestRecord>()
+            .map_while(Result::ok)
+            .map(|r| r.request_id)
+            .filter(|id| !committed.contains(id))
+            .collect();
+    assert!(
+        !completed_uncommitted.is_empty(),
+        "0.7 s into a 2 s period, requests have completed"
+    );
     let (log, _) = period_log(dir.path(), 100);
     let before = std::fs::read_to_string(&log).unwrap();
     assert_eq!(before.lines().count(), kept + 1);
@@ -304,24 +330,19 @@ async fn a_killed_sustained_point_resumes_after_its_last_written_period() {
     let all = ids.len();
     ids.dedup();
     assert_eq!(ids.len(), all);
-    // Every request a period launched is its row; the requests the killed
-    // period had completed are kept too, marked as such.
-    let launched: f64 = rows.iter().map(|r| number(r, "launched")).sum();
-    let stopped = |r: &&cacherate::record::RequestRecord| {
-        r.phase_id.ends_with(cacherate::store::UNFINISHED_SUFFIX)
-    };
-    let sent = requests
+    // Every request a period launched is a row of that period; the
+    // requests the killed run had completed are kept too, marked as such.
+    for row in &rows {
+        let id = format!("PERIOD_{}", number(row, "period"));
+        let of_period = requests.iter().filter(|r| r.phase_id == id).count();
+        assert_eq!(of_period, number(row, "launched") as usize, "{id}");
+    }
+    let stopped: std::collections::BTreeSet<u64> = requests
         .iter()
-        .filter(|r| r.phase_id != "WARMUP" && !stopped(r))
-        .count();
-    assert_eq!(launched as usize, sent);
-    assert!(
-        requests
-            .iter()
-            .filter(stopped)
-            .all(|r| r.phase_id.starts_with("PERIOD_")),
-        "only the killed period's requests are kept as stopped"
-    );
+        .filter(|r| r.phase_id.ends_with(cacherate::store::UNFINISHED_SUFFIX))
+        .map(|r| r.request_id)
+        .collect();
+    assert_eq!(stopped, completed_uncommitted);
 }
 
 /// As [`assert_period_log_complete`], except that the period resumed after

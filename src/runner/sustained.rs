@@ -384,7 +384,9 @@ impl Sweep<'_> {
             // or after the last period as its tail), so no request of the
             // period sees a draining server.
             let next_live = Arc::new(Live::new());
-            let next_label = label((n + 1).min(total), concurrency);
+            // The last period's tail is its own (a stop or the breaker can make
+            // any period the last).
+            let next_label = label(if last { n } else { n + 1 }, concurrency);
             let ended = load.next_epoch(next_label, Arc::clone(&next_live));
             let collected = tokio::select! {
                 records = load.collect(ended) => Some(records),

@@ -115,7 +115,7 @@ fn open_progress(
             // Requests a killed run completed in its last phase are kept;
             // their ids are not given out again.
             dir.truncate_to(&progress.files)?;
-            let recovered = dir.recover_requests(&mut progress.files, progress.next_request_id)?;
+            let recovered = dir.recover_requests(&mut progress.files)?;
             if let Some(id) = recovered.max_request_id {
                 progress.next_request_id = progress.next_request_id.max(id + 1);
             }
