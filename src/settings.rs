@@ -384,13 +384,15 @@ fn required<T>(value: Option<T>, option: &str) -> Result<T> {
 pub fn normalize_endpoint(endpoint: &str) -> Result<String> {
     let url = reqwest::Url::parse(endpoint).map_err(|e| {
         Error::Usage(format!(
-            "--api-endpoint {endpoint:?} is not a URL ({e}); write it like \
-             http://localhost:8000"
+            "--api-endpoint {:?} is not a URL ({e}); write it like \
+             http://localhost:8000",
+            mask_password(endpoint)
         ))
     })?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(Error::Usage(format!(
-            "--api-endpoint {endpoint:?} must start with http:// or https://"
+            "--api-endpoint {:?} must start with http:// or https://",
+            mask_password(endpoint)
         )));
     }
     let mut text = url.as_str().trim_end_matches('/').to_string();
@@ -400,21 +402,33 @@ pub fn normalize_endpoint(endpoint: &str) -> Result<String> {
     Ok(text)
 }
 
-/// `url` with its password, if it has one, shown as `***`: how files and
-/// messages name an endpoint.
-pub fn mask_password(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some(PASSWORD_MASK));
-            let masked = parsed.to_string();
-            if url.ends_with('/') {
-                masked
-            } else {
-                masked.trim_end_matches('/').to_string()
-            }
-        }
-        _ => url.to_string(),
-    }
+/// `text` with the credentials of every URL in it (a comma-separated list
+/// too) shown as `***`: `user:***@host`, or `***@host` for a token given
+/// alone. Works on the text, so a URL that does not parse is masked too:
+/// how files and messages name an endpoint.
+pub fn mask_password(text: &str) -> String {
+    text.split(',').map(mask_one).collect::<Vec<_>>().join(",")
+}
+
+fn mask_one(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    // The authority ends where a path, a query or the text around the URL
+    // (in a message) begins.
+    let end = rest
+        .find(|c: char| matches!(c, '/' | '?' | '#' | ')' | '"' | '\'' | '>') || c.is_whitespace())
+        .unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_string();
+    };
+    let masked = match authority[..at].split_once(':') {
+        Some((user, _)) => format!("{user}:{PASSWORD_MASK}"),
+        None => PASSWORD_MASK.to_string(),
+    };
+    format!("{}{masked}{}", &url[..scheme_end], &rest[at..])
 }
 
 /// What stands for a password in files and messages.
@@ -628,14 +642,24 @@ impl RunSettings {
 
     fn validate(&self) -> Result<()> {
         let fail = |message: String| Err(Error::Usage(message));
-        if self.api_key.is_some()
-            && let Some(url) = self.endpoints.iter().find(|url| url.contains('@'))
-        {
-            return fail(format!(
-                "--api-endpoint {} carries a user and --api-key is given: a request has one \
-                 Authorization header; give the credentials one way",
-                mask_password(url)
-            ));
+        let flush_url = match &self.flush_cache {
+            FlushCache::Url(url) => Some(("--flush-cache", url)),
+            _ => None,
+        };
+        let urls = self
+            .endpoints
+            .iter()
+            .map(|url| ("--api-endpoint", url))
+            .chain(self.metrics_url.iter().map(|url| ("--metrics-url", url)))
+            .chain(flush_url);
+        for (option, url) in urls {
+            if self.api_key.is_some() && mask_password(url) != *url {
+                return fail(format!(
+                    "{option} {} carries credentials and --api-key is given: a request has one \
+                     Authorization header; give the credentials one way",
+                    mask_password(url)
+                ));
+            }
         }
         if self.context_sizes.is_empty() || self.context_sizes.contains(&0) {
             return fail("--context-sizes needs one or more sizes above 0, e.g. 8000 32000".into());

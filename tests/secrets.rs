@@ -10,6 +10,8 @@ use cacherate::sim::SimConfig;
 
 const KEY: &str = "sk-live-KEY0123456789";
 const PASSWORD: &str = "PASS0123456789";
+const SECOND_PASSWORD: &str = "OTHERPASS987";
+const TOKEN: &str = "TOKEN5551212";
 
 fn cacherate(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cacherate"))
@@ -40,7 +42,7 @@ fn files(dir: &Path) -> Vec<(String, String)> {
 }
 
 fn assert_no_secret(what: &str, text: &str) {
-    for secret in [KEY, PASSWORD] {
+    for secret in [KEY, PASSWORD, SECOND_PASSWORD, TOKEN] {
         assert!(!text.contains(secret), "{what} carries a secret:\n{text}");
     }
 }
@@ -124,8 +126,17 @@ async fn keys_and_url_passwords_stay_out_of_files_logs_and_errors() {
         .replace("http://", &format!("http://bench:{PASSWORD}@"));
     let metrics = format!("{url}/metrics");
     let flush = format!("{url}/reset_prefix_cache");
+    // Two replicas in one comma-separated value, each with its password
+    // (the same simulator twice), and a metrics URL with a token alone.
+    let both = format!(
+        "{url},{}",
+        server
+            .url()
+            .replace("http://", &format!("http://bench:{SECOND_PASSWORD}@"))
+    );
+    let metrics = server.url().replace("http://", &format!("http://{TOKEN}@")) + "/metrics";
     let args = sweep(
-        &url,
+        &both,
         &with_password,
         &[&format!("--metrics-url={metrics}"), "--flush-cache", &flush],
     );
@@ -143,6 +154,29 @@ async fn keys_and_url_passwords_stay_out_of_files_logs_and_errors() {
         script.contains(r#"'http://bench:'"$CACHERATE_ENDPOINT_PASSWORD"'@127.0.0.1"#),
         "{script}"
     );
+    // A URL that does not parse is refused without printing its password.
+    let plain = server.url();
+    let malformed = format!("http://bench:{PASSWORD}@127.0.0.1:99999999");
+    for option in ["--api-endpoint", "--metrics-url"] {
+        let out = work.path().join("malformed");
+        let mut args = vec![
+            "run",
+            "--profile",
+            "quick",
+            "--output-dir",
+            out.to_str().unwrap(),
+        ];
+        if option == "--metrics-url" {
+            args.extend(["--api-endpoint", &plain]);
+        }
+        args.extend([option, &malformed]);
+        let bad = cacherate(&args, work.path());
+        let stderr = String::from_utf8_lossy(&bad.stderr);
+        assert_ne!(bad.status.code(), Some(0), "{stderr}");
+        assert!(stderr.contains("bench:***@"), "{option}: {stderr}");
+        assert_no_secret(option, &stderr);
+    }
+
     server.stop().await.unwrap();
 
     // The server is gone: the error names the endpoint without secrets.

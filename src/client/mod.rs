@@ -648,7 +648,12 @@ impl Client {
         match self
             .credentials
             .iter()
-            .filter(|c| url.starts_with(&c.prefix))
+            .filter(|c| {
+                // Under the prefix at a path boundary: `http://gpu1`'s
+                // credentials are not `http://gpu10`'s.
+                url.strip_prefix(&c.prefix)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?', '#']))
+            })
             .max_by_key(|c| c.prefix.len())
         {
             Some(c) => request.basic_auth(&c.user, c.password.as_deref()),

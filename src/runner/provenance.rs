@@ -101,6 +101,8 @@ mod tests {
             "http://me:s3cret@h:8000",
             "--metrics-url=https://me:s3cret@h/metrics",
             "http://h:8000",
+            "--api-endpoint=http://TOKEN@a,http://u:pw2@b:1/x",
+            "http://u:pw3@h:99999999",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -112,7 +114,9 @@ mod tests {
                 "--api-endpoint",
                 "http://me:***@h:8000",
                 "--metrics-url=https://me:***@h/metrics",
-                "http://h:8000"
+                "http://h:8000",
+                "--api-endpoint=http://***@a,http://u:***@b:1/x",
+                "http://u:***@h:99999999",
             ]
         );
     }

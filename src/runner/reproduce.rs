@@ -15,14 +15,14 @@ fn shell_quote(arg: &str) -> String {
 /// The environment variable the script reads a masked URL password from.
 const PASSWORD_VARIABLE: &str = "CACHERATE_ENDPOINT_PASSWORD";
 
-/// Quotes `arg` for the script; a masked URL password becomes a reference
-/// to [`PASSWORD_VARIABLE`].
+/// Quotes `arg` for the script; a masked URL credential (`user:***@` or a
+/// token alone, `***@`) becomes a reference to [`PASSWORD_VARIABLE`].
 fn script_arg(arg: &str) -> String {
-    let masked = format!(":{PASSWORD_MASK}@");
+    let masked = format!("{PASSWORD_MASK}@");
     match arg.split_once(&masked) {
-        Some((before, after)) if arg.contains("://") => format!(
+        Some((before, after)) if arg.contains("://") && before.ends_with([':', '/']) => format!(
             "{}\"${PASSWORD_VARIABLE}\"{}",
-            shell_quote(&format!("{before}:")),
+            shell_quote(before),
             shell_quote(&format!("@{after}"))
         ),
         _ => shell_quote(arg),
@@ -213,6 +213,10 @@ mod tests {
         assert_eq!(
             script_arg("http://me:***@h:8000"),
             r#"'http://me:'"$CACHERATE_ENDPOINT_PASSWORD"'@h:8000'"#
+        );
+        assert_eq!(
+            script_arg("https://***@h"),
+            r#"'https://'"$CACHERATE_ENDPOINT_PASSWORD"'@h'"#
         );
         assert_eq!(script_arg("a***b"), "'a***b'");
     }

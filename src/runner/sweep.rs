@@ -286,9 +286,10 @@ async fn sweep(
         && super::target::counters(&client, Some(url)).await.is_none()
     {
         return Err(Error::Usage(format!(
-            "--metrics-url {url}: no prefix-cache counters there (vLLM's \
+            "--metrics-url {}: no prefix-cache counters there (vLLM's \
              vllm:prefix_cache_queries_total and _hits_total, or llama.cpp's \
-             llamacpp:prompt_tokens_total with --metrics); leave the option out to skip them"
+             llamacpp:prompt_tokens_total with --metrics); leave the option out to skip them",
+            crate::settings::mask_password(url)
         )));
     }
     let tokenizer_source = Tokenizer::resolve(settings.tokenizer.as_deref()).await?;

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::client::Client;
 use crate::client::prometheus::{PrefixCounters, prefix_counters};
 use crate::error::{Error, Result};
-use crate::settings::FlushCache;
+use crate::settings::{FlushCache, mask_password};
 
 /// Who the server says it is, for run.json and for refusing comparisons of
 /// different servers.
@@ -91,7 +91,7 @@ pub async fn flush(client: &Client, how: &FlushCache) -> Result<Option<String>> 
             FlushCache::None => return Ok(None),
             FlushCache::Url(url) => {
                 // Its credentials, if any, went to the client at the start.
-                let url = &crate::client::without_credentials(url);
+                let url = &mask_password(&crate::client::without_credentials(url));
                 let (status, body) = client
                     .post_text(url, &json!({}))
                     .await
@@ -157,12 +157,14 @@ pub async fn counters(client: &Client, url: Option<&str>) -> Option<PrefixCounte
     let text = match client.get_text(url).await {
         Ok(text) => text,
         Err(error) => {
+            let (url, error) = (mask_password(url), mask_password(&error));
             tracing::warn!(%url, %error, "could not read the server's prefix-cache counters");
             return None;
         }
     };
     let counters = prefix_counters(&text);
     if counters.is_none() {
+        let url = mask_password(url);
         tracing::warn!(%url, "no prefix-cache counters in the server's metrics");
     }
     counters
