@@ -124,7 +124,6 @@ async fn keys_and_url_passwords_stay_out_of_files_logs_and_errors() {
     let url = server
         .url()
         .replace("http://", &format!("http://bench:{PASSWORD}@"));
-    let metrics = format!("{url}/metrics");
     let flush = format!("{url}/reset_prefix_cache");
     // Two replicas in one comma-separated value, each with its password
     // (the same simulator twice), and a metrics URL with a token alone.
