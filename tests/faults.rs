@@ -550,3 +550,39 @@ async fn a_503_storm_stops_a_sustained_point_at_the_period_it_trips_in() {
     );
     server.stop().await.unwrap();
 }
+
+/// A sustained point whose server goes away: the breaker ends the point at
+/// that period (not the run), and the sweep goes on once the server is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_away_ends_a_sustained_point_and_the_sweep_goes_on() {
+    let server = simulator(SimConfig::for_tests(TIME_SCALE)).await;
+    let proxy = FaultProxy::start(&server.url()).await;
+    proxy.inject(Fault::Away(Duration::from_secs(1)));
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = sweep_args(&proxy.url(), dir.path(), &BREAKER);
+    args.extend(
+        [
+            "--cache-hit-rates",
+            "50",
+            "100",
+            "--mode",
+            "sustained",
+            "--assessment-period",
+            "0.5",
+            "--test-duration",
+            "2",
+        ]
+        .map(String::from),
+    );
+    let (code, error) = run(&args).await;
+    assert_eq!(code, cacherate::exit::UNREACHABLE, "{error}");
+    let points = common::results(dir.path());
+    assert_eq!(
+        points.iter().map(|p| p.status).collect::<Vec<_>>(),
+        [PointStatus::Error, PointStatus::Ok],
+        "{error}"
+    );
+    let message = points[0].status_message.clone().unwrap();
+    assert!(message.starts_with("circuit breaker"), "{message}");
+    server.stop().await.unwrap();
+}

@@ -259,6 +259,9 @@ impl Sweep<'_> {
             records.len() - failed.len(),
             factory.context
         ));
+        // The server answered: the breaker's window starts after the
+        // warm-up, not before it.
+        self.shared.breaker.arm();
         Ok(())
     }
 

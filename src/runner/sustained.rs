@@ -482,7 +482,13 @@ impl Sweep<'_> {
                 }
             }
             let f = &phase.figures;
-            if f.completed == 0 && f.errors.keys().all(|kind| kind == "connect") && f.failed > 0 {
+            // As in a phase: a tripped breaker ends the point instead, and
+            // the sweep asks whether the server is still there.
+            if f.completed == 0
+                && f.errors.keys().all(|kind| kind == "connect")
+                && f.failed > 0
+                && self.shared.breaker.tripped().is_none()
+            {
                 let first_error = records.iter().find_map(|r| r.error.clone());
                 return Err(Error::Unreachable(format!(
                     "the server stopped answering during period {n} (ctx {context}, {rate}%): \

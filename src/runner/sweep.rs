@@ -473,6 +473,9 @@ async fn sweep(
         ));
         let mut warmed = false;
         let mut previous_peak = None;
+        // A gate adding samples (`sample_targets`) changes nothing else: a
+        // point that errored keeps its error verdict.
+        let extending = !settings.sample_targets.is_empty();
         for &rate in &settings.cache_hit_rates {
             // A point that errored is measured again.
             let done = sweep
@@ -482,7 +485,7 @@ async fn sweep(
                 .find(|p| {
                     p.context_size == context
                         && p.cache_hit_rate == rate
-                        && p.status == PointStatus::Ok
+                        && (p.status == PointStatus::Ok || extending)
                 })
                 .map(|p| p.peak_concurrency);
             if let Some(done) = done {
