@@ -1,0 +1,20 @@
+//! The run directory (SPEC §4): every file a later look needs, written as
+//! the run goes. JSON and summary files are replaced by atomic rename; the
+//! per-request and per-phase CSVs are appended after each phase and their
+//! committed lengths recorded in `progress.json`, so a killed run loses at
+//! most the phase in flight and a resumed run cuts off its partial rows.
+
+mod git;
+mod journal;
+mod rows;
+mod run_dir;
+mod schema;
+
+pub use git::{GitState, git_state};
+pub use journal::{Journal, Recovered, UNFINISHED_SUFFIX, unfinished_phase};
+pub use rows::sustained_periods;
+pub use run_dir::{PROGRESS, RESULTS, RUN, RunDir, detailed_results, phase_metadata};
+pub use schema::{
+    CurrentPoint, Decision, PeriodDecision, PhaseKind, PhaseRecord, PlanKind, PointResult,
+    PointStatus, Progress, Results, SCHEMA_VERSION, Sample,
+};

@@ -1,0 +1,544 @@
+//! The run directory's schema: phases, samples and points as they land in
+//! `progress.json` and `results.json`, and how those files are read back.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::settings::Workload;
+use crate::stats::{Latency, PhaseFigures, encode_histogram, merge_histograms};
+
+/// Version of the files' layout; bumped when a field changes meaning.
+/// 2: steady-state windows, samples that exclude the phase that chose the
+/// peak, per-sample records in `results.json`, fixed-load phases.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// What kind of phase, as named in the run directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "n", rename_all = "snake_case")]
+pub enum PhaseKind {
+    /// A level of the peak search's ramp.
+    Ramp,
+    /// A bisection step between the last good and the first bad level.
+    Refine(u32),
+    /// A sample at the peak the search chose.
+    Retry(u32),
+    /// Load at a fixed level before its samples, not counted.
+    FixedWarmup,
+    /// A sample at a fixed level.
+    Fixed(u32),
+    /// An assessment period of sustained mode's continuous load.
+    Period(u32),
+}
+
+impl PhaseKind {
+    /// `RAMP_c8`, `RAMP_REFINE_c12_1`, `RETRY_2`, `FIXED_c8_warmup`,
+    /// `FIXED_c8_run1`.
+    pub fn id(&self, concurrency: u32) -> String {
+        match self {
+            PhaseKind::Ramp => format!("RAMP_c{concurrency}"),
+            PhaseKind::Refine(n) => format!("RAMP_REFINE_c{concurrency}_{n}"),
+            PhaseKind::Retry(n) => format!("RETRY_{n}"),
+            PhaseKind::FixedWarmup => format!("FIXED_c{concurrency}_warmup"),
+            PhaseKind::Fixed(n) => format!("FIXED_c{concurrency}_run{n}"),
+            PhaseKind::Period(n) => format!("PERIOD_{n}"),
+        }
+    }
+
+    pub fn label(&self) -> &'static str {
+        match self {
+            PhaseKind::Ramp => "RAMP",
+            PhaseKind::Refine(_) => "RAMP_REFINE",
+            PhaseKind::Retry(_) => "RETRY",
+            PhaseKind::FixedWarmup => "FIXED_WARMUP",
+            PhaseKind::Fixed(_) => "FIXED",
+            PhaseKind::Period(_) => "PERIOD",
+        }
+    }
+
+    /// A phase whose figures are a sample of its point.
+    pub fn is_sample(&self) -> bool {
+        matches!(self, PhaseKind::Retry(_) | PhaseKind::Fixed(_))
+    }
+}
+
+/// What sustained mode's controller decided after a period, as the seed
+/// names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Decision {
+    /// Under the thresholds: up by the increment scaled by the headroom.
+    RampUp,
+    /// Over the thresholds: down by one increment.
+    RampDown,
+    /// Input throughput fell more than 15 % below the best period, two
+    /// or more periods after it: down by one to four increments.
+    PlateauRampDown,
+    /// Nothing to judge (no request of the period completed).
+    Stay,
+    /// A step down from the start concurrency: held there.
+    MinReached,
+    /// A step up from --max-concurrency: held there.
+    MaxReached,
+}
+
+impl Decision {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Decision::RampUp => "RAMP_UP",
+            Decision::RampDown => "RAMP_DOWN",
+            Decision::PlateauRampDown => "PLATEAU_RAMP_DOWN",
+            Decision::Stay => "STAY",
+            Decision::MinReached => "MIN_REACHED",
+            Decision::MaxReached => "MAX_REACHED",
+        }
+    }
+}
+
+/// The controller's decision after a sustained period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeriodDecision {
+    pub decision: Decision,
+    /// The concurrency of the next period.
+    pub next_concurrency: u32,
+}
+
+/// One phase: a row of `phase_metadata_{ctx}.csv`, and what a resumed run
+/// replays.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseRecord {
+    pub context_size: u64,
+    pub cache_hit_rate: u32,
+    pub phase_index: u32,
+    pub phase_id: String,
+    pub kind: PhaseKind,
+    pub concurrency: u32,
+    pub start_unix_s: f64,
+    /// Start of the steady-state window: the phase's start plus its
+    /// warm-up part, which is not counted.
+    pub window_start_unix_s: f64,
+    /// End of the window and of the launches; requests in flight then
+    /// still finish, but only what happened before this counts.
+    pub window_end_unix_s: f64,
+    pub end_unix_s: f64,
+    pub planned_duration_s: f64,
+    pub passed: bool,
+    /// Why the phase failed its thresholds.
+    pub reason: Option<String>,
+    /// The TTFT statistic held against --max-ttft.
+    pub decision_ttft_s: f64,
+    /// The server's own prefix-cache hit rate over the phase (from its
+    /// counters, with --metrics-url).
+    #[serde(default)]
+    pub server_cache_rate: Option<f64>,
+    pub figures: PhaseFigures,
+    /// Sustained mode: what the controller decided after this period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<PeriodDecision>,
+}
+
+/// One sample of a point: a phase of equal length at the point's load,
+/// measured over its steady-state window. The statistics of a comparison
+/// rest on these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub phase_id: String,
+    pub concurrency: u32,
+    pub window_start_unix_s: f64,
+    pub window_end_unix_s: f64,
+    /// Requests launched in the phase, and of those the completed and the
+    /// failed ones.
+    pub launched: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub error_rate: f64,
+    pub input_tps: f64,
+    pub output_tps: f64,
+    /// Over the requests launched inside the window.
+    pub ttft: Latency,
+    /// The TTFT histogram (µs, HDR V2, base64) the quantiles come from.
+    pub ttft_histogram: String,
+    pub ttlt: Latency,
+    /// Over the individual gaps between streamed chunks, per token.
+    pub itl: Latency,
+    pub achieved_cache_rate: Option<f64>,
+    /// The phase held every threshold.
+    pub passed: bool,
+    /// Requests the latency figures are over, their prompt tokens and the
+    /// cached share of those (for the point's achieved rate).
+    #[serde(default)]
+    pub counted: u64,
+    #[serde(default)]
+    pub counted_prompt_tokens: u64,
+    #[serde(default)]
+    pub cached_tokens: u64,
+    #[serde(default)]
+    pub req_output_tps_avg: f64,
+    #[serde(default)]
+    pub req_output_tps_p5: f64,
+    #[serde(default)]
+    pub req_output_tps_p10: f64,
+    #[serde(default)]
+    pub server_cache_rate: Option<f64>,
+    #[serde(default)]
+    pub prompt_token_drift: Option<f64>,
+}
+
+impl Sample {
+    pub fn from_phase(phase: &PhaseRecord) -> Sample {
+        let f = &phase.figures;
+        Sample {
+            phase_id: phase.phase_id.clone(),
+            concurrency: phase.concurrency,
+            window_start_unix_s: phase.window_start_unix_s,
+            window_end_unix_s: phase.window_end_unix_s,
+            launched: f.launched,
+            completed: f.completed,
+            failed: f.failed,
+            error_rate: f.error_rate,
+            input_tps: f.input_tps,
+            output_tps: f.output_tps,
+            ttft: f.ttft,
+            ttft_histogram: f.ttft_histogram.clone(),
+            ttlt: f.ttlt,
+            itl: f.itl,
+            achieved_cache_rate: f.achieved_cache_rate,
+            passed: phase.passed,
+            counted: f.counted,
+            counted_prompt_tokens: f.counted_prompt_tokens,
+            cached_tokens: f.cached_tokens,
+            req_output_tps_avg: f.req_output_tps_avg,
+            req_output_tps_p5: f.req_output_tps_p5,
+            req_output_tps_p10: f.req_output_tps_p10,
+            server_cache_rate: phase.server_cache_rate,
+            prompt_token_drift: f.prompt_token_drift,
+        }
+    }
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    if n == 0 { 0.0 } else { sum / n as f64 }
+}
+
+fn mean_latency(latencies: &[Latency]) -> Latency {
+    Latency {
+        avg: mean(latencies.iter().map(|l| l.avg)),
+        p50: mean(latencies.iter().map(|l| l.p50)),
+        p95: mean(latencies.iter().map(|l| l.p95)),
+        p99: mean(latencies.iter().map(|l| l.p99)),
+        max: latencies.iter().map(|l| l.max).fold(0.0, f64::max),
+    }
+}
+
+/// How a point's load was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanKind {
+    /// The seed's ramp found the peak; the samples are phases at it.
+    PeakSearch,
+    /// Levels given by --fixed-concurrency-levels, lowest first.
+    FixedLevels,
+    /// The level an earlier run or a baseline found (--concurrency-from).
+    FixedFrom,
+    /// Sustained mode: one continuous load whose controller settled; the
+    /// samples are the passing periods at the level it settled on.
+    Sustained,
+}
+
+/// Whether a point's figures are a measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PointStatus {
+    #[default]
+    Ok,
+    /// The circuit breaker stopped the point, or its samples failed more
+    /// often than --max-error-rate allows: its figures are what was
+    /// measured, not a throughput, and running the same command again
+    /// measures the point again.
+    Error,
+}
+
+/// One measured point, as `summary.csv` and the comparison read it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointResult {
+    pub context_size: u64,
+    /// The cache hit rate asked for, percent.
+    pub cache_hit_rate: u32,
+    #[serde(default)]
+    pub status: PointStatus,
+    /// Why the status is `error`.
+    #[serde(default)]
+    pub status_message: Option<String>,
+    pub plan: PlanKind,
+    /// Tokens of every prompt (the context rounded up to the chunk).
+    pub prompt_tokens_per_request: u64,
+    pub target_cached_tokens: u64,
+    /// The load the point reports: the peak the search found, the best
+    /// passing fixed level, or the level given.
+    pub peak_concurrency: u32,
+    /// False when no level held the thresholds (the best compromise, or
+    /// the given level measured whatever its TTFT).
+    pub peak_passed: bool,
+    /// The ramp phase that chose the peak. It is not a sample: its own
+    /// noise chose it.
+    pub selection_phase: Option<String>,
+    /// The point's samples: equal phases at `peak_concurrency`. Empty
+    /// with --num-retries 0, and then the figures below come from the
+    /// selection phase and the point cannot be compared.
+    pub samples: Vec<Sample>,
+    /// Samples of the other fixed levels measured.
+    #[serde(default)]
+    pub other_level_samples: Vec<Sample>,
+    /// Means over the samples.
+    pub input_tps: f64,
+    pub output_tps: f64,
+    /// From the merged TTFT histogram of the samples.
+    pub ttft: Latency,
+    /// Means over the samples.
+    pub ttlt: Latency,
+    pub itl: Latency,
+    pub req_output_tps_avg: f64,
+    pub req_output_tps_p5: f64,
+    pub req_output_tps_p10: f64,
+    /// Requests of the samples, and of those the failed share.
+    pub requests: u64,
+    pub error_rate: f64,
+    /// Requests of every phase of the point, and the failed ones.
+    pub total_requests: u64,
+    pub failed_requests: u64,
+    pub errors: BTreeMap<String, u64>,
+    /// The cached share every request aimed at: the block-aligned prefix
+    /// over the prompt (the effective target; see `cache_hit_rate` for the
+    /// one asked for).
+    pub target_cache_rate: f64,
+    /// Σ cached / Σ prompt tokens over the samples, when reported.
+    pub achieved_cache_rate: Option<f64>,
+    /// Percentage points the achieved rate may miss the target by.
+    pub max_cache_rate_gap: f64,
+    /// The achieved rate missed the target by more than that: the working
+    /// set does not stay in the server's cache (or prompts are re-tokenised).
+    pub cache_rate_missed: bool,
+    /// The server's own hit rate over the samples (with --metrics-url).
+    pub server_cache_rate: Option<f64>,
+    /// Mean server prompt-token count minus the target, over the samples.
+    pub prompt_token_drift: Option<f64>,
+    /// Seconds from the point's first phase start to its last phase end.
+    pub duration_s: f64,
+    pub ttft_histogram: String,
+    /// Phases the point ran (warm-ups of the working set not included).
+    #[serde(default)]
+    pub phases: u32,
+}
+
+impl PointResult {
+    /// Sets the point's figures from `source` — its samples, or the phase
+    /// that chose the peak when it has none: means over them, TTFT from
+    /// their merged histogram, the achieved cache rate as Σ cached ÷ Σ
+    /// prompt. Fails when a stored histogram does not decode.
+    pub fn set_figures(&mut self, source: &[Sample]) -> Result<(), String> {
+        let merged = merge_histograms(source.iter().map(|s| s.ttft_histogram.as_str()))?;
+        let requests: u64 = source.iter().map(|s| s.launched).sum();
+        let failed: u64 = source.iter().map(|s| s.failed).sum();
+        let reported = source.iter().any(|s| s.achieved_cache_rate.is_some());
+        let prompt: u64 = source.iter().map(|s| s.counted_prompt_tokens).sum();
+        let cached: u64 = source.iter().map(|s| s.cached_tokens).sum();
+        let some_mean = |values: Vec<f64>| (!values.is_empty()).then(|| mean(values.into_iter()));
+        self.input_tps = mean(source.iter().map(|s| s.input_tps));
+        self.output_tps = mean(source.iter().map(|s| s.output_tps));
+        self.ttft = Latency::from_histogram(&merged);
+        self.ttft_histogram = encode_histogram(&merged);
+        self.ttlt = mean_latency(&source.iter().map(|s| s.ttlt).collect::<Vec<_>>());
+        self.itl = mean_latency(&source.iter().map(|s| s.itl).collect::<Vec<_>>());
+        self.req_output_tps_avg = mean(source.iter().map(|s| s.req_output_tps_avg));
+        self.req_output_tps_p5 = mean(source.iter().map(|s| s.req_output_tps_p5));
+        self.req_output_tps_p10 = mean(source.iter().map(|s| s.req_output_tps_p10));
+        self.requests = requests;
+        self.error_rate = if requests == 0 {
+            0.0
+        } else {
+            failed as f64 / requests as f64
+        };
+        // vLLM leaves a zero count out, so a sample without one counts 0.
+        self.achieved_cache_rate = (reported && prompt > 0).then(|| cached as f64 / prompt as f64);
+        self.server_cache_rate =
+            some_mean(source.iter().filter_map(|s| s.server_cache_rate).collect());
+        self.prompt_token_drift =
+            some_mean(source.iter().filter_map(|s| s.prompt_token_drift).collect());
+        Ok(())
+    }
+
+    /// Whether the point has independent samples a comparison can use.
+    pub fn has_samples(&self) -> bool {
+        !self.samples.is_empty()
+    }
+
+    /// The effective target rate differs from the one asked for: the
+    /// chunk size cannot express it.
+    pub fn target_differs(&self) -> bool {
+        (self.target_cache_rate * 100.0 - f64::from(self.cache_hit_rate)).abs() >= 0.05
+    }
+}
+
+/// Resume state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Progress {
+    pub schema_version: u32,
+    pub tool_version: String,
+    pub workload: Workload,
+    /// 0 for a fresh run, +1 at every resume: mixed with the seed into
+    /// every suffix head, so a resume never repeats a suffix.
+    pub attempt: u64,
+    pub next_request_id: u64,
+    /// `(context, rate)` of the measured points.
+    pub completed: Vec<(u64, u32)>,
+    /// The phases done of the point in flight.
+    pub current: Option<CurrentPoint>,
+    /// Points left unfinished by an earlier attempt that measured other
+    /// points first (a reordered or shortened context list); they resume
+    /// from their phases when their turn comes.
+    #[serde(default)]
+    pub parked: Vec<CurrentPoint>,
+    /// Committed byte length of each appended CSV.
+    pub files: BTreeMap<String, u64>,
+}
+
+impl Progress {
+    /// Parses `progress.json`; `path` is for messages. Its schema version
+    /// is read first, so a file of another version says so rather than
+    /// failing on a field it lacks.
+    pub fn parse(text: &str, path: &Path) -> Result<Progress> {
+        #[derive(Deserialize)]
+        struct Version {
+            schema_version: Option<u32>,
+        }
+        let damaged = |e: serde_json::Error| {
+            Error::Usage(format!(
+                "{} is damaged ({e}); run with --force-restart to move this run aside and \
+                 start over, or choose another --output-dir",
+                path.display()
+            ))
+        };
+        let version: Version = serde_json::from_str(text).map_err(damaged)?;
+        match version.schema_version {
+            Some(SCHEMA_VERSION) => serde_json::from_str(text).map_err(damaged),
+            other => Err(Error::Usage(format!(
+                "{} has schema version {}, this cacherate writes {SCHEMA_VERSION}: it cannot \
+                 resume that run. Use --force-restart to move it aside and start over, or \
+                 the cacherate version that wrote it",
+                path.display(),
+                other.map_or("(none)".to_string(), |v| v.to_string())
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CurrentPoint {
+    pub context_size: u64,
+    pub cache_hit_rate: u32,
+    pub start_concurrency: u32,
+    pub phases: Vec<PhaseRecord>,
+}
+
+/// `results.json`: the measured points.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Results {
+    pub schema_version: u32,
+    pub points: Vec<PointResult>,
+}
+
+impl Results {
+    /// Reads `results.json` text, refusing other schema versions with a
+    /// message that says what to do.
+    pub fn parse(text: &str, path: &Path) -> Result<Results> {
+        #[derive(Deserialize)]
+        struct Version {
+            schema_version: Option<u32>,
+        }
+        let damaged = |e: serde_json::Error| {
+            Error::Usage(format!(
+                "{} is damaged ({e}); run with --force-restart to move this run aside and \
+                 start over, or choose another --output-dir",
+                path.display()
+            ))
+        };
+        let version: Version = serde_json::from_str(text).map_err(damaged)?;
+        match version.schema_version {
+            Some(SCHEMA_VERSION) => serde_json::from_str(text).map_err(damaged),
+            Some(newer) if newer > SCHEMA_VERSION => Err(Error::Usage(format!(
+                "{} has schema version {newer}, written by a newer cacherate than this one \
+                 (which reads {SCHEMA_VERSION}); upgrade cacherate to read it",
+                path.display()
+            ))),
+            older => Err(Error::Usage(format!(
+                "{} has schema version {}, written by an earlier cacherate whose samples \
+                 included the phase that chose the peak and whose figures were not taken \
+                 over a steady-state window; its numbers cannot be compared with this \
+                 version's. Re-run with this version (--force-restart moves the old run \
+                 aside)",
+                path.display(),
+                older.map_or("(none)".to_string(), |v| v.to_string())
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_of_another_schema_are_refused_with_what_to_do() {
+        let path = Path::new("out/results.json");
+        let old = r#"{"schema_version": 1, "points": [{"context_size": 512}]}"#;
+        let error = Results::parse(old, path).unwrap_err();
+        assert_eq!(error.exit_code(), crate::exit::USAGE);
+        let message = error.to_string();
+        assert!(
+            message.contains("schema version 1") && message.contains("Re-run with this version"),
+            "{message}"
+        );
+        let newer = r#"{"schema_version": 99, "points": []}"#;
+        let message = Results::parse(newer, path).unwrap_err().to_string();
+        assert!(message.contains("newer cacherate"), "{message}");
+        let current = format!(r#"{{"schema_version": {SCHEMA_VERSION}, "points": []}}"#);
+        assert!(Results::parse(&current, path).unwrap().points.is_empty());
+        let cut = &current[..10];
+        assert!(
+            Results::parse(cut, path)
+                .unwrap_err()
+                .to_string()
+                .contains("damaged")
+        );
+    }
+
+    #[test]
+    fn progress_of_another_version_or_cut_short_says_what_to_do() {
+        let path = Path::new("out/progress.json");
+        for (text, expected) in [
+            (
+                r#"{"schema_version": 99, "new_field": 1}"#,
+                "schema version 99",
+            ),
+            (r#"{"schema_version": 1}"#, "schema version 1"),
+            (r#"{"attempt": 3}"#, "schema version (none)"),
+            (r#"{"schema_version": 2, "attempt": "#, "damaged"),
+            ("", "damaged"),
+            ("\u{0}\u{1}garbage", "damaged"),
+            (r#"{"schema_version": 2, "attempt": 1}"#, "damaged"),
+        ] {
+            let error = Progress::parse(text, path).unwrap_err();
+            assert_eq!(error.exit_code(), crate::exit::USAGE, "{text}");
+            let message = error.to_string();
+            assert!(
+                message.contains(expected)
+                    && message.contains("out/progress.json")
+                    && message.contains("--force-restart"),
+                "{text}: {message}"
+            );
+        }
+    }
+}
