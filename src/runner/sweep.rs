@@ -19,7 +19,7 @@ use crate::client::{Client, Clock};
 use crate::error::{Error, Result};
 use crate::kvsize::{Estimate, ModelShape};
 use crate::progress::Ui;
-use crate::settings::{FlushCache, PromptMode, ReinitStrategy, RunSettings, Workload};
+use crate::settings::{ChunkTimes, FlushCache, PromptMode, ReinitStrategy, RunSettings, Workload};
 use crate::stats::Thresholds;
 use crate::store::{
     self, Journal, PointResult, PointStatus, Progress, Results, RunDir, SCHEMA_VERSION,
@@ -397,7 +397,7 @@ async fn sweep(
             Duration::from_secs_f64(settings.circuit_breaker_window),
         ),
         stop: stop.clone(),
-        journal: Journal::default(),
+        journal: Journal::new(settings.chunk_times == ChunkTimes::Summary),
     });
     let suffix_nonce =
         crate::workload::suffix_nonce(seed) ^ progress.attempt.wrapping_mul(0x9e37_79b9_7f4a_7c15);

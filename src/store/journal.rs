@@ -26,6 +26,8 @@ pub const UNFINISHED_SUFFIX: &str = "_STOPPED";
 #[derive(Debug, Default)]
 pub struct Journal {
     file: std::sync::Mutex<Option<JournalFile>>,
+    /// Rows as `--chunk-times summary` writes them.
+    summary_rows: bool,
 }
 
 #[derive(Debug)]
@@ -36,6 +38,15 @@ struct JournalFile {
 }
 
 impl Journal {
+    /// A journal whose rows keep what `--chunk-times summary` keeps
+    /// (`summary_rows`), or every chunk time.
+    pub fn new(summary_rows: bool) -> Journal {
+        Journal {
+            summary_rows,
+            ..Journal::default()
+        }
+    }
+
     /// Journals the requests of context `context` that complete from now
     /// on, in a fresh file (one a killed run left was recovered and
     /// committed before).
@@ -56,6 +67,13 @@ impl Journal {
     /// written stops the journal with a warning, and the phase's commit
     /// writes every row (or fails with the reason) all the same.
     pub fn record(&self, row: &RequestRecord) {
+        let summary;
+        let row = if self.summary_rows {
+            summary = row.summary();
+            &summary
+        } else {
+            row
+        };
         let Ok(mut journal) = self.file.lock() else {
             return;
         };
@@ -246,6 +264,28 @@ mod tests {
             error: Some("a, \"quoted\"\nmessage".into()),
             in_window: true,
         }
+    }
+
+    #[test]
+    fn a_summary_journal_keeps_no_chunk_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::open(dir.path()).unwrap();
+        let journal = Journal::new(true);
+        journal.open(&run, 512).unwrap();
+        journal.record(&request(1, "RAMP_c2"));
+        journal.close();
+        let mut files = BTreeMap::new();
+        assert_eq!(run.recover_requests(&mut files).unwrap().requests, 1);
+        let rows: Vec<RequestRecord> = csv::Reader::from_path(run.file(&detailed_results(512)))
+            .unwrap()
+            .deserialize()
+            .map(|r| r.unwrap())
+            .collect();
+        assert!(rows[0].chunk_times_us.is_empty());
+        assert_eq!(
+            (rows[0].chunks, rows[0].tokens_per_chunk.as_slice()),
+            (2, &[1][..])
+        );
     }
 
     #[test]
