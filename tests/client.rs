@@ -336,3 +336,20 @@ async fn tokenize_on_a_connection_the_server_closed_keeps_its_shape() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_server_error_body_reaches_the_record_with_control_characters_escaped() {
+    let url = answers_raw(http_response(
+        "500 Internal Server Error",
+        "text/plain",
+        b"boom\x1b[2J\x1b]0;title\x07\r\nnext line",
+    ))
+    .await;
+    let measured = stream_once(url).await;
+    assert_eq!(measured.error_kind, Some(ErrorKind::Http5xx));
+    let message = measured.error.unwrap();
+    assert_eq!(
+        message,
+        r"HTTP 500: boom\u{1b}[2J\u{1b}]0;title\u{7}\r\nnext line"
+    );
+}

@@ -197,10 +197,10 @@ impl Client {
                     }
                     Ok(response) => {
                         let status = response.status();
-                        let text = response.text().await.unwrap_or_default();
+                        let body = response.bytes().await.unwrap_or_default();
                         return Err(Error::Unreachable(format!(
                             "{url} answered {status}: {}{}",
-                            text.chars().take(300).collect::<String>(),
+                            shown(&body, 300),
                             if status == 401 {
                                 " (give the key with --api-key or OPENAI_API_KEY)"
                             } else {
@@ -391,10 +391,12 @@ impl Client {
         m.status = response.status().as_u16();
         if !response.status().is_success() {
             let status = m.status;
-            let text = response.text().await.unwrap_or_default();
+            // The server's text, with control characters escaped (it
+            // reaches the terminal in warnings).
+            let body = response.bytes().await.unwrap_or_default();
             return m.fail(
                 ErrorKind::for_status(status),
-                format!("HTTP {status}: {text}"),
+                format!("HTTP {status}: {}", shown(&body, 400)),
             );
         }
         let content_type = response

@@ -99,7 +99,7 @@ pub async fn flush(client: &Client, how: &FlushCache) -> Result<Option<String>> 
                 if !(200..300).contains(&status) {
                     return Err(Error::Unreachable(format!(
                         "--flush-cache {url} answered {status}: {}",
-                        body.chars().take(200).collect::<String>()
+                        crate::client::shown(body.as_bytes(), 200)
                     )));
                 }
                 return Ok(Some(format!("POST {url}")));

@@ -79,7 +79,7 @@ impl RunDir {
     pub fn open(path: &Path) -> Result<RunDir> {
         fs::create_dir_all(path).map_err(|e| {
             Error::Usage(format!(
-                "cannot create --output-dir {}: {e}",
+                "cannot create --output-dir {}: {e}; give a directory you can write to",
                 path.display()
             ))
         })?;
