@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cli::RunArgs;
 use crate::error::{Error, Result};
 
 use super::options::{
@@ -103,4 +104,66 @@ pub(super) fn parse_config(text: &str, origin: &str) -> Result<ConfigFile> {
              names of `cacherate run` without dashes, under [defaults] or [profile.NAME]"
         ))
     })
+}
+
+/// The profile-settable options given on the command line or in the
+/// environment, as one layer.
+pub(super) fn layer(args: &RunArgs) -> Options {
+    let o = args.options.clone();
+    // A flag, its --no- form, or neither (then a profile decides).
+    let flag = |on: bool, off: bool| match (on, off) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    };
+    Options {
+        api_endpoint: args.api_endpoint.clone(),
+        context_sizes: o.context_sizes,
+        working_set_size: o.working_set_size,
+        output_tokens: o.output_tokens,
+        max_ttft: o.max_ttft,
+        ttft_metric: o.ttft_metric,
+        test_duration: o.test_duration,
+        ramp_duration: o.ramp_duration,
+        num_retries: o.num_retries,
+        start_concurrency: o.start_concurrency,
+        concurrency_increment: o.concurrency_increment,
+        max_concurrency: o.max_concurrency,
+        init_concurrency: o.init_concurrency,
+        cache_hit_rates: o.cache_hit_rates,
+        chunk_size: o.chunk_size,
+        reinit_strategy: o.reinit_strategy,
+        random_working_set_selection: flag(
+            o.random_working_set_selection,
+            o.no_random_working_set_selection,
+        ),
+        output_dir: o.output_dir,
+        tokenizer: args.tokenizer.clone(),
+        seed: o.seed,
+        kv_cache_quantization: o.kv_cache_quantization,
+        strict_time_window: flag(o.strict_time_window, o.no_strict_time_window),
+        skip_graphs: flag(o.skip_graphs, o.no_skip_graphs),
+        chunk_times: o.chunk_times,
+        model: args.model.clone(),
+        min_tokens_per_req: o.min_tokens_per_req,
+        tokens_per_req_metric: o.tokens_per_req_metric,
+        request_timeout: args.request_timeout,
+        max_error_rate: o.max_error_rate,
+        circuit_breaker_failures: o.circuit_breaker_failures,
+        circuit_breaker_window: o.circuit_breaker_window,
+        sim_time_scale: o.sim_time_scale,
+        num_layers: o.num_layers,
+        num_kv_heads: o.num_kv_heads,
+        head_dim: o.head_dim,
+        max_cache_rate_gap: o.max_cache_rate_gap,
+        metrics_url: o.metrics_url,
+        flush_cache: o.flush_cache,
+        prompt_mode: o.prompt_mode,
+        mode: o.mode,
+        fixed_concurrency_levels: o.fixed_concurrency_levels,
+        concurrency_from: o.concurrency_from,
+        warmup_fraction: o.warmup_fraction,
+        sample_duration: o.sample_duration,
+        assessment_period: o.assessment_period,
+    }
 }

@@ -157,7 +157,7 @@ impl RunSettings {
                 layered = layered.over(profile.clone());
             }
         }
-        let o = layered.over(args.layer());
+        let o = layered.over(super::profile::layer(&args));
         let endpoints = o
             .api_endpoint
             .unwrap_or_default()
