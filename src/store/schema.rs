@@ -410,28 +410,41 @@ impl Progress {
     /// is read first, so a file of another version says so rather than
     /// failing on a field it lacks.
     pub fn parse(text: &str, path: &Path) -> Result<Progress> {
-        #[derive(Deserialize)]
-        struct Version {
-            schema_version: Option<u32>,
-        }
-        let damaged = |e: serde_json::Error| {
+        parse_versioned(text, path, |other| {
             Error::Usage(format!(
-                "{} is damaged ({e}); run with --force-restart to move this run aside and \
-                 start over, or choose another --output-dir",
-                path.display()
-            ))
-        };
-        let version: Version = serde_json::from_str(text).map_err(damaged)?;
-        match version.schema_version {
-            Some(SCHEMA_VERSION) => serde_json::from_str(text).map_err(damaged),
-            other => Err(Error::Usage(format!(
                 "{} has schema version {}, this cacherate writes {SCHEMA_VERSION}: it cannot \
                  resume that run. Use --force-restart to move it aside and start over, or \
                  the cacherate version that wrote it",
                 path.display(),
                 other.map_or("(none)".to_string(), |v| v.to_string())
-            ))),
-        }
+            ))
+        })
+    }
+}
+
+/// Parses a run file whose schema version is read first, so a file of
+/// another version is `other_version`'s error rather than a failure on a
+/// field it lacks; `path` is for messages.
+fn parse_versioned<T: serde::de::DeserializeOwned>(
+    text: &str,
+    path: &Path,
+    other_version: impl FnOnce(Option<u32>) -> Error,
+) -> Result<T> {
+    #[derive(Deserialize)]
+    struct Version {
+        schema_version: Option<u32>,
+    }
+    let damaged = |e: serde_json::Error| {
+        Error::Usage(format!(
+            "{} is damaged ({e}); run with --force-restart to move this run aside and \
+             start over, or choose another --output-dir",
+            path.display()
+        ))
+    };
+    let version: Version = serde_json::from_str(text).map_err(damaged)?;
+    match version.schema_version {
+        Some(SCHEMA_VERSION) => serde_json::from_str(text).map_err(damaged),
+        other => Err(other_version(other)),
     }
 }
 
@@ -454,26 +467,13 @@ impl Results {
     /// Reads `results.json` text, refusing other schema versions with a
     /// message that says what to do.
     pub fn parse(text: &str, path: &Path) -> Result<Results> {
-        #[derive(Deserialize)]
-        struct Version {
-            schema_version: Option<u32>,
-        }
-        let damaged = |e: serde_json::Error| {
-            Error::Usage(format!(
-                "{} is damaged ({e}); run with --force-restart to move this run aside and \
-                 start over, or choose another --output-dir",
-                path.display()
-            ))
-        };
-        let version: Version = serde_json::from_str(text).map_err(damaged)?;
-        match version.schema_version {
-            Some(SCHEMA_VERSION) => serde_json::from_str(text).map_err(damaged),
-            Some(newer) if newer > SCHEMA_VERSION => Err(Error::Usage(format!(
+        parse_versioned(text, path, |version| match version {
+            Some(newer) if newer > SCHEMA_VERSION => Error::Usage(format!(
                 "{} has schema version {newer}, written by a newer cacherate than this one \
                  (which reads {SCHEMA_VERSION}); upgrade cacherate to read it",
                 path.display()
-            ))),
-            older => Err(Error::Usage(format!(
+            )),
+            older => Error::Usage(format!(
                 "{} has schema version {}, written by an earlier cacherate whose samples \
                  included the phase that chose the peak and whose figures were not taken \
                  over a steady-state window; its numbers cannot be compared with this \
@@ -481,8 +481,8 @@ impl Results {
                  aside)",
                 path.display(),
                 older.map_or("(none)".to_string(), |v| v.to_string())
-            ))),
-        }
+            )),
+        })
     }
 }
 
