@@ -308,9 +308,7 @@ async fn a_503_storm_trips_the_breaker_and_a_rerun_after_it_measures_the_point()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_away_and_back_errors_one_point_and_the_sweep_goes_on() {
-    let server = simulator(SimConfig::for_tests(TIME_SCALE)).await;
-    let proxy = FaultProxy::start(&server.url()).await;
-    proxy.inject(Fault::Away(Duration::from_secs(1)));
+    let (server, proxy) = faulty(Fault::Away(Duration::from_secs(1))).await;
     let dir = tempfile::tempdir().unwrap();
     let mut args = sweep_args(&proxy.url(), dir.path(), &BREAKER);
     args.extend(["--cache-hit-rates", "50", "100"].map(String::from));
@@ -358,9 +356,7 @@ async fn a_server_away_and_back_errors_one_point_and_the_sweep_goes_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_gone_for_good_stops_the_run_with_exit_3_and_saves_the_point() {
-    let server = simulator(SimConfig::for_tests(TIME_SCALE)).await;
-    let proxy = FaultProxy::start(&server.url()).await;
-    proxy.inject(Fault::Away(Duration::from_secs(3600)));
+    let (server, proxy) = faulty(Fault::Away(Duration::from_secs(3600))).await;
     let dir = tempfile::tempdir().unwrap();
     let mut args = sweep_args(&proxy.url(), dir.path(), &BREAKER);
     args.extend(["--cache-hit-rates", "50", "100"].map(String::from));
@@ -521,9 +517,7 @@ async fn a_gate_whose_point_the_breaker_stopped_exits_3_and_is_no_baseline() {
 /// trips in is the last, saved whole, and the point is an error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_503_storm_stops_a_sustained_point_at_the_period_it_trips_in() {
-    let server = simulator(SimConfig::for_tests(TIME_SCALE)).await;
-    let proxy = FaultProxy::start(&server.url()).await;
-    proxy.inject(Fault::Status(503));
+    let (server, proxy) = faulty(Fault::Status(503)).await;
     let dir = tempfile::tempdir().unwrap();
     let mut args = sweep_args(&proxy.url(), dir.path(), &BREAKER);
     args.extend(
@@ -555,9 +549,7 @@ async fn a_503_storm_stops_a_sustained_point_at_the_period_it_trips_in() {
 /// that period (not the run), and the sweep goes on once the server is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_away_ends_a_sustained_point_and_the_sweep_goes_on() {
-    let server = simulator(SimConfig::for_tests(TIME_SCALE)).await;
-    let proxy = FaultProxy::start(&server.url()).await;
-    proxy.inject(Fault::Away(Duration::from_secs(1)));
+    let (server, proxy) = faulty(Fault::Away(Duration::from_secs(1))).await;
     let dir = tempfile::tempdir().unwrap();
     let mut args = sweep_args(&proxy.url(), dir.path(), &BREAKER);
     args.extend(
