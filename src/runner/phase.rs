@@ -155,10 +155,54 @@ pub struct PhaseRun {
     pub abandoned: bool,
 }
 
+/// How long a slot waits after `failures_in_a_row` failures: a server that
+/// fails at once (refused, 429, 5xx) would otherwise be hammered by a tight
+/// loop. 10 ms, 20 ms, ... up to 1 s.
+pub(super) fn backoff(failures_in_a_row: u32) -> Duration {
+    Duration::from_millis(10 << failures_in_a_row.min(7)).min(Duration::from_secs(1))
+}
+
+/// A slot's next request: built from the next id, sent unless a stop now
+/// comes first (then `None`: it is abandoned). What finished is journaled,
+/// counted by the breaker and shown live, and `failures_in_a_row` follows
+/// it.
+pub(super) async fn next_request(
+    shared: &Shared,
+    factory: &PromptFactory,
+    label: &PhaseLabel,
+    live: &Live,
+    slot_free: Option<Instant>,
+    failures_in_a_row: &mut u32,
+) -> Option<(RequestRecord, Instant)> {
+    let request_id = shared.request_ids.fetch_add(1, Ordering::Relaxed);
+    let built = factory.request(label.cache_hit_rate, request_id);
+    let affinity = (built.cached_tokens > 0).then_some(u64::from(built.working_set_prompt));
+    let (record, end) = tokio::select! {
+        // A request that has completed is kept, even when the stop came in
+        // the same instant.
+        biased;
+        sent = send(shared, label, built, affinity, slot_free) => sent,
+        () = shared.stop.until_now() => return None,
+    };
+    shared.journal.record(&record);
+    shared.breaker.record(&record);
+    if record.ok() {
+        *failures_in_a_row = 0;
+    } else {
+        *failures_in_a_row += 1;
+    }
+    live.record(
+        record.ok(),
+        record.prompt_tokens_or_expected(),
+        record.ttft_s.map(Duration::from_secs_f64),
+    );
+    Some((record, end))
+}
+
 /// Sends one built request and turns what came back into its record;
 /// also returns when it ended. Whether it falls in the phase's window is
 /// decided once the phase is over.
-pub(super) async fn send(
+async fn send(
     shared: &Shared,
     label: &PhaseLabel,
     mut built: BuiltRequest,
@@ -269,11 +313,7 @@ pub async fn run_phase(
                     break;
                 }
                 if failures_in_a_row > 0 {
-                    // A server that fails at once (refused, 429, 5xx) would
-                    // otherwise be hammered by a tight loop: back off
-                    // 10 ms, 20 ms, ... up to 1 s, within the window.
-                    let pause = Duration::from_millis(10 << failures_in_a_row.min(7))
-                        .min(Duration::from_secs(1));
+                    let pause = backoff(failures_in_a_row);
                     tokio::select! {
                         () = tokio::time::sleep_until((now + pause).min(window_end).into()) => {}
                         () = shared.stop.until_now() => {
@@ -285,33 +325,18 @@ pub async fn run_phase(
                         break;
                     }
                 }
-                let request_id = shared.request_ids.fetch_add(1, Ordering::Relaxed);
-                let built = factory.request(label.cache_hit_rate, request_id);
-                let affinity =
-                    (built.cached_tokens > 0).then_some(u64::from(built.working_set_prompt));
-                let sent = tokio::select! {
-                    // A request that has completed is kept, even when
-                    // the stop came in the same instant.
-                    biased;
-                    sent = send(&shared, &label, built, affinity, slot_free) => Some(sent),
-                    () = shared.stop.until_now() => None,
-                };
-                let Some((record, end)) = sent else {
+                let next = next_request(
+                    &shared,
+                    &factory,
+                    &label,
+                    &live,
+                    slot_free,
+                    &mut failures_in_a_row,
+                );
+                let Some((record, end)) = next.await else {
                     abandoned.store(true, Ordering::Relaxed);
                     break;
                 };
-                shared.journal.record(&record);
-                shared.breaker.record(&record);
-                if record.ok() {
-                    failures_in_a_row = 0;
-                } else {
-                    failures_in_a_row += 1;
-                }
-                live.record(
-                    record.ok(),
-                    record.prompt_tokens_or_expected(),
-                    record.ttft_s.map(Duration::from_secs_f64),
-                );
                 records.push(record);
                 slot_free = Some(end);
             }

@@ -192,6 +192,34 @@ impl Sweep<'_> {
         self.dir.remove(&store::unfinished_phase(context))
     }
 
+    /// [`Error::Unreachable`] when every request of a committed phase (or
+    /// sustained period) failed to connect: the server is gone, and the same
+    /// command resumes once it is back. A tripped breaker stops the point
+    /// instead, and the sweep asks whether the server is still there.
+    pub(super) fn check_answering(
+        &self,
+        phase: &PhaseRecord,
+        records: &[RequestRecord],
+    ) -> Result<()> {
+        let f = &phase.figures;
+        if f.completed == 0
+            && f.errors.keys().all(|kind| kind == "connect")
+            && f.failed > 0
+            && self.shared.breaker.tripped().is_none()
+        {
+            let first = records.iter().find_map(|r| r.error.clone());
+            return Err(Error::Unreachable(format!(
+                "the server stopped answering during {} (ctx {}, {}%): {}; what was measured \
+                 is saved, so run the same command again to resume once it is back",
+                phase.phase_id,
+                phase.context_size,
+                phase.cache_hit_rate,
+                first.unwrap_or_default()
+            )));
+        }
+        Ok(())
+    }
+
     /// Saves the completed requests of a phase or warm-up that a stop now
     /// cut short, marked as such (the phase is measured again on resume),
     /// and ends the run.
@@ -379,22 +407,8 @@ impl Sweep<'_> {
             period: None,
         };
         self.commit(context, &records, Some(&phase))?;
+        self.check_answering(&phase, &records)?;
         let f = &phase.figures;
-        // A tripped breaker stops the point instead, and the sweep asks
-        // whether the server is still there.
-        if f.completed == 0
-            && f.errors.keys().all(|kind| kind == "connect")
-            && f.failed > 0
-            && self.shared.breaker.tripped().is_none()
-        {
-            let first = records.iter().find_map(|r| r.error.clone());
-            return Err(Error::Unreachable(format!(
-                "the server stopped answering during {phase_id} (ctx {context}, {rate}%): \
-                 {}; what was measured is saved, so run the same command again to resume \
-                 once it is back",
-                first.unwrap_or_default()
-            )));
-        }
         self.ui.line(&format!(
             "ctx {context} {rate:>3}% {phase_id:<20} {:>6} ok {:>4} failed  input \
              {:>9.0} tok/s  TTFT p95 {:.3}s  {}",

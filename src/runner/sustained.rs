@@ -21,7 +21,6 @@
 
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -29,7 +28,7 @@ use futures_util::FutureExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::phase::{PhaseLabel, Shared, send};
+use super::phase::{PhaseLabel, Shared, backoff, next_request};
 use super::plan::PlanResult;
 use super::plan::sustained::{Controller, ControllerParams, PeriodInput};
 use super::point::Sweep;
@@ -76,9 +75,7 @@ async fn slot(
     loop {
         if failures_in_a_row > 0 {
             // As in a phase: a server that fails at once is not hammered.
-            let pause =
-                Duration::from_millis(10 << failures_in_a_row.min(7)).min(Duration::from_secs(1));
-            tokio::time::sleep(pause).await;
+            tokio::time::sleep(backoff(failures_in_a_row)).await;
         }
         let (epoch, label, live) = {
             let mut state = lock(&launch);
@@ -89,33 +86,19 @@ async fn slot(
             *state.launched.entry(epoch).or_insert(0) += 1;
             (epoch, Arc::clone(&state.label), Arc::clone(&state.live))
         };
-        let request_id = shared.request_ids.fetch_add(1, Ordering::Relaxed);
-        let built = factory.request(label.cache_hit_rate, request_id);
-        let affinity = (built.cached_tokens > 0).then_some(u64::from(built.working_set_prompt));
-        let sent = tokio::select! {
-            // A request that has completed is kept, even when the stop
-            // came in the same instant.
-            biased;
-            sent = send(&shared, &label, built, affinity, slot_free) => Some(sent),
-            () = shared.stop.until_now() => None,
-        };
-        // Stopped now: the request is abandoned (the period loop saves
-        // the completed ones).
-        let Some((record, end)) = sent else {
+        let next = next_request(
+            &shared,
+            &factory,
+            &label,
+            &live,
+            slot_free,
+            &mut failures_in_a_row,
+        );
+        // Stopped now: the request is abandoned (the period loop saves the
+        // completed ones).
+        let Some((record, end)) = next.await else {
             break;
         };
-        shared.journal.record(&record);
-        shared.breaker.record(&record);
-        if record.ok() {
-            failures_in_a_row = 0;
-        } else {
-            failures_in_a_row += 1;
-        }
-        live.record(
-            record.ok(),
-            record.prompt_tokens_or_expected(),
-            record.ttft_s.map(Duration::from_secs_f64),
-        );
         if records.send((epoch, record)).is_err() {
             break;
         }
@@ -481,22 +464,8 @@ impl Sweep<'_> {
                     self.shared.journal.record(&record);
                 }
             }
+            self.check_answering(&phase, &records)?;
             let f = &phase.figures;
-            // As in a phase: a tripped breaker ends the point instead, and
-            // the sweep asks whether the server is still there.
-            if f.completed == 0
-                && f.errors.keys().all(|kind| kind == "connect")
-                && f.failed > 0
-                && self.shared.breaker.tripped().is_none()
-            {
-                let first_error = records.iter().find_map(|r| r.error.clone());
-                return Err(Error::Unreachable(format!(
-                    "the server stopped answering during period {n} (ctx {context}, {rate}%): \
-                     {}; what was measured is saved, so run the same command again to resume \
-                     once it is back",
-                    first_error.unwrap_or_default()
-                )));
-            }
             self.ui.line(&format!(
                 "ctx {context} {rate:>3}% PERIOD_{n:<3} c{concurrency:<5} {:>6} ok {:>4} failed  \
                  input {:>9.0} tok/s  TTFT p95 {:.3}s  {}  -> {} c{}",
