@@ -1,156 +1,14 @@
-//! Figures of a phase and of a point, computed from request records: sums
-//! for throughput, HDR histograms for latency quantiles.
+//! The figures of one phase over its steady-state window: throughput
+//! sums, latency quantiles, token counts and failures.
 
 use std::collections::BTreeMap;
 
-use base64::Engine;
-use hdrhistogram::Histogram;
-use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use serde::{Deserialize, Serialize};
 
+use super::histogram::{Latency, encode_histogram, new_histogram, record_seconds};
+use super::window::Window;
 use crate::record::RequestRecord;
 use crate::settings::{TokensPerReqMetric, TtftMetric};
-
-/// Latencies are recorded in microseconds, from 1 µs to 1 hour, with three
-/// significant digits.
-const HIST_MAX_US: u64 = 3_600_000_000;
-
-pub fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, HIST_MAX_US, 3).expect("valid histogram bounds")
-}
-
-fn record_seconds(histogram: &mut Histogram<u64>, seconds: f64) {
-    let us = (seconds * 1e6).round().clamp(1.0, HIST_MAX_US as f64) as u64;
-    histogram.saturating_record(us);
-}
-
-/// A histogram as base64 of its V2 encoding, for JSON files.
-pub fn encode_histogram(histogram: &Histogram<u64>) -> String {
-    let mut bytes = Vec::new();
-    V2Serializer::new()
-        .serialize(histogram, &mut bytes)
-        .expect("histogram serializes to memory");
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-/// The V2 encoding's cookie (uncompressed), as [`encode_histogram`]
-/// writes it.
-const V2_COOKIE: u32 = 0x1c84_9313;
-/// Bytes of the V2 header before the counts.
-const V2_HEADER: usize = 40;
-
-pub fn decode_histogram(text: &str) -> Result<Histogram<u64>, String> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .map_err(|e| format!("histogram is not base64: {e}"))?;
-    // The header first: a damaged one can ask for tens of megabytes of
-    // counts, so only the shape this module writes is read.
-    let Some(header) = bytes.get(..V2_HEADER) else {
-        return Err(format!("histogram of {} bytes is cut short", bytes.len()));
-    };
-    let field = |range: std::ops::Range<usize>| {
-        header[range]
-            .iter()
-            .fold(0u64, |n, &byte| n << 8 | u64::from(byte))
-    };
-    let (cookie, length, digits, highest) =
-        (field(0..4), field(4..8), field(12..16), field(24..32));
-    let payload = (bytes.len() - V2_HEADER) as u64;
-    if length != payload {
-        return Err(format!(
-            "histogram says {length} bytes of counts follow its header, {payload} do"
-        ));
-    }
-    if cookie != u64::from(V2_COOKIE) || digits > 3 || highest > HIST_MAX_US {
-        return Err(format!(
-            "histogram header (cookie {cookie:#x}, {digits} significant digits, up to \
-             {highest} µs) is not the V2 shape cacherate writes (3 digits up to \
-             {HIST_MAX_US} µs)"
-        ));
-    }
-    Deserializer::new()
-        .deserialize(&mut bytes.as_slice())
-        .map_err(|e| format!("histogram does not decode: {e:?}"))
-}
-
-/// Average and quantiles of a latency, seconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Latency {
-    pub avg: f64,
-    pub p50: f64,
-    pub p95: f64,
-    pub p99: f64,
-    pub max: f64,
-}
-
-impl Latency {
-    pub fn from_histogram(histogram: &Histogram<u64>) -> Latency {
-        if histogram.is_empty() {
-            return Latency::default();
-        }
-        let s = |us: u64| us as f64 / 1e6;
-        Latency {
-            avg: histogram.mean() / 1e6,
-            p50: s(histogram.value_at_quantile(0.50)),
-            p95: s(histogram.value_at_quantile(0.95)),
-            p99: s(histogram.value_at_quantile(0.99)),
-            max: s(histogram.max()),
-        }
-    }
-}
-
-/// The steady-state window of a phase (SPEC §2.2): the phase's launch
-/// period minus a warm-up at its start. Wall-clock seconds (Unix).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Window {
-    pub start_unix_s: f64,
-    pub end_unix_s: f64,
-}
-
-impl Window {
-    /// The window of a phase that launched from `start` until `end`
-    /// (Unix seconds) at `concurrency`: its warm-up is `warmup_fraction`
-    /// of the phase, or one request latency when that is longer — the
-    /// median time the first wave (each slot's first request) took — but
-    /// never more than half the phase, so the window always keeps half.
-    pub fn for_phase(
-        records: &[RequestRecord],
-        start: f64,
-        end: f64,
-        concurrency: u32,
-        warmup_fraction: f64,
-    ) -> Window {
-        let length = (end - start).max(0.0);
-        let mut first_wave: Vec<f64> = Vec::with_capacity(concurrency as usize);
-        let mut by_launch: Vec<&RequestRecord> = records.iter().collect();
-        by_launch.sort_by(|a, b| a.launch_unix_s.total_cmp(&b.launch_unix_s));
-        for record in by_launch.into_iter().take(concurrency as usize) {
-            first_wave.push(record.launch_unix_s - start + record.finish_s);
-        }
-        first_wave.sort_by(f64::total_cmp);
-        let latency = first_wave.get(first_wave.len() / 2).copied().unwrap_or(0.0);
-        let warmup = (warmup_fraction * length).max(latency).min(length / 2.0);
-        Window {
-            start_unix_s: start + warmup,
-            end_unix_s: end,
-        }
-    }
-
-    pub fn length(&self) -> f64 {
-        (self.end_unix_s - self.start_unix_s).max(0.0)
-    }
-
-    fn contains(&self, t: f64) -> bool {
-        t >= self.start_unix_s && t < self.end_unix_s
-    }
-
-    /// Launched inside the window and finished before its end: the
-    /// requests `--strict-time-window` keeps.
-    pub fn holds(&self, record: &RequestRecord) -> bool {
-        self.contains(record.launch_unix_s)
-            && record.launch_unix_s + record.finish_s <= self.end_unix_s
-    }
-}
 
 /// The tokens each streamed chunk of a record carried: what the server
 /// said, else the completion tokens spread evenly over the chunks, else
@@ -406,91 +264,16 @@ impl PhaseFigures {
     }
 }
 
-/// The thresholds a phase must hold.
-#[derive(Debug, Clone, Copy)]
-pub struct Thresholds {
-    pub max_ttft: f64,
-    pub ttft_metric: TtftMetric,
-    pub min_tokens_per_req: Option<f64>,
-    pub tokens_per_req_metric: TokensPerReqMetric,
-    pub max_error_rate: f64,
-}
-
-impl Thresholds {
-    /// `Ok` if the phase holds every threshold, else why not.
-    pub fn check(&self, figures: &PhaseFigures) -> Result<(), String> {
-        if figures.counted == 0 {
-            return Err("no request completed".to_string());
-        }
-        if figures.error_rate > self.max_error_rate {
-            return Err(format!(
-                "error rate {:.1}% > {:.1}%",
-                figures.error_rate * 100.0,
-                self.max_error_rate * 100.0
-            ));
-        }
-        let ttft = figures.ttft_metric(self.ttft_metric);
-        if ttft > self.max_ttft {
-            let metric = format!("{:?}", self.ttft_metric).to_lowercase();
-            return Err(format!("TTFT {metric} {ttft:.3}s > {:.3}s", self.max_ttft));
-        }
-        if let Some(min) = self.min_tokens_per_req {
-            let rate = figures.tokens_per_req_metric(self.tokens_per_req_metric);
-            if rate < min {
-                let metric = format!("{:?}", self.tokens_per_req_metric).to_lowercase();
-                return Err(format!(
-                    "output {metric} {rate:.1} tok/s per request < {min:.1}"
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Merges encoded histograms (the samples of a point). One that does not
-/// decode is an error: skipping it would give a wrong quantile.
-pub fn merge_histograms<'a>(
-    encoded: impl IntoIterator<Item = &'a str>,
-) -> Result<Histogram<u64>, String> {
-    let mut merged = new_histogram();
-    for text in encoded {
-        let histogram = decode_histogram(text)?;
-        merged
-            .add(&histogram)
-            .map_err(|e| format!("histogram does not merge: {e:?}"))?;
-    }
-    Ok(merged)
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
-
-    #[test]
-    fn a_histogram_header_asking_for_another_shape_is_refused_before_reading() {
-        use base64::Engine;
-        let engine = base64::engine::general_purpose::STANDARD;
-        let mut histogram = new_histogram();
-        histogram.record(1500).unwrap();
-        let mut bytes = engine.decode(encode_histogram(&histogram)).unwrap();
-        assert!(decode_histogram(&engine.encode(&bytes)).is_ok());
-        // Five significant digits: megabytes of counts.
-        bytes[15] = 5;
-        let error = decode_histogram(&engine.encode(&bytes)).unwrap_err();
-        assert!(error.contains("5 significant digits"), "{error}");
-        bytes[15] = 3;
-        bytes[7] = bytes[7].wrapping_add(1);
-        let error = decode_histogram(&engine.encode(&bytes)).unwrap_err();
-        assert!(error.contains("bytes of counts follow"), "{error}");
-        let error = decode_histogram(&engine.encode(&bytes[..20])).unwrap_err();
-        assert!(error.contains("cut short"), "{error}");
-    }
     use crate::record::ErrorKind;
+    use crate::stats::{Thresholds, merge_histograms};
 
     /// A request launched at `launch` (s) whose `tokens` output tokens
     /// stream one a chunk, the first at `ttft` and the rest `itl` apart;
     /// it finishes right after the last.
-    fn record(launch: f64, ttft: f64, itl: f64, tokens: u32) -> RequestRecord {
+    pub(crate) fn record(launch: f64, ttft: f64, itl: f64, tokens: u32) -> RequestRecord {
         let chunk_times_us: Vec<u32> = (0..tokens)
             .map(|i| ((ttft + itl * f64::from(i)) * 1e6).round() as u32)
             .collect();
@@ -533,7 +316,7 @@ mod tests {
         }
     }
 
-    fn close(a: f64, b: f64) -> bool {
+    pub(crate) fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-6
     }
 
@@ -687,21 +470,6 @@ mod tests {
         let figures = PhaseFigures::from_records(&[r], &window(10.0, 20.0), false, false);
         assert!((figures.itl.p50 - 0.01).abs() < 1e-4, "{:?}", figures.itl);
         assert!((figures.itl.max - 1.0).abs() < 1e-2, "{:?}", figures.itl);
-    }
-
-    #[test]
-    fn the_warm_up_is_a_fraction_or_one_request_latency_at_most_half() {
-        // Two slots whose first requests take 1.5 and 2.5 s.
-        let records = [record(0.0, 1.0, 0.5, 2), record(0.0, 2.0, 0.5, 2)];
-        // 20 % of 20 s = 4 s beats the latency.
-        let w = Window::for_phase(&records, 0.0, 20.0, 2, 0.2);
-        assert!(close(w.start_unix_s, 4.0) && close(w.end_unix_s, 20.0));
-        // 20 % of 5 s = 1 s is less than the median first-wave latency.
-        let w = Window::for_phase(&records, 0.0, 5.0, 2, 0.2);
-        assert!((w.start_unix_s - 2.501).abs() < 1e-3, "{w:?}");
-        // Never more than half the phase.
-        let w = Window::for_phase(&records, 0.0, 3.0, 2, 0.2);
-        assert!(close(w.start_unix_s, 1.5));
     }
 
     #[test]

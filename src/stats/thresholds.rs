@@ -1,0 +1,45 @@
+//! The thresholds a phase must hold, and the check against them.
+
+use super::phase::PhaseFigures;
+use crate::settings::{TokensPerReqMetric, TtftMetric};
+
+/// The thresholds a phase must hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Thresholds {
+    pub max_ttft: f64,
+    pub ttft_metric: TtftMetric,
+    pub min_tokens_per_req: Option<f64>,
+    pub tokens_per_req_metric: TokensPerReqMetric,
+    pub max_error_rate: f64,
+}
+
+impl Thresholds {
+    /// `Ok` if the phase holds every threshold, else why not.
+    pub fn check(&self, figures: &PhaseFigures) -> Result<(), String> {
+        if figures.counted == 0 {
+            return Err("no request completed".to_string());
+        }
+        if figures.error_rate > self.max_error_rate {
+            return Err(format!(
+                "error rate {:.1}% > {:.1}%",
+                figures.error_rate * 100.0,
+                self.max_error_rate * 100.0
+            ));
+        }
+        let ttft = figures.ttft_metric(self.ttft_metric);
+        if ttft > self.max_ttft {
+            let metric = format!("{:?}", self.ttft_metric).to_lowercase();
+            return Err(format!("TTFT {metric} {ttft:.3}s > {:.3}s", self.max_ttft));
+        }
+        if let Some(min) = self.min_tokens_per_req {
+            let rate = figures.tokens_per_req_metric(self.tokens_per_req_metric);
+            if rate < min {
+                let metric = format!("{:?}", self.tokens_per_req_metric).to_lowercase();
+                return Err(format!(
+                    "output {metric} {rate:.1} tok/s per request < {min:.1}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
