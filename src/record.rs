@@ -4,8 +4,23 @@
 use serde::{Deserialize, Serialize};
 
 /// Why a request failed. Failed requests are kept as rows and counted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ErrorKind {
     /// No connection could be made.
     Connect,
@@ -13,9 +28,14 @@ pub enum ErrorKind {
     Timeout,
     /// 429 Too Many Requests.
     RateLimited,
-    /// Another 4xx status.
+    /// Another 4xx status. (Rows written before the names were one wrote
+    /// `http4xx`.)
+    #[serde(rename = "http_4xx", alias = "http4xx")]
+    #[strum(serialize = "http_4xx")]
     Http4xx,
     /// A 5xx status.
+    #[serde(rename = "http_5xx", alias = "http5xx")]
+    #[strum(serialize = "http_5xx")]
     Http5xx,
     /// The connection broke during the response.
     Disconnect,
@@ -36,18 +56,9 @@ impl ErrorKind {
         }
     }
 
+    /// Its name in rows and messages (its serde name).
     pub fn name(&self) -> &'static str {
-        match self {
-            ErrorKind::Connect => "connect",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::RateLimited => "rate_limited",
-            ErrorKind::Http4xx => "http_4xx",
-            ErrorKind::Http5xx => "http_5xx",
-            ErrorKind::Disconnect => "disconnect",
-            ErrorKind::Incomplete => "incomplete",
-            ErrorKind::StreamError => "stream_error",
-            ErrorKind::Protocol => "protocol",
-        }
+        (*self).into()
     }
 }
 

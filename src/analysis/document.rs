@@ -119,5 +119,5 @@ pub struct PointFigures {
 
 /// How verdicts name a point and a (point, metric).
 pub fn point_name(context: u64, rate: u32) -> String {
-    format!("ctx{context}/cache{rate}")
+    crate::store::PointId::new(context, rate).key()
 }

@@ -65,8 +65,20 @@ pub struct MetricSamples {
 }
 
 /// Where the run-to-run noise of an effect came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum RunNoiseSource {
     /// The policy's floor (a 1-run baseline, or runs that agree within it).
     Floor,

@@ -5,8 +5,20 @@
 use serde::{Deserialize, Serialize};
 
 /// Which way is good for a metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Direction {
     /// Throughput: a smaller value is a regression.
     HigherIsBetter,
@@ -27,8 +39,21 @@ impl Direction {
 }
 
 /// The metrics a gate judges per point.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Metric {
     InputThroughput,
     OutputThroughput,
@@ -53,12 +78,7 @@ impl Metric {
 
     /// The name used in reports and in `verdict.json`.
     pub fn name(self) -> &'static str {
-        match self {
-            Metric::InputThroughput => "input_throughput",
-            Metric::OutputThroughput => "output_throughput",
-            Metric::TtftP50 => "ttft_p50",
-            Metric::TtftP95 => "ttft_p95",
-        }
+        self.into()
     }
 }
 

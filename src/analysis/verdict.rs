@@ -20,8 +20,20 @@ pub const MDE_POWER: f64 = 0.8;
 pub const MIN_SHRINKABLE_SHARE: f64 = 0.1;
 
 /// The outcome for one point and metric, or for a curve.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Verdict {
     /// Neither beyond tolerance nor significant.
     Pass,

@@ -120,8 +120,8 @@ impl Comparable {
         differ("model", self.model.clone(), run.model.clone());
         differ(
             "--prompt-mode",
-            format!("{:?}", self.prompt_mode).to_lowercase(),
-            format!("{:?}", run.prompt_mode).to_lowercase(),
+            self.prompt_mode.to_string(),
+            run.prompt_mode.to_string(),
         );
         differ(
             "--tokenizer",

@@ -5,8 +5,21 @@ use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
 /// Which TTFT statistic of a phase is held against `--max-ttft`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    ValueEnum,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum TtftMetric {
     Max,
     Avg,
@@ -15,8 +28,21 @@ pub enum TtftMetric {
 
 /// Which per-request output-rate statistic is held against
 /// `--min-tokens-per-req`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    ValueEnum,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum TokensPerReqMetric {
     Avg,
     P5,
@@ -24,8 +50,21 @@ pub enum TokensPerReqMetric {
 }
 
 /// How prompts are sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    ValueEnum,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum PromptMode {
     /// Token ids to /v1/completions: exact prefixes.
     Tokens,
@@ -39,8 +78,21 @@ pub enum PromptMode {
 }
 
 /// What a `detailed_results` row keeps of its stream's chunk times.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    ValueEnum,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum ChunkTimes {
     /// Every chunk's time (about 6 bytes a chunk).
     All,
@@ -51,8 +103,21 @@ pub enum ChunkTimes {
 }
 
 /// How a point's load is chosen (the seed's `--mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    ValueEnum,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Mode {
     /// Ramp concurrency to the peak under the thresholds, then sample it.
     Adaptive,
@@ -65,9 +130,22 @@ pub enum Mode {
 }
 
 /// When the working set is sent again to (re)fill the server's cache.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    ValueEnum,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
 #[value(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ReinitStrategy {
     /// Once per context size.
     Once,

@@ -284,10 +284,7 @@ fn overall(curves: &[ContextCurve], options: &CompareOptions) -> Overall {
         let metric = curve.verdict.metric.name();
         for point in &curve.verdict.points {
             let name = format!("{}/{metric}", point.point);
-            let kind = serde_json::to_value(point.verdict)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
+            let kind = point.verdict.to_string();
             *counts.entry(kind).or_insert(0) += 1;
             match point.verdict {
                 Verdict::Regressed => {

@@ -87,10 +87,7 @@ fn thresholds_of(progress: &Progress) -> Thresholds {
     let w = &progress.workload;
     Thresholds {
         max_ttft: w.max_ttft,
-        ttft_metric: serde_json::to_value(w.ttft_metric)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_else(|| "p95".into()),
+        ttft_metric: w.ttft_metric.to_string(),
         min_tokens_per_req: w.min_tokens_per_req,
         max_error_rate: w.max_error_rate,
     }

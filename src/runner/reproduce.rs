@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::provenance::now_rfc3339;
 use crate::error::{Error, Result};
-use crate::settings::{FixedLoadSpec, PASSWORD_MASK, ReinitStrategy, RunSettings, mask_password};
+use crate::settings::{FixedLoadSpec, PASSWORD_MASK, RunSettings, mask_password};
 use crate::store::RunDir;
 
 fn shell_quote(arg: &str) -> String {
@@ -63,10 +63,7 @@ pub fn reproduce_args(
     push("working-set-size", one(&settings.working_set_size));
     push("output-tokens", one(&settings.output_tokens));
     push("max-ttft", one(&settings.max_ttft));
-    push(
-        "ttft-metric",
-        one(&format!("{:?}", settings.ttft_metric).to_lowercase()),
-    );
+    push("ttft-metric", one(&settings.ttft_metric));
     push("test-duration", one(&settings.test_duration));
     push("ramp-duration", one(&settings.ramp_duration));
     push("num-retries", one(&settings.num_retries));
@@ -86,12 +83,7 @@ pub fn reproduce_args(
             .collect(),
     );
     push("chunk-size", one(&settings.chunk_size));
-    let strategy = match settings.reinit_strategy {
-        ReinitStrategy::Once => "once",
-        ReinitStrategy::PerCacheRate => "per_cache_rate",
-        ReinitStrategy::PerTest => "per_test",
-    };
-    push("reinit-strategy", one(&strategy));
+    push("reinit-strategy", one(&settings.reinit_strategy));
     push("output-dir", one(&settings.output_dir.display()));
     push("seed", one(&seed));
     push(
@@ -100,7 +92,7 @@ pub fn reproduce_args(
     );
     push(
         "tokens-per-req-metric",
-        one(&format!("{:?}", settings.tokens_per_req_metric).to_lowercase()),
+        one(&settings.tokens_per_req_metric),
     );
     if let Some(min) = settings.min_tokens_per_req {
         push("min-tokens-per-req", one(&min));
@@ -115,10 +107,7 @@ pub fn reproduce_args(
         "circuit-breaker-window",
         one(&settings.circuit_breaker_window),
     );
-    push(
-        "prompt-mode",
-        one(&format!("{:?}", settings.prompt_mode).to_lowercase()),
-    );
+    push("prompt-mode", one(&settings.prompt_mode));
     if let Some(tokenizer) = &settings.tokenizer {
         push("tokenizer", one(tokenizer));
     }
@@ -138,11 +127,8 @@ pub fn reproduce_args(
     }
     push("warmup-fraction", one(&settings.warmup_fraction));
     push("sample-duration", one(&settings.sample_duration));
-    push("mode", one(&format!("{:?}", settings.mode).to_lowercase()));
-    push(
-        "chunk-times",
-        one(&format!("{:?}", settings.chunk_times).to_lowercase()),
-    );
+    push("mode", one(&settings.mode));
+    push("chunk-times", one(&settings.chunk_times));
     match (&settings.concurrency_from, &settings.fixed_load) {
         (Some(path), _) => push("concurrency-from", one(&path.display())),
         (None, Some(FixedLoadSpec::Levels(levels))) => push(

@@ -307,11 +307,7 @@ async fn sweep(
     } else {
         client
     };
-    let tokenizer = format!(
-        "{}, {} prompts",
-        tokenizer_source.describe(),
-        format!("{mode:?}").to_lowercase()
-    );
+    let tokenizer = format!("{}, {} prompts", tokenizer_source.describe(), mode);
     let mut info = RunInfo {
         tool: "cacherate",
         version: env!("CARGO_PKG_VERSION"),

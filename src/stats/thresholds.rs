@@ -28,15 +28,17 @@ impl Thresholds {
         }
         let ttft = figures.ttft_metric(self.ttft_metric);
         if ttft > self.max_ttft {
-            let metric = format!("{:?}", self.ttft_metric).to_lowercase();
-            return Err(format!("TTFT {metric} {ttft:.3}s > {:.3}s", self.max_ttft));
+            return Err(format!(
+                "TTFT {} {ttft:.3}s > {:.3}s",
+                self.ttft_metric, self.max_ttft
+            ));
         }
         if let Some(min) = self.min_tokens_per_req {
             let rate = figures.tokens_per_req_metric(self.tokens_per_req_metric);
             if rate < min {
-                let metric = format!("{:?}", self.tokens_per_req_metric).to_lowercase();
                 return Err(format!(
-                    "output {metric} {rate:.1} tok/s per request < {min:.1}"
+                    "output {} {rate:.1} tok/s per request < {min:.1}",
+                    self.tokens_per_req_metric
                 ));
             }
         }

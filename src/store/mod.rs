@@ -6,12 +6,14 @@
 
 mod git;
 mod journal;
+mod point;
 mod rows;
 mod run_dir;
 mod schema;
 
 pub use git::{GitState, git_state};
 pub use journal::{Journal, Recovered, UNFINISHED_SUFFIX, unfinished_phase};
+pub use point::{AtPoint, PointId, find, position};
 pub use rows::sustained_periods;
 pub use run_dir::{PROGRESS, RESULTS, RUN, RunDir, detailed_results, phase_metadata};
 pub use schema::{

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::point::{AtPoint, PointId};
 use crate::error::{Error, Result};
 use crate::settings::Workload;
 use crate::stats::{Latency, PhaseFigures, encode_histogram, merge_histograms};
@@ -66,8 +67,20 @@ impl PhaseKind {
 
 /// What sustained mode's controller decided after a period, as the seed
 /// names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum Decision {
     /// Under the thresholds: up by the increment scaled by the headroom.
     RampUp,
@@ -85,15 +98,9 @@ pub enum Decision {
 }
 
 impl Decision {
+    /// The seed's name (its serde name).
     pub fn name(&self) -> &'static str {
-        match self {
-            Decision::RampUp => "RAMP_UP",
-            Decision::RampDown => "RAMP_DOWN",
-            Decision::PlateauRampDown => "PLATEAU_RAMP_DOWN",
-            Decision::Stay => "STAY",
-            Decision::MinReached => "MIN_REACHED",
-            Decision::MaxReached => "MAX_REACHED",
-        }
+        (*self).into()
     }
 }
 
@@ -234,8 +241,20 @@ fn mean_latency(latencies: &[Latency]) -> Latency {
 }
 
 /// How a point's load was chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum PlanKind {
     /// The seed's ramp found the peak; the samples are phases at it.
     PeakSearch,
@@ -249,8 +268,21 @@ pub enum PlanKind {
 }
 
 /// Whether a point's figures are a measurement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum PointStatus {
     #[default]
     Ok,
@@ -331,6 +363,24 @@ pub struct PointResult {
     /// Phases the point ran (warm-ups of the working set not included).
     #[serde(default)]
     pub phases: u32,
+}
+
+impl AtPoint for PointResult {
+    fn point_id(&self) -> PointId {
+        PointId::new(self.context_size, self.cache_hit_rate)
+    }
+}
+
+impl AtPoint for PhaseRecord {
+    fn point_id(&self) -> PointId {
+        PointId::new(self.context_size, self.cache_hit_rate)
+    }
+}
+
+impl AtPoint for CurrentPoint {
+    fn point_id(&self) -> PointId {
+        PointId::new(self.context_size, self.cache_hit_rate)
+    }
 }
 
 impl PointResult {
@@ -464,6 +514,11 @@ pub struct Results {
 }
 
 impl Results {
+    /// The measured point at `id`.
+    pub fn point(&self, id: PointId) -> Option<&PointResult> {
+        super::point::find(&self.points, id)
+    }
+
     /// Reads `results.json` text, refusing other schema versions with a
     /// message that says what to do.
     pub fn parse(text: &str, path: &Path) -> Result<Results> {
