@@ -10,7 +10,7 @@ use super::schema::{
     NoiseEstimate, Provenance, RunSamples, check_name,
 };
 use crate::error::{Error, Result};
-use crate::settings::Workload;
+use crate::store::Workload;
 use crate::store::{PointResult, RunDir, Sample};
 
 /// What a baseline needs of one run directory.

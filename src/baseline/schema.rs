@@ -5,10 +5,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cli::values::PromptMode;
 use crate::error::{Error, Result};
-use crate::settings::{PromptMode, Workload};
 pub use crate::store::GitState;
 use crate::store::Sample;
+use crate::store::Workload;
 
 /// Version of the baseline layout; bumped when a field changes meaning.
 pub const BASELINE_SCHEMA_VERSION: u32 = 1;

@@ -6,11 +6,13 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 mod run;
-mod values;
+pub mod values;
 
 use crate::sim::SimConfig;
 pub use run::{RunArgs, RunOptionArgs};
-pub use values::{ChunkTimes, Mode, PromptMode, ReinitStrategy, TokensPerReqMetric, TtftMetric};
+pub use values::{
+    ChunkTimes, FixedLoadSpec, Mode, PromptMode, ReinitStrategy, TokensPerReqMetric, TtftMetric,
+};
 
 /// Benchmark OpenAI-compatible LLM inference servers across KV-cache hit
 /// rates, and gate changes in CI.

@@ -1,5 +1,6 @@
 //! The values of the options that take one of a few choices (clap's
-//! `ValueEnum`s, also read from profiles and stored with a run).
+//! `ValueEnum`s, also read from profiles and stored with a run), and fixed
+//! mode's load. Plain values with no logic: every layer may use them.
 
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
@@ -153,4 +154,28 @@ pub enum ReinitStrategy {
     PerCacheRate,
     /// Before every phase.
     PerTest,
+}
+
+/// Where fixed mode takes its levels from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FixedLoadSpec {
+    /// The same levels at every point, lowest first.
+    Levels(Vec<u32>),
+    /// One level per point, `(context, rate, concurrency)`, read from an
+    /// earlier run's results.json or a baseline.
+    PerPoint(Vec<(u64, u32, u32)>),
+}
+
+impl FixedLoadSpec {
+    /// The levels to measure at a point.
+    pub fn levels(&self, context: u64, rate: u32) -> Option<Vec<u32>> {
+        match self {
+            FixedLoadSpec::Levels(levels) => Some(levels.clone()),
+            FixedLoadSpec::PerPoint(points) => points
+                .iter()
+                .find(|(c, r, _)| *c == context && *r == rate)
+                .map(|(_, _, n)| vec![*n]),
+        }
+    }
 }

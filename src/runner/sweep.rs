@@ -19,10 +19,10 @@ use crate::client::{Client, Clock};
 use crate::error::{Error, Result};
 use crate::kvsize::{Estimate, ModelShape};
 use crate::progress::Ui;
-use crate::settings::{ChunkTimes, FlushCache, PromptMode, ReinitStrategy, RunSettings, Workload};
+use crate::settings::{ChunkTimes, FlushCache, PromptMode, ReinitStrategy, RunSettings};
 use crate::stats::Thresholds;
 use crate::store::{
-    self, Journal, PointResult, PointStatus, Progress, Results, RunDir, SCHEMA_VERSION,
+    self, Journal, PointResult, PointStatus, Progress, Results, RunDir, SCHEMA_VERSION, Workload,
 };
 use crate::workload::content::prompt_content;
 use crate::workload::tokenizer::Tokenizer;
@@ -249,7 +249,7 @@ async fn sweep(
         .seed
         .or(stored.as_ref().map(|p| p.workload.seed))
         .unwrap_or_else(|| u64::from(rand::random::<u32>()));
-    let workload = settings.workload(&model, seed);
+    let workload = super::setup::workload(settings, &model, seed);
     let (progress, results) = open_progress(&dir, stored, workload, ui)?;
     // The attempt (and so the suffix nonce) is on disk before any request
     // goes out: a crash before the first phase ends must not let the next

@@ -10,10 +10,11 @@ mod validate;
 mod workload;
 
 pub use options::{
-    ChunkTimes, FlushCache, Mode, PromptMode, ReinitStrategy, TokensPerReqMetric, TtftMetric,
+    ChunkTimes, FixedLoadSpec, FlushCache, Mode, PromptMode, ReinitStrategy, TokensPerReqMetric,
+    TtftMetric,
 };
 pub use profile::{CONFIG_FILE, DEFAULT_CONFIG, Options};
 pub use resolve::RunSettings;
 pub use url::{PASSWORD_MASK, mask_password, normalize_endpoint};
 pub use validate::{MAX_CONTEXT_TOKENS, MAX_OUTPUT_TOKENS};
-pub use workload::{FixedLoadSpec, Workload, concurrency_from};
+pub use workload::concurrency_from;

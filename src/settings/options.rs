@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use super::url::serialize_masked_url;
 
 pub use crate::cli::{
-    ChunkTimes, Mode, PromptMode, ReinitStrategy, TokensPerReqMetric, TtftMetric,
+    ChunkTimes, FixedLoadSpec, Mode, PromptMode, ReinitStrategy, TokensPerReqMetric, TtftMetric,
 };
 
 /// Whether and how the server's prefix cache is emptied before a warm-up.

@@ -9,12 +9,13 @@ use serde::Serialize;
 use crate::cli::RunArgs;
 use crate::error::{Error, Result};
 
+use super::options::FixedLoadSpec;
 use super::options::{
     ChunkTimes, FlushCache, Mode, PromptMode, ReinitStrategy, TokensPerReqMetric, TtftMetric,
 };
 use super::profile::{CONFIG_FILE, DEFAULT_CONFIG, parse_config};
-use super::url::{mask_password, normalize_endpoint, serialize_masked, serialize_masked_option};
-use super::workload::{FixedLoadSpec, Workload, concurrency_from};
+use super::url::{normalize_endpoint, serialize_masked, serialize_masked_option};
+use super::workload::concurrency_from;
 
 /// Fully resolved options of one `cacherate run`.
 #[derive(Debug, Clone, Serialize)]
@@ -292,52 +293,6 @@ impl RunSettings {
             (100.0 * server_block_tokens as f64 / rounded).max(0.5)
         })
     }
-
-    /// The options a resumed run must share with the stored one.
-    pub fn workload(&self, model: &str, seed: u64) -> Workload {
-        let target = if self.endpoints.is_empty() {
-            vec![format!(
-                "embedded simulator, --sim-time-scale {}",
-                self.sim_time_scale
-            )]
-        } else {
-            self.endpoints
-                .iter()
-                .map(|url| mask_password(url))
-                .collect()
-        };
-        Workload {
-            target,
-            model: model.to_string(),
-            prompt_mode: self.prompt_mode,
-            tokenizer: self.tokenizer.clone(),
-            working_set_size: self.working_set_size,
-            output_tokens: self.output_tokens,
-            max_ttft: self.max_ttft,
-            ttft_metric: self.ttft_metric,
-            test_duration: self.test_duration,
-            ramp_duration: self.ramp_duration,
-            num_retries: self.num_retries,
-            start_concurrency: self.start_concurrency,
-            concurrency_increment: self.concurrency_increment,
-            max_concurrency: self.max_concurrency,
-            init_concurrency: self.init_concurrency,
-            cache_hit_rates: self.cache_hit_rates.clone(),
-            chunk_size: self.chunk_size,
-            reinit_strategy: self.reinit_strategy,
-            random_working_set_selection: self.random_working_set_selection,
-            seed,
-            strict_time_window: self.strict_time_window,
-            min_tokens_per_req: self.min_tokens_per_req,
-            tokens_per_req_metric: self.tokens_per_req_metric,
-            max_error_rate: self.max_error_rate,
-            mode: self.mode,
-            fixed_load: self.fixed_load.clone(),
-            warmup_fraction: self.warmup_fraction,
-            sample_duration: self.sample_duration,
-            assessment_period: (self.mode == Mode::Sustained).then_some(self.assessment_period),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -474,8 +429,6 @@ pub(super) mod tests {
         assert_eq!(s.fixed_load, Some(FixedLoadSpec::Levels(vec![4, 16])));
         let s = quick(&["--mode", "sustained", "--assessment-period", "5"]).unwrap();
         assert_eq!((s.mode, s.assessment_period), (Mode::Sustained, 5.0));
-        assert_eq!(s.workload("m", 1).assessment_period, Some(5.0));
-        assert_eq!(quick(&[]).unwrap().workload("m", 1).assessment_period, None);
         for (extra, says) in [
             (
                 &["--mode", "sustained", "--assessment-period", "20"][..],

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::histogram::{Latency, encode_histogram, new_histogram, record_seconds};
 use super::window::Window;
+use crate::cli::values::{TokensPerReqMetric, TtftMetric};
 use crate::record::RequestRecord;
-use crate::settings::{TokensPerReqMetric, TtftMetric};
 
 /// The tokens each streamed chunk of a record carried: what the server
 /// said, else the completion tokens spread evenly over the chunks, else

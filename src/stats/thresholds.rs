@@ -1,7 +1,7 @@
 //! The thresholds a phase must hold, and the check against them.
 
 use super::phase::PhaseFigures;
-use crate::settings::{TokensPerReqMetric, TtftMetric};
+use crate::cli::values::{TokensPerReqMetric, TtftMetric};
 
 /// The thresholds a phase must hold.
 #[derive(Debug, Clone, Copy)]

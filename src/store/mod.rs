@@ -10,6 +10,7 @@ mod point;
 mod rows;
 mod run_dir;
 mod schema;
+mod workload;
 
 pub use git::{GitState, git_state};
 pub use journal::{Journal, Recovered, UNFINISHED_SUFFIX, unfinished_phase};
@@ -20,3 +21,4 @@ pub use schema::{
     CurrentPoint, Decision, PeriodDecision, PhaseKind, PhaseRecord, PlanKind, PointResult,
     PointStatus, Progress, Results, SCHEMA_VERSION, Sample,
 };
+pub use workload::Workload;

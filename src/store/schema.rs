@@ -7,8 +7,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::point::{AtPoint, PointId};
+use super::workload::Workload;
 use crate::error::{Error, Result};
-use crate::settings::Workload;
 use crate::stats::{Latency, PhaseFigures, encode_histogram, merge_histograms};
 
 /// Version of the files' layout; bumped when a field changes meaning.

@@ -203,7 +203,7 @@ pub fn verdict(
     };
     let no_profiles = tempfile::tempdir().unwrap();
     let settings = RunSettings::resolve(*args, no_profiles.path()).expect("settings");
-    let workload = settings.workload(model, 7);
+    let workload = cacherate::runner::workload(&settings, model, 7);
 
     let mut points = Vec::new();
     let mut baseline_points = Vec::new();
