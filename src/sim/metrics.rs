@@ -33,105 +33,126 @@ impl Family<'_> {
     }
 }
 
+/// One sample: its type, name, help text and value.
+type Sample = (Kind, &'static str, &'static str, f64);
+
+/// The engine's gauges and counters under vLLM's V1 names.
+fn vllm_samples(stats: &EngineSnapshot) -> Vec<Sample> {
+    use Kind::{Counter, Gauge};
+    vec![
+        (
+            Gauge,
+            "vllm:num_requests_running",
+            "Number of requests in model execution batches.",
+            stats.running as f64,
+        ),
+        (
+            Gauge,
+            "vllm:num_requests_waiting",
+            "Number of requests waiting to be processed.",
+            stats.waiting as f64,
+        ),
+        (
+            Gauge,
+            "vllm:kv_cache_usage_perc",
+            "KV-cache usage. 1 means 100 percent usage.",
+            stats.kv_usage,
+        ),
+        (
+            Counter,
+            "vllm:prefix_cache_queries_total",
+            "Prefix cache queries, in terms of number of queried tokens.",
+            stats.prefix_cache_queries as f64,
+        ),
+        (
+            Counter,
+            "vllm:prefix_cache_hits_total",
+            "Prefix cache hits, in terms of number of cached tokens.",
+            stats.prefix_cache_hits as f64,
+        ),
+        (
+            Counter,
+            "vllm:prompt_tokens_total",
+            "Number of prefill tokens processed.",
+            stats.prompt_tokens as f64,
+        ),
+        (
+            Counter,
+            "vllm:generation_tokens_total",
+            "Number of generation tokens processed.",
+            stats.generation_tokens as f64,
+        ),
+    ]
+}
+
+/// The simulator's own gauges and counters (its second tier, its modelled
+/// time).
+fn sim_samples(stats: &EngineSnapshot) -> Vec<Sample> {
+    use Kind::{Counter, Gauge};
+    vec![
+        (
+            Counter,
+            "cacherate_sim:finished_requests_total",
+            "Requests that generated all their tokens.",
+            stats.finished_requests as f64,
+        ),
+        (
+            Counter,
+            "cacherate_sim:aborted_requests_total",
+            "Requests whose client went away before they finished.",
+            stats.aborted_requests as f64,
+        ),
+        (
+            Gauge,
+            "cacherate_sim:cached_blocks",
+            "First-tier KV blocks holding a cached prefix block, in use or not.",
+            stats.cached_blocks as f64,
+        ),
+        (
+            Counter,
+            "cacherate_sim:evicted_blocks_total",
+            "First-tier KV blocks evicted.",
+            stats.kv.evicted_blocks as f64,
+        ),
+        (
+            Gauge,
+            "cacherate_sim:offload_blocks",
+            "Blocks held in the second tier.",
+            stats.offloaded_blocks as f64,
+        ),
+        (
+            Counter,
+            "cacherate_sim:offload_hits_total",
+            "Prefix cache hits served from the second tier, in tokens.",
+            stats.offload_hits as f64,
+        ),
+        (
+            Counter,
+            "cacherate_sim:busy_seconds_total",
+            "Simulated seconds of engine steps: the modelled time, whatever the host's load.",
+            stats.busy_seconds,
+        ),
+        (
+            Counter,
+            "cacherate_sim:offload_dropped_blocks_total",
+            "Blocks dropped from the full second tier.",
+            stats.kv.offload_dropped_blocks as f64,
+        ),
+    ]
+}
+
 /// Renders the exposition text.
 pub fn render(config: &SimConfig, stats: &EngineSnapshot) -> String {
     let mut out = String::new();
     let model = config.model.replace('\\', "\\\\").replace('"', "\\\"");
+    let labels = format!("engine=\"0\",model_name=\"{model}\"");
     let mut family = Family {
         out: &mut out,
-        labels: format!("engine=\"0\",model_name=\"{model}\""),
+        labels: labels.clone(),
     };
-    use Kind::{Counter, Gauge};
-    family.metric(
-        Gauge,
-        "vllm:num_requests_running",
-        "Number of requests in model execution batches.",
-        stats.running as f64,
-    );
-    family.metric(
-        Gauge,
-        "vllm:num_requests_waiting",
-        "Number of requests waiting to be processed.",
-        stats.waiting as f64,
-    );
-    family.metric(
-        Gauge,
-        "vllm:kv_cache_usage_perc",
-        "KV-cache usage. 1 means 100 percent usage.",
-        stats.kv_usage,
-    );
-    family.metric(
-        Counter,
-        "vllm:prefix_cache_queries_total",
-        "Prefix cache queries, in terms of number of queried tokens.",
-        stats.prefix_cache_queries as f64,
-    );
-    family.metric(
-        Counter,
-        "vllm:prefix_cache_hits_total",
-        "Prefix cache hits, in terms of number of cached tokens.",
-        stats.prefix_cache_hits as f64,
-    );
-    family.metric(
-        Counter,
-        "vllm:prompt_tokens_total",
-        "Number of prefill tokens processed.",
-        stats.prompt_tokens as f64,
-    );
-    family.metric(
-        Counter,
-        "vllm:generation_tokens_total",
-        "Number of generation tokens processed.",
-        stats.generation_tokens as f64,
-    );
-    family.metric(
-        Counter,
-        "cacherate_sim:finished_requests_total",
-        "Requests that generated all their tokens.",
-        stats.finished_requests as f64,
-    );
-    family.metric(
-        Counter,
-        "cacherate_sim:aborted_requests_total",
-        "Requests whose client went away before they finished.",
-        stats.aborted_requests as f64,
-    );
-    family.metric(
-        Gauge,
-        "cacherate_sim:cached_blocks",
-        "First-tier KV blocks holding a cached prefix block, in use or not.",
-        stats.cached_blocks as f64,
-    );
-    family.metric(
-        Counter,
-        "cacherate_sim:evicted_blocks_total",
-        "First-tier KV blocks evicted.",
-        stats.kv.evicted_blocks as f64,
-    );
-    family.metric(
-        Gauge,
-        "cacherate_sim:offload_blocks",
-        "Blocks held in the second tier.",
-        stats.offloaded_blocks as f64,
-    );
-    family.metric(
-        Counter,
-        "cacherate_sim:offload_hits_total",
-        "Prefix cache hits served from the second tier, in tokens.",
-        stats.offload_hits as f64,
-    );
-    family.metric(
-        Counter,
-        "cacherate_sim:busy_seconds_total",
-        "Simulated seconds of engine steps: the modelled time, whatever the host's load.",
-        stats.busy_seconds,
-    );
-    family.metric(
-        Counter,
-        "cacherate_sim:offload_dropped_blocks_total",
-        "Blocks dropped from the full second tier.",
-        stats.kv.offload_dropped_blocks as f64,
-    );
+    for (kind, name, help, value) in vllm_samples(stats).into_iter().chain(sim_samples(stats)) {
+        family.metric(kind, name, help, value);
+    }
     // vLLM publishes its cache configuration as labels of a constant gauge;
     // clients read the first tier's size from it.
     let _ = write!(
@@ -145,12 +166,12 @@ pub fn render(config: &SimConfig, stats: &EngineSnapshot) -> String {
         config.kv_capacity_blocks()
     );
     let capacity = config.kv_capacity_blocks() * config.block_size;
-    let mut family = Family {
+    Family {
         out: &mut out,
-        labels: format!("engine=\"0\",model_name=\"{model}\""),
-    };
-    family.metric(
-        Gauge,
+        labels,
+    }
+    .metric(
+        Kind::Gauge,
         "cacherate_sim:kv_capacity_tokens",
         "First-tier KV capacity in tokens.",
         capacity as f64,
