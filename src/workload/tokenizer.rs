@@ -152,15 +152,16 @@ impl Drop for Partial {
     }
 }
 
-/// Downloads `url` into `target`, a `tokenizer.json` checked before it is
-/// put in place. A server that does not answer, or stops sending, fails
-/// within `timeouts` with an error that names the URL.
-async fn download(url: &str, target: &Path, token: Option<&str>, timeouts: Timeouts) -> Result<()> {
-    let usage = |what: String| Error::Usage(format!("{what}; {ADVICE}"));
-    let internal = |what: String| Error::Internal(anyhow::anyhow!(what));
-    let dir = target.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)
-        .map_err(|e| internal(format!("cannot create {}: {e}", dir.display())))?;
+fn usage(what: String) -> Error {
+    Error::Usage(format!("{what}; {ADVICE}"))
+}
+
+fn internal(what: String) -> Error {
+    Error::Internal(anyhow::anyhow!(what))
+}
+
+/// Asks for `url` and returns the response once it says 200.
+async fn ask(url: &str, token: Option<&str>, timeouts: Timeouts) -> Result<reqwest::Response> {
     let client = reqwest::Client::builder()
         .connect_timeout(timeouts.connect)
         .build()
@@ -170,87 +171,132 @@ async fn download(url: &str, target: &Path, token: Option<&str>, timeouts: Timeo
         request = request.bearer_auth(token);
     }
     let idle = timeouts.idle.as_secs_f64();
-    let fetch = async {
-        let response = match tokio::time::timeout(timeouts.idle, request.send()).await {
-            Err(_) => return Err(usage(format!("{url} did not answer within {idle} s"))),
-            Ok(Err(e)) if e.is_connect() && e.is_timeout() => {
-                return Err(usage(format!(
-                    "cannot connect to {url} within {} s",
-                    timeouts.connect.as_secs_f64()
-                )));
-            }
-            Ok(Err(e)) => return Err(usage(format!("cannot reach {url}: {}", describe(&e)))),
-            Ok(Ok(response)) => response,
-        };
-        let status = response.status();
-        if !status.is_success() {
-            let hint = if status == 401 || status == 403 {
-                " (a gated model: set HF_TOKEN)"
-            } else {
-                ""
-            };
+    let response = match tokio::time::timeout(timeouts.idle, request.send()).await {
+        Err(_) => return Err(usage(format!("{url} did not answer within {idle} s"))),
+        Ok(Err(e)) if e.is_connect() && e.is_timeout() => {
             return Err(usage(format!(
-                "{url} answered {status}{hint}; is it a Hugging Face model id?"
+                "cannot connect to {url} within {} s",
+                timeouts.connect.as_secs_f64()
             )));
         }
+        Ok(Err(e)) => return Err(usage(format!("cannot reach {url}: {}", describe(&e)))),
+        Ok(Ok(response)) => response,
+    };
+    let status = response.status();
+    if !status.is_success() {
+        let hint = if status == 401 || status == 403 {
+            " (a gated model: set HF_TOKEN)"
+        } else {
+            ""
+        };
+        return Err(usage(format!(
+            "{url} answered {status}{hint}; is it a Hugging Face model id?"
+        )));
+    }
+    Ok(response)
+}
+
+/// What a body held: its length and its first kilobyte.
+struct Received {
+    length: usize,
+    head: Vec<u8>,
+}
+
+/// Writes the body of `response` into `partial`, failing when the server
+/// stops sending for the idle timeout.
+async fn receive(
+    mut response: reqwest::Response,
+    partial: &mut Partial,
+    url: &str,
+    timeouts: Timeouts,
+) -> Result<Received> {
+    let idle = timeouts.idle.as_secs_f64();
+    let mut received = Received {
+        length: 0,
+        head: Vec::new(),
+    };
+    loop {
+        let length = received.length;
+        let chunk = match tokio::time::timeout(timeouts.idle, response.chunk()).await {
+            Err(_) => {
+                return Err(usage(format!(
+                    "{url} stopped sending for {idle} s after {length} bytes"
+                )));
+            }
+            Ok(Err(e)) => {
+                return Err(usage(format!(
+                    "the download of {url} broke off after {length} bytes: {}",
+                    describe(&e)
+                )));
+            }
+            Ok(Ok(None)) => break,
+            Ok(Ok(Some(chunk))) => chunk,
+        };
+        received.length = length.saturating_add(chunk.len());
+        let room = 1024usize.saturating_sub(received.head.len());
+        received
+            .head
+            .extend_from_slice(&chunk[..chunk.len().min(room)]);
+        partial
+            .file
+            .write_all(&chunk)
+            .map_err(|e| internal(format!("cannot write {}: {e}", partial.path.display())))?;
+    }
+    partial
+        .file
+        .flush()
+        .map_err(|e| internal(format!("cannot write {}: {e}", partial.path.display())))?;
+    Ok(received)
+}
+
+/// A mirror's error page or a login form answers 200 too: the file is
+/// parsed before it goes in the cache, where every later run would find
+/// it. Parsing takes a while; it does not hold up the runtime.
+async fn check_tokenizer(
+    partial: Partial,
+    url: &str,
+    content_type: Option<String>,
+    received: &Received,
+) -> Result<Partial> {
+    let (partial, parsed) = tokio::task::spawn_blocking(move || {
+        let parsed = tokenizers::Tokenizer::from_file(&partial.path).map(drop);
+        (partial, parsed)
+    })
+    .await
+    .map_err(|e| internal(format!("checking the downloaded tokenizer failed: {e}")))?;
+    if let Err(e) = parsed {
+        let content_type = content_type.map_or_else(
+            || "no content type".to_string(),
+            |t| format!("content type {t:?}"),
+        );
+        return Err(usage(format!(
+            "{url} did not send a tokenizer.json ({e}); it sent {} bytes ({content_type}) \
+             beginning \"{}\"",
+            received.length,
+            shown(&received.head, 200)
+        )));
+    }
+    Ok(partial)
+}
+
+/// Downloads `url` into `target`, a `tokenizer.json` checked before it is
+/// put in place. A server that does not answer, or stops sending, fails
+/// within `timeouts` with an error that names the URL.
+async fn download(url: &str, target: &Path, token: Option<&str>, timeouts: Timeouts) -> Result<()> {
+    let dir = target.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)
+        .map_err(|e| internal(format!("cannot create {}: {e}", dir.display())))?;
+    let fetch = async {
+        let response = ask(url, token, timeouts).await?;
         let content_type = response
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
             .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
         let mut partial = Partial::create(target)
             .map_err(|e| internal(format!("cannot write in {}: {e}", dir.display())))?;
-        let mut response = response;
-        let mut head = Vec::new();
-        let mut length = 0usize;
-        loop {
-            let chunk = match tokio::time::timeout(timeouts.idle, response.chunk()).await {
-                Err(_) => {
-                    return Err(usage(format!(
-                        "{url} stopped sending for {idle} s after {length} bytes"
-                    )));
-                }
-                Ok(Err(e)) => {
-                    return Err(usage(format!(
-                        "the download of {url} broke off after {length} bytes: {}",
-                        describe(&e)
-                    )));
-                }
-                Ok(Ok(None)) => break,
-                Ok(Ok(Some(chunk))) => chunk,
-            };
-            length = length.saturating_add(chunk.len());
-            let room = 1024usize.saturating_sub(head.len());
-            head.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            partial
-                .file
-                .write_all(&chunk)
-                .map_err(|e| internal(format!("cannot write {}: {e}", partial.path.display())))?;
-        }
-        partial
-            .file
-            .flush()
-            .map_err(|e| internal(format!("cannot write {}: {e}", partial.path.display())))?;
-        // A mirror's error page or a login form answers 200 too: check
-        // before it goes in the cache, where every later run would find it.
-        // Parsing takes a while; it does not hold up the runtime.
-        let (partial, parsed) = tokio::task::spawn_blocking(move || {
-            let parsed = tokenizers::Tokenizer::from_file(&partial.path).map(drop);
-            (partial, parsed)
-        })
-        .await
-        .map_err(|e| internal(format!("checking the downloaded tokenizer failed: {e}")))?;
-        if let Err(e) = parsed {
-            let content_type = content_type.map_or_else(
-                || "no content type".to_string(),
-                |t| format!("content type {t:?}"),
-            );
-            return Err(usage(format!(
-                "{url} did not send a tokenizer.json ({e}); it sent {length} bytes \
-                 ({content_type}) beginning \"{}\"",
-                shown(&head, 200)
-            )));
-        }
-        partial
+        let received = receive(response, &mut partial, url, timeouts).await?;
+        check_tokenizer(partial, url, content_type, &received)
+            .await?
             .persist(target)
             .map_err(|e| internal(format!("cannot write {}: {e}", target.display())))
     };
