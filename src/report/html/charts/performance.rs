@@ -13,69 +13,94 @@ use crate::store::{PointResult, Sample};
 pub fn performance(report: &RunReport, context: u64) -> Vec<Chart> {
     let points = report.points_of(context);
     let xs = rate_xs(&points);
-    let mut charts = Vec::new();
-    let values = |f: &dyn Fn(&PointResult) -> f64| -> Vec<Option<f64>> {
-        points.iter().map(|p| finite(f(p))).collect()
-    };
+    let mut charts = throughput_charts(&points, &xs, context).to_vec();
+    charts.push(ttft_chart(report, &points, &xs, context));
+    charts.push(peak_chart(&points, &xs, context));
+    charts.extend(load_curves(report, context));
+    charts
+}
 
-    for (id, title, color, mean, of_sample) in [
-        (
-            "input",
-            "Input throughput",
-            PALETTE[0],
-            &(|p: &PointResult| p.input_tps) as &dyn Fn(&PointResult) -> f64,
-            &(|s: &Sample| s.input_tps) as &dyn Fn(&Sample) -> f64,
-        ),
-        (
-            "output",
-            "Output throughput",
-            PALETTE[2],
-            &|p: &PointResult| p.output_tps,
-            &|s: &Sample| s.output_tps,
-        ),
-    ] {
-        let mut chart = Chart::new(
+/// A figure of each point, where it is finite.
+fn values(points: &[&PointResult], f: &dyn Fn(&PointResult) -> f64) -> Vec<Option<f64>> {
+    points.iter().map(|p| finite(f(p))).collect()
+}
+
+/// A chart against the cache rate.
+fn rate_chart(id: String, title: String, xs: &[f64], y: Axis) -> Chart {
+    let mut chart = Chart::new(id, title, Axis::new(RATE_AXIS, Unit::Percent), y);
+    chart.xs = xs.to_vec();
+    chart
+}
+
+/// Input and output throughput at the peak: the mean, and the samples'
+/// spread as a band.
+fn throughput_charts(points: &[&PointResult], xs: &[f64], context: u64) -> [Chart; 2] {
+    let chart = |id: &str,
+                 title: &str,
+                 color: &str,
+                 mean: &dyn Fn(&PointResult) -> f64,
+                 of_sample: &dyn Fn(&Sample) -> f64| {
+        let mut chart = rate_chart(
             format!("{id}-{context}"),
             format!("{title} at the peak, context {context}"),
-            Axis::new(RATE_AXIS, Unit::Percent),
-            Axis::new(format!("{} tok/s", id), Unit::Tps),
+            xs,
+            Axis::new(format!("{id} tok/s"), Unit::Tps),
         );
-        chart.xs = xs.clone();
-        chart.add("mean", color, values(mean));
-        let [low, high] = spread(&points, of_sample);
+        chart.add("mean", color, values(points, mean));
+        let [low, high] = spread(points, of_sample);
         chart.add_band("sample", color, low, high);
         chart.note = "Line: the mean over the point's samples (the phases at the peak). \
                       Band: the lowest to the highest sample."
             .into();
-        charts.push(chart);
-    }
+        chart
+    };
+    [
+        chart(
+            "input",
+            "Input throughput",
+            PALETTE[0],
+            &|p| p.input_tps,
+            &|s| s.input_tps,
+        ),
+        chart(
+            "output",
+            "Output throughput",
+            PALETTE[2],
+            &|p| p.output_tps,
+            &|s| s.output_tps,
+        ),
+    ]
+}
 
-    let mut ttft = Chart::new(
+/// TTFT p95 and avg at the peak, with the samples' spread and the limit.
+fn ttft_chart(report: &RunReport, points: &[&PointResult], xs: &[f64], context: u64) -> Chart {
+    let mut ttft = rate_chart(
         format!("ttft-{context}"),
         format!("TTFT at the peak, context {context}"),
-        Axis::new(RATE_AXIS, Unit::Percent),
+        xs,
         Axis::new("TTFT (s)", Unit::Seconds),
     );
-    ttft.xs = xs.clone();
-    ttft.add("TTFT p95", PALETTE[5], values(&|p| p.ttft.p95));
-    ttft.add("TTFT avg", PALETTE[0], values(&|p| p.ttft.avg));
-    let [low, high] = spread(&points, |s| s.ttft.p95);
+    ttft.add("TTFT p95", PALETTE[5], values(points, &|p| p.ttft.p95));
+    ttft.add("TTFT avg", PALETTE[0], values(points, &|p| p.ttft.avg));
+    let [low, high] = spread(points, |s| s.ttft.p95);
     ttft.add_band("p95 sample", PALETTE[5], low, high);
-    let [low, high] = spread(&points, |s| s.ttft.avg);
+    let [low, high] = spread(points, |s| s.ttft.avg);
     ttft.add_band("avg sample", PALETTE[0], low, high);
     ttft.threshold(report, 1);
     ttft.note = "p95 and avg over the samples' merged requests; bands: the lowest to the highest \
                  sample's own figure. Dashed: the limit each phase was held to."
         .into();
-    charts.push(ttft);
+    ttft
+}
 
-    let mut peak = Chart::new(
+/// The load each point reports, marked where no level held the thresholds.
+fn peak_chart(points: &[&PointResult], xs: &[f64], context: u64) -> Chart {
+    let mut peak = rate_chart(
         format!("peak-{context}"),
         format!("Peak concurrency, context {context}"),
-        Axis::new(RATE_AXIS, Unit::Percent),
+        xs,
         Axis::new("concurrent requests", Unit::Count),
     );
-    peak.xs = xs.clone();
     peak.add(
         "peak concurrency",
         PALETTE[0],
@@ -98,30 +123,60 @@ pub fn performance(report: &RunReport, context: u64) -> Vec<Chart> {
     peak.note = "The load each point reports: the passing level with the highest input \
                  throughput (or the fixed level measured)."
         .into();
-    charts.push(peak);
+    peak
+}
 
-    charts.extend(load_curves(report, context));
-    charts
+/// One cache rate's ramp: its levels, and all its phases.
+type Curve<'a> = (u32, Vec<&'a PhaseRow>, Vec<&'a PhaseRow>);
+
+/// The ramps of a context's points that searched a peak.
+fn curves_of(report: &RunReport, context: u64) -> Vec<Curve<'_>> {
+    report
+        .measured_points()
+        .into_iter()
+        .filter(|(c, _)| *c == context)
+        .map(|(_, rate)| {
+            let phases = report.phases_of(context, rate);
+            (rate, ramp_levels(&phases), phases)
+        })
+        .filter(|(_, levels, _)| !levels.is_empty())
+        .collect()
+}
+
+/// The two load-curve charts, empty, over the concurrencies `xs`.
+fn load_charts(report: &RunReport, context: u64, xs: &[u32]) -> [Chart; 2] {
+    let metric = &report.thresholds.ttft_metric;
+    let mut ttft = Chart::new(
+        format!("load-ttft-{context}"),
+        format!("TTFT {metric} against concurrency, context {context}"),
+        Axis::new("concurrent requests", Unit::Count),
+        Axis::new(format!("TTFT {metric} (s)"), Unit::Seconds),
+    );
+    ttft.note = "Each level the peak search ran, one curve per cache rate: the curve bends \
+                 where the server saturates, the search stops once it crosses the dashed \
+                 limit, and the ring marks the level chosen as the peak."
+        .into();
+    let mut input = Chart::new(
+        format!("load-input-{context}"),
+        format!("Input throughput against concurrency, context {context}"),
+        Axis::new("concurrent requests", Unit::Count),
+        Axis::new("input tok/s", Unit::Tps),
+    );
+    input.note = "Input throughput of the same ramp phases; the peak is the passing level \
+                  with the most input throughput."
+        .into();
+    for chart in [&mut ttft, &mut input] {
+        chart.xs = xs.iter().map(|&c| f64::from(c)).collect();
+        chart.sync = Some(format!("load-{context}"));
+    }
+    [ttft, input]
 }
 
 /// TTFT and input throughput against concurrency, one curve per cache
 /// rate: where each curve bends (its knee), where it crosses the limit,
 /// and the level chosen.
 fn load_curves(report: &RunReport, context: u64) -> Vec<Chart> {
-    let rates: Vec<u32> = report
-        .measured_points()
-        .into_iter()
-        .filter(|(c, _)| *c == context)
-        .map(|(_, r)| r)
-        .collect();
-    let curves: Vec<(u32, Vec<&PhaseRow>, Vec<&PhaseRow>)> = rates
-        .iter()
-        .map(|&rate| {
-            let phases = report.phases_of(context, rate);
-            (rate, ramp_levels(&phases), phases)
-        })
-        .filter(|(_, levels, _)| !levels.is_empty())
-        .collect();
+    let curves = curves_of(report, context);
     if curves.is_empty() {
         return Vec::new();
     }
@@ -131,28 +186,7 @@ fn load_curves(report: &RunReport, context: u64) -> Vec<Chart> {
         .collect();
     xs.sort_unstable();
     xs.dedup();
-    let mut ttft = Chart::new(
-        format!("load-ttft-{context}"),
-        format!(
-            "TTFT {} against concurrency, context {context}",
-            report.thresholds.ttft_metric
-        ),
-        Axis::new("concurrent requests", Unit::Count),
-        Axis::new(
-            format!("TTFT {} (s)", report.thresholds.ttft_metric),
-            Unit::Seconds,
-        ),
-    );
-    let mut input = Chart::new(
-        format!("load-input-{context}"),
-        format!("Input throughput against concurrency, context {context}"),
-        Axis::new("concurrent requests", Unit::Count),
-        Axis::new("input tok/s", Unit::Tps),
-    );
-    for chart in [&mut ttft, &mut input] {
-        chart.xs = xs.iter().map(|&c| f64::from(c)).collect();
-        chart.sync = Some(format!("load-{context}"));
-    }
+    let [mut ttft, mut input] = load_charts(report, context, &xs);
     for (i, (rate, levels, phases)) in curves.iter().enumerate() {
         let at = |value: &dyn Fn(&PhaseRow) -> f64| -> Vec<Option<f64>> {
             xs.iter()
@@ -185,13 +219,6 @@ fn load_curves(report: &RunReport, context: u64) -> Vec<Chart> {
         }
     }
     ttft.threshold(report, 1);
-    ttft.note = "Each level the peak search ran, one curve per cache rate: the curve bends \
-                 where the server saturates, the search stops once it crosses the dashed \
-                 limit, and the ring marks the level chosen as the peak."
-        .into();
-    input.note = "Input throughput of the same ramp phases; the peak is the passing level \
-                  with the most input throughput."
-        .into();
     vec![ttft, input]
 }
 
