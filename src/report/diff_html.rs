@@ -256,63 +256,83 @@ fn polygon(upper: &[(f64, f64)], lower: &[(f64, f64)], style: &str) -> String {
     format!("<polygon points=\"{}\" {style}/>", coords.join(" "))
 }
 
-/// The SVG of one metric over one context size.
-fn chart_svg(metric: Metric, points: &[ChartPoint]) -> String {
-    let finite = |v: f64| v.is_finite() && v >= 0.0;
-    let usable: Vec<&ChartPoint> = points
-        .iter()
-        .filter(|p| finite(p.baseline) && finite(p.current))
-        .collect();
-    if usable.is_empty() {
-        return "<p>No figures to draw.</p>".into();
-    }
-    // The axis follows the figures; an interval much wider than them (a
-    // few noisy samples) is cut at twice the largest figure, so it cannot
-    // flatten the curves to a line at the bottom.
-    let mut figures = 0.0f64;
-    for p in &usable {
-        figures = figures.max(p.baseline).max(p.current).max(p.tolerance.1);
-    }
-    let mut top = figures;
-    for p in &usable {
-        if let Some((_, high)) = p.band {
-            top = top.max(high.min(2.0 * figures));
+/// Where a chart's figures land: the ranges of its axes, and the pixel of
+/// a cache rate and of a value.
+struct Frame {
+    x_min: f64,
+    x_max: f64,
+    y_max: f64,
+    /// Between y ticks.
+    step: f64,
+}
+
+impl Frame {
+    /// The axes of `usable`. The y axis follows the figures; an interval
+    /// much wider than them (a few noisy samples) is cut at twice the
+    /// largest figure, so it cannot flatten the curves to a line at the
+    /// bottom.
+    fn fit(usable: &[&ChartPoint]) -> Frame {
+        let mut figures = 0.0f64;
+        for p in usable {
+            figures = figures.max(p.baseline).max(p.current).max(p.tolerance.1);
+        }
+        let mut top = figures;
+        for p in usable {
+            if let Some((_, high)) = p.band {
+                top = top.max(high.min(2.0 * figures));
+            }
+        }
+        let step = nice_step(top, 4.0);
+        let y_max = if top > 0.0 {
+            (top / step).ceil() * step
+        } else {
+            1.0
+        };
+        let (mut x_min, mut x_max) = usable.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| {
+            (lo.min(p.rate), hi.max(p.rate))
+        });
+        if x_max - x_min < 1.0 {
+            x_min -= 10.0;
+            x_max += 10.0;
+        }
+        Frame {
+            x_min,
+            x_max,
+            y_max,
+            step,
         }
     }
-    let step = nice_step(top, 4.0);
-    let y_max = if top > 0.0 {
-        (top / step).ceil() * step
-    } else {
-        1.0
-    };
-    let (mut x_min, mut x_max) = usable.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| {
-        (lo.min(p.rate), hi.max(p.rate))
-    });
-    if x_max - x_min < 1.0 {
-        x_min -= 10.0;
-        x_max += 10.0;
+
+    fn plot_w() -> f64 {
+        WIDTH - LEFT - RIGHT
     }
-    let plot_w = WIDTH - LEFT - RIGHT;
-    let plot_h = HEIGHT - TOP - BOTTOM;
-    let x = |rate: f64| LEFT + (rate - x_min) / (x_max - x_min) * plot_w;
-    let y = |value: f64| {
+
+    fn plot_h() -> f64 {
+        HEIGHT - TOP - BOTTOM
+    }
+
+    fn x(&self, rate: f64) -> f64 {
+        LEFT + (rate - self.x_min) / (self.x_max - self.x_min) * Frame::plot_w()
+    }
+
+    fn y(&self, value: f64) -> f64 {
         let v = if value.is_finite() {
-            value.clamp(0.0, y_max)
+            value.clamp(0.0, self.y_max)
         } else {
             0.0
         };
-        TOP + plot_h - v / y_max * plot_h
-    };
+        TOP + Frame::plot_h() - v / self.y_max * Frame::plot_h()
+    }
+}
 
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\" \
-         viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" font-size=\"11\" \
-         font-family=\"system-ui, sans-serif\">"
-    );
-    // Grid and y ticks.
+/// The grid, the y ticks, the x ticks at the cache rates measured, and the
+/// axes.
+fn axes_svg(frame: &Frame, metric: Metric, usable: &[&ChartPoint]) -> String {
+    let mut svg = String::new();
+    let plot_h = Frame::plot_h();
     let mut tick = 0.0;
-    while tick <= y_max + step * 0.01 {
-        let ty = y(tick);
+    while tick <= frame.y_max + frame.step * 0.01 {
+        let ty = frame.y(tick);
         svg.push_str(&format!(
             "<line x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{ty:.1}\" y2=\"{ty:.1}\" stroke=\"#eaeef2\"/>\
              <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#57606a\">{}</text>",
@@ -321,20 +341,19 @@ fn chart_svg(metric: Metric, points: &[ChartPoint]) -> String {
             ty + 4.0,
             escape(&tick_label(metric, tick))
         ));
-        tick += step;
+        tick += frame.step;
     }
-    // X ticks: the cache hit rates measured.
-    for p in &usable {
+    for p in usable {
         svg.push_str(&format!(
             "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#57606a\">{}</text>",
-            x(p.rate),
+            frame.x(p.rate),
             TOP + plot_h + 14.0,
             escape(&format!("{}", p.rate))
         ));
     }
     svg.push_str(&format!(
         "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#57606a\">cache hit rate (%)</text>",
-        LEFT + plot_w / 2.0,
+        LEFT + Frame::plot_w() / 2.0,
         HEIGHT - 6.0
     ));
     svg.push_str(&format!(
@@ -345,63 +364,100 @@ fn chart_svg(metric: Metric, points: &[ChartPoint]) -> String {
         TOP + plot_h,
         TOP + plot_h
     ));
+    svg
+}
 
-    // Baseline ± tolerance.
+/// The baseline ± tolerance band, and the current run's interval band
+/// between neighbouring points that both have one (a point without an
+/// estimate breaks it).
+fn bands_svg(frame: &Frame, usable: &[&ChartPoint]) -> String {
     let upper: Vec<(f64, f64)> = usable
         .iter()
-        .map(|p| (x(p.rate), y(p.tolerance.1)))
+        .map(|p| (frame.x(p.rate), frame.y(p.tolerance.1)))
         .collect();
     let lower: Vec<(f64, f64)> = usable
         .iter()
-        .map(|p| (x(p.rate), y(p.tolerance.0)))
+        .map(|p| (frame.x(p.rate), frame.y(p.tolerance.0)))
         .collect();
-    svg.push_str(&polygon(&upper, &lower, "fill=\"#eaeef2\" stroke=\"none\""));
-    // The current run's interval band, between neighbouring points that
-    // both have one (a point without an estimate breaks it).
+    let mut svg = polygon(&upper, &lower, "fill=\"#eaeef2\" stroke=\"none\"");
     for pair in usable.windows(2) {
         if let (Some(a), Some(b)) = (pair[0].band, pair[1].band) {
-            let (xa, xb) = (x(pair[0].rate), x(pair[1].rate));
+            let (xa, xb) = (frame.x(pair[0].rate), frame.x(pair[1].rate));
             svg.push_str(&polygon(
-                &[(xa, y(a.1)), (xb, y(b.1))],
-                &[(xa, y(a.0)), (xb, y(b.0))],
+                &[(xa, frame.y(a.1)), (xb, frame.y(b.1))],
+                &[(xa, frame.y(a.0)), (xb, frame.y(b.0))],
                 "fill=\"#0969da\" fill-opacity=\"0.22\" stroke=\"none\"",
             ));
         }
     }
-    let baseline: Vec<(f64, f64)> = usable.iter().map(|p| (x(p.rate), y(p.baseline))).collect();
-    svg.push_str(&polyline(
-        &baseline,
+    svg
+}
+
+/// The baseline's and the current run's lines, each point's interval,
+/// and its markers (the current one coloured by its verdict).
+fn lines_svg(frame: &Frame, usable: &[&ChartPoint]) -> String {
+    let line = |value: &dyn Fn(&ChartPoint) -> f64| -> Vec<(f64, f64)> {
+        usable
+            .iter()
+            .map(|p| (frame.x(p.rate), frame.y(value(p))))
+            .collect()
+    };
+    let mut svg = polyline(
+        &line(&|p| p.baseline),
         "stroke=\"#8c959f\" stroke-width=\"2\" stroke-dasharray=\"5 3\"",
+    );
+    svg.push_str(&polyline(
+        &line(&|p| p.current),
+        "stroke=\"#0969da\" stroke-width=\"2\"",
     ));
-    let current: Vec<(f64, f64)> = usable.iter().map(|p| (x(p.rate), y(p.current))).collect();
-    svg.push_str(&polyline(&current, "stroke=\"#0969da\" stroke-width=\"2\""));
-    for p in &usable {
+    for p in usable {
+        let x = frame.x(p.rate);
         if let Some((low, high)) = p.band {
             svg.push_str(&format!(
                 "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{1:.1}\" y2=\"{2:.1}\" \
                  stroke=\"#0969da\" stroke-width=\"1.5\"/>",
-                x(p.rate),
-                y(low),
-                y(high)
+                x,
+                frame.y(low),
+                frame.y(high)
             ));
         }
         svg.push_str(&format!(
             "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"#8c959f\"/>",
-            x(p.rate),
-            y(p.baseline)
+            x,
+            frame.y(p.baseline)
         ));
         svg.push_str(&format!(
             "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"5\" fill=\"{}\" stroke=\"#fff\" \
              stroke-width=\"1\" data-point=\"{}\"><title>{}</title></circle>",
-            x(p.rate),
-            y(p.current),
+            x,
+            frame.y(p.current),
             verdict_colour(p.verdict),
             escape(&p.label),
             escape(&p.tooltip)
         ));
     }
-    svg.push_str("</svg>");
     svg
+}
+
+/// The SVG of one metric over one context size.
+fn chart_svg(metric: Metric, points: &[ChartPoint]) -> String {
+    let finite = |v: f64| v.is_finite() && v >= 0.0;
+    let usable: Vec<&ChartPoint> = points
+        .iter()
+        .filter(|p| finite(p.baseline) && finite(p.current))
+        .collect();
+    if usable.is_empty() {
+        return "<p>No figures to draw.</p>".into();
+    }
+    let frame = Frame::fit(&usable);
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\" \
+         viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" font-size=\"11\" \
+         font-family=\"system-ui, sans-serif\">{}{}{}</svg>",
+        axes_svg(&frame, metric, &usable),
+        bands_svg(&frame, &usable),
+        lines_svg(&frame, &usable)
+    )
 }
 
 fn chart(verdict: &VerdictFile, rows: &[Row<'_>], context: u64, metric: Metric) -> Chart {
