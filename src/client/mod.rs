@@ -370,23 +370,34 @@ impl Client {
         measured
     }
 
-    async fn stream_into(&self, url: &str, body: Vec<u8>, launch: Instant, m: &mut Measured) {
+    /// Posts the request and returns the response, or `None` when it
+    /// failed (said in `m`). A server may close an idle keep-alive
+    /// connection just as a request goes out on it (llama.cpp's HTTP
+    /// library does, often); nothing was processed, so the request is sent
+    /// once more on a new connection, its time still counted from the first
+    /// launch.
+    async fn post(&self, url: &str, body: Vec<u8>, m: &mut Measured) -> Option<reqwest::Response> {
         let body = bytes::Bytes::from(body);
-        // A server may close an idle keep-alive connection just as a
-        // request goes out on it (llama.cpp's HTTP library does, often);
-        // nothing was processed, so the request is sent once more on a new
-        // connection, its time still counted from the first launch.
-        let response = match self.post_json(url.to_string(), body.clone()).send().await {
-            Ok(response) => response,
+        let sent = match self.post_json(url.to_string(), body.clone()).send().await {
             Err(e) if classify(&e) == ErrorKind::Disconnect => {
                 tracing::debug!("resending after a closed connection: {}", describe(&e));
                 m.resent = true;
-                match self.post_json(url.to_string(), body).send().await {
-                    Ok(response) => response,
-                    Err(e) => return m.fail(classify(&e), describe(&e)),
-                }
+                self.post_json(url.to_string(), body).send().await
             }
-            Err(e) => return m.fail(classify(&e), describe(&e)),
+            sent => sent,
+        };
+        match sent {
+            Ok(response) => Some(response),
+            Err(e) => {
+                m.fail(classify(&e), describe(&e));
+                None
+            }
+        }
+    }
+
+    async fn stream_into(&self, url: &str, body: Vec<u8>, launch: Instant, m: &mut Measured) {
+        let Some(response) = self.post(url, body, m).await else {
+            return;
         };
         m.status = response.status().as_u16();
         if !response.status().is_success() {
@@ -427,33 +438,41 @@ impl Client {
         let at = launch.elapsed();
         reader.finish(|data| m.unterminated_event(data, at));
         if !m.saw_event {
-            let is_event_stream = content_type.as_deref().is_some_and(|value| {
-                value
-                    .split(';')
-                    .next()
-                    .is_some_and(|media| media.trim().eq_ignore_ascii_case("text/event-stream"))
-            });
-            if !(is_event_stream && looks_like_events(&head)) {
-                let content_type = content_type.map_or_else(
-                    || "no content type".to_string(),
-                    |t| format!("content type {t:?}"),
-                );
-                let began = if length == 0 {
-                    "an empty body".to_string()
-                } else {
-                    format!("{length} bytes beginning \"{}\"", shown(&head, 200))
-                };
-                m.fail(
-                    ErrorKind::Protocol,
-                    format!(
-                        "a {} response that is not an event stream ({content_type}): {began}; \
-                         is --api-endpoint the server itself, and does it stream?",
-                        m.status
-                    ),
-                );
-            }
+            check_event_stream(m, content_type, &head, length);
         }
     }
+}
+
+/// A response that carried no event fails unless it is an event stream
+/// that looks like one (an empty stream is then `incomplete`): a gateway's
+/// HTML page or a JSON answer is said for what it is.
+fn check_event_stream(m: &mut Measured, content_type: Option<String>, head: &[u8], length: usize) {
+    let is_event_stream = content_type.as_deref().is_some_and(|value| {
+        value
+            .split(';')
+            .next()
+            .is_some_and(|media| media.trim().eq_ignore_ascii_case("text/event-stream"))
+    });
+    if is_event_stream && looks_like_events(head) {
+        return;
+    }
+    let content_type = content_type.map_or_else(
+        || "no content type".to_string(),
+        |t| format!("content type {t:?}"),
+    );
+    let began = if length == 0 {
+        "an empty body".to_string()
+    } else {
+        format!("{length} bytes beginning \"{}\"", shown(head, 200))
+    };
+    m.fail(
+        ErrorKind::Protocol,
+        format!(
+            "a {} response that is not an event stream ({content_type}): {began}; is \
+             --api-endpoint the server itself, and does it stream?",
+            m.status
+        ),
+    );
 }
 
 #[cfg(test)]
