@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use futures_util::stream;
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -41,6 +41,60 @@ pub(super) struct Generation {
     pub(super) generated: usize,
 }
 
+/// The injected faults answered before a request reaches the engine.
+fn refused(fault: Option<Fault>) -> Result<(), ApiError> {
+    match fault {
+        Some(Fault::ServerError) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            "injected server error (cacherate sim --error-rate)",
+        )),
+        Some(Fault::RateLimited) => Err(ApiError {
+            retry_after: Some("1"),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "RateLimitError",
+                "injected rate limit (cacherate sim --rate-limit-rate)",
+            )
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The id of request `number`: 32 hex digits like vLLM's random ids, but
+/// reproducible from the seed.
+fn request_id(seed: u64, number: u64, endpoint: Endpoint) -> String {
+    let prefix = match endpoint {
+        Endpoint::Completions => "cmpl",
+        Endpoint::Chat => "chatcmpl",
+    };
+    let mut state = seed ^ number.wrapping_mul(0xd134_2543_de82_ef95);
+    format!(
+        "{prefix}-{:016x}{:016x}",
+        crate::rng::splitmix64(&mut state),
+        crate::rng::splitmix64(&mut state)
+    )
+}
+
+/// The response of a generation: an event stream, or one JSON body.
+fn respond(generation: Generation, stream: bool) -> Response {
+    if stream {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream; charset=utf-8"),
+        );
+        (headers, Body::from_stream(sse(generation))).into_response()
+    } else {
+        let body = stream::once(whole(generation));
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            Body::from_stream(body),
+        )
+            .into_response()
+    }
+}
+
 pub(super) fn generate(
     app: Shared,
     endpoint: Endpoint,
@@ -50,38 +104,9 @@ pub(super) fn generate(
     options: StreamOptions,
 ) -> ApiResult {
     let fault = app.faults.lock().expect("fault lock").draw();
-    match fault {
-        Some(Fault::ServerError) => {
-            return Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalServerError",
-                "injected server error (cacherate sim --error-rate)",
-            ));
-        }
-        Some(Fault::RateLimited) => {
-            return Err(ApiError {
-                retry_after: Some("1"),
-                ..ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "RateLimitError",
-                    "injected rate limit (cacherate sim --rate-limit-rate)",
-                )
-            });
-        }
-        _ => {}
-    }
+    refused(fault)?;
     let number = app.requests.fetch_add(1, Ordering::Relaxed);
-    let prefix = match endpoint {
-        Endpoint::Completions => "cmpl",
-        Endpoint::Chat => "chatcmpl",
-    };
-    // 32 hex digits like vLLM's random ids, but reproducible from the seed.
-    let mut state = app.config.seed ^ number.wrapping_mul(0xd134_2543_de82_ef95);
-    let id = format!(
-        "{prefix}-{:016x}{:016x}",
-        crate::rng::splitmix64(&mut state),
-        crate::rng::splitmix64(&mut state)
-    );
+    let id = request_id(app.config.seed, number, endpoint);
     let (sender, events) = mpsc::unbounded_channel();
     let prompt_tokens = prompt.len();
     let submitted = app.engine.submit(EngineRequest {
@@ -114,21 +139,7 @@ pub(super) fn generate(
         cached_tokens: 0,
         generated: 0,
     };
-    if stream {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream; charset=utf-8"),
-        );
-        Ok((headers, Body::from_stream(sse(generation))).into_response())
-    } else {
-        let body = stream::once(whole(generation));
-        Ok((
-            [(header::CONTENT_TYPE, "application/json")],
-            Body::from_stream(body),
-        )
-            .into_response())
-    }
+    Ok(respond(generation, stream))
 }
 
 /// The event after `event`, formatted.
