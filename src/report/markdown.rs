@@ -213,19 +213,10 @@ pub fn render(verdict: &VerdictFile, links: &Links) -> String {
     render_with_budget(verdict, links, BUDGET)
 }
 
-/// [`render`] under another size limit (tests use a small one).
-pub fn render_with_budget(verdict: &VerdictFile, links: &Links, limit: usize) -> String {
+/// The one line that says it all — verdict and counts — the summary, and
+/// what the run was held against.
+fn headline(b: &mut Budget, verdict: &VerdictFile, curves: &[CurveRow<'_>]) {
     let overall = &verdict.overall;
-    let rows = verdict_view::rows(verdict);
-    let curves = verdict_view::curve_rows(verdict);
-    let mut b = Budget {
-        out: String::new(),
-        chars: 0,
-        limit,
-        dropped: 0,
-    };
-
-    // The one line that says it all: verdict and counts.
     let counts = verdict_view::counts(overall).join(" · ");
     let gated_total: usize = overall.counts.values().sum();
     let curve_changes = curves
@@ -269,61 +260,51 @@ pub fn render_with_budget(verdict: &VerdictFile, links: &Links, limit: usize) ->
         tolerances.ttft_p50 * 100.0,
         tolerances.ttft_p95 * 100.0,
     ));
+}
 
-    // What changed, compact.
-    let changes = ordered_changes(&rows);
-    let changed_curves: Vec<&CurveRow<'_>> = curves
-        .iter()
-        .filter(|c| matches!(c.verdict, Verdict::Regressed | Verdict::Improved))
-        .collect();
+/// A table of curve rows and one of point rows, each left out when empty.
+fn tables(b: &mut Budget, curves: &[&CurveRow<'_>], points: &[&Row<'_>]) {
+    if !curves.is_empty() {
+        b.push(CURVE_HEADER);
+        for row in curves {
+            b.try_push(&curve_row(row), RESERVE);
+        }
+        b.push("\n");
+    }
+    if !points.is_empty() {
+        b.push(POINT_HEADER);
+        for row in points {
+            b.try_push(&point_row(row), RESERVE);
+        }
+        b.push("\n");
+    }
+}
+
+/// What changed, compact; the rest folded.
+fn verdicts(b: &mut Budget, rows: &[Row<'_>], curves: &[CurveRow<'_>]) {
+    let changed = |c: &&CurveRow<'_>| matches!(c.verdict, Verdict::Regressed | Verdict::Improved);
+    let changes = ordered_changes(rows);
+    let changed_curves: Vec<&CurveRow<'_>> = curves.iter().filter(changed).collect();
     if changes.is_empty() && changed_curves.is_empty() {
         b.push("No point and no curve changed beyond its tolerance.\n\n");
     } else {
-        if !changed_curves.is_empty() {
-            b.push(CURVE_HEADER);
-            for row in &changed_curves {
-                b.try_push(&curve_row(row), RESERVE);
-            }
-            b.push("\n");
-        }
-        if !changes.is_empty() {
-            b.push(POINT_HEADER);
-            for row in &changes {
-                b.try_push(&point_row(row), RESERVE);
-            }
-            b.push("\n");
-        }
+        tables(b, &changed_curves, &changes);
     }
-
-    // The rest, folded.
     let rest: Vec<&Row<'_>> = rows.iter().filter(|r| !r.is_change()).collect();
-    let other_curves: Vec<&CurveRow<'_>> = curves
-        .iter()
-        .filter(|c| !matches!(c.verdict, Verdict::Regressed | Verdict::Improved))
-        .collect();
+    let other_curves: Vec<&CurveRow<'_>> = curves.iter().filter(|c| !changed(c)).collect();
     if !rest.is_empty() || !other_curves.is_empty() {
         b.push(&format!(
             "<details><summary>The other {} point verdicts and {} curves</summary>\n\n",
             rest.len(),
             other_curves.len()
         ));
-        if !other_curves.is_empty() {
-            b.push(CURVE_HEADER);
-            for row in &other_curves {
-                b.try_push(&curve_row(row), RESERVE);
-            }
-            b.push("\n");
-        }
-        if !rest.is_empty() {
-            b.push(POINT_HEADER);
-            for row in &rest {
-                b.try_push(&point_row(row), RESERVE);
-            }
-            b.push("\n");
-        }
+        tables(b, &other_curves, &rest);
         b.push("</details>\n\n");
     }
+}
 
+/// The warnings, folded; what the size limit left out; where the rest is.
+fn footer(b: &mut Budget, verdict: &VerdictFile, links: &Links) {
     if !verdict.warnings.is_empty() {
         b.push(&format!(
             "<details><summary>⚠️ {} warning{}</summary>\n\n",
@@ -335,7 +316,6 @@ pub fn render_with_budget(verdict: &VerdictFile, links: &Links, limit: usize) ->
         }
         b.push("\n</details>\n\n");
     }
-
     if b.dropped > 0 {
         b.push(&format!(
             "**{} rows are not shown**: a comment holds at most {} characters. Every verdict \
@@ -356,6 +336,21 @@ pub fn render_with_budget(verdict: &VerdictFile, links: &Links, limit: usize) ->
         md_text(&verdict.tool_version),
         verdict.schema_version
     ));
+}
+
+/// [`render`] under another size limit (tests use a small one).
+pub fn render_with_budget(verdict: &VerdictFile, links: &Links, limit: usize) -> String {
+    let rows = verdict_view::rows(verdict);
+    let curves = verdict_view::curve_rows(verdict);
+    let mut b = Budget {
+        out: String::new(),
+        chars: 0,
+        limit,
+        dropped: 0,
+    };
+    headline(&mut b, verdict, &curves);
+    verdicts(&mut b, &rows, &curves);
+    footer(&mut b, verdict, links);
     b.out
 }
 
