@@ -14,6 +14,7 @@ pub mod error;
 pub mod exit;
 pub mod github;
 pub mod kvsize;
+mod names;
 pub mod progress;
 pub mod record;
 pub mod report;

@@ -3,48 +3,35 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Why a request failed. Failed requests are kept as rows and counted.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    strum::Display,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum ErrorKind {
-    /// No connection could be made.
-    Connect,
-    /// `--request-timeout` passed.
-    Timeout,
-    /// 429 Too Many Requests.
-    RateLimited,
-    /// Another 4xx status. (Rows written before the names were one wrote
-    /// `http4xx`.)
-    #[serde(rename = "http_4xx", alias = "http4xx")]
-    #[strum(serialize = "http_4xx")]
-    Http4xx,
-    /// A 5xx status.
-    #[serde(rename = "http_5xx", alias = "http5xx")]
-    #[strum(serialize = "http_5xx")]
-    Http5xx,
-    /// The connection broke during the response.
-    Disconnect,
-    /// The stream ended before its last event.
-    Incomplete,
-    /// The server sent an error event inside the stream.
-    StreamError,
-    /// The response could not be understood.
-    Protocol,
+crate::names::named_enum! {
+    "snake_case",
+    /// Why a request failed. Failed requests are kept as rows and counted.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum ErrorKind {
+        /// No connection could be made.
+        Connect,
+        /// `--request-timeout` passed.
+        Timeout,
+        /// 429 Too Many Requests.
+        RateLimited,
+        /// Another 4xx status. (Rows written before the names were one wrote
+        /// `http4xx`.)
+        #[serde(rename = "http_4xx", alias = "http4xx")]
+        #[strum(serialize = "http_4xx")]
+        Http4xx,
+        /// A 5xx status.
+        #[serde(rename = "http_5xx", alias = "http5xx")]
+        #[strum(serialize = "http_5xx")]
+        Http5xx,
+        /// The connection broke during the response.
+        Disconnect,
+        /// The stream ended before its last event.
+        Incomplete,
+        /// The server sent an error event inside the stream.
+        StreamError,
+        /// The response could not be understood.
+        Protocol,
+    }
 }
 
 impl ErrorKind {

@@ -11,11 +11,19 @@ use cacherate::store::{Decision, PlanKind, PointStatus};
 use serde::Serialize;
 use strum::VariantArray;
 
-/// Every variant's text is its serde name.
-fn same_as_serde<T>()
-where
-    T: VariantArray + Copy + Into<&'static str> + Serialize + std::fmt::Display + std::fmt::Debug,
+/// An enum declared with `named_enum!`.
+trait Named:
+    VariantArray + Copy + Into<&'static str> + Serialize + std::fmt::Display + std::fmt::Debug
 {
+}
+
+impl<T> Named for T where
+    T: VariantArray + Copy + Into<&'static str> + Serialize + std::fmt::Display + std::fmt::Debug
+{
+}
+
+/// Every variant's text is its serde name.
+fn same_as_serde<T: Named>() {
     for variant in T::VARIANTS {
         let serde = serde_json::to_value(variant).unwrap();
         let text: &'static str = (*variant).into();
@@ -24,43 +32,28 @@ where
     }
 }
 
-/// ... and the name clap takes.
-fn same_as_clap<T>()
-where
-    T: VariantArray + clap::ValueEnum + std::fmt::Display + std::fmt::Debug + 'static,
-{
+/// An option value: named as serde writes it and as clap takes it.
+fn option_value<T: Named + clap::ValueEnum>() {
+    same_as_serde::<T>();
     for variant in T::VARIANTS {
         let value = variant.to_possible_value().expect("no variant is hidden");
         assert_eq!(value.get_name(), variant.to_string(), "{variant:?}");
     }
 }
 
-#[test]
-fn enum_text_is_the_serde_name() {
-    same_as_serde::<ErrorKind>();
-    same_as_serde::<Decision>();
-    same_as_serde::<PlanKind>();
-    same_as_serde::<PointStatus>();
-    same_as_serde::<Verdict>();
-    same_as_serde::<Metric>();
-    same_as_serde::<Direction>();
-    same_as_serde::<RunNoiseSource>();
-    same_as_serde::<TtftMetric>();
-    same_as_serde::<TokensPerReqMetric>();
-    same_as_serde::<PromptMode>();
-    same_as_serde::<ChunkTimes>();
-    same_as_serde::<Mode>();
-    same_as_serde::<ReinitStrategy>();
+/// Runs `check` for each type.
+macro_rules! each {
+    ($check:ident: $($t:ty),*) => { $( $check::<$t>(); )* };
 }
 
 #[test]
-fn option_values_are_named_as_clap_takes_them() {
-    same_as_clap::<TtftMetric>();
-    same_as_clap::<TokensPerReqMetric>();
-    same_as_clap::<PromptMode>();
-    same_as_clap::<ChunkTimes>();
-    same_as_clap::<Mode>();
-    same_as_clap::<ReinitStrategy>();
+fn enum_text_is_the_serde_name() {
+    each!(same_as_serde: ErrorKind, Decision, PlanKind, PointStatus, Verdict, Metric, Direction, RunNoiseSource);
+}
+
+#[test]
+fn option_values_are_named_as_serde_writes_and_clap_takes_them() {
+    each!(option_value: TtftMetric, TokensPerReqMetric, PromptMode, ChunkTimes, Mode, ReinitStrategy);
 }
 
 #[test]

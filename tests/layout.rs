@@ -8,9 +8,17 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// Modules every module may use: errors, exit codes, the raw request
-/// record, the seeded rng, the KV-size arithmetic, and the plain option
-/// values (`cli::values`, named `cli_values` here).
-const LEAVES: &[&str] = &["error", "exit", "record", "rng", "kvsize", "cli_values"];
+/// record, the seeded rng, the KV-size arithmetic, how enums are named,
+/// and the plain option values (`cli::values`, named `cli_values` here).
+const LEAVES: &[&str] = &[
+    "error",
+    "exit",
+    "record",
+    "rng",
+    "kvsize",
+    "names",
+    "cli_values",
+];
 
 /// What each top-level module may use besides itself and the leaves.
 const MAY_USE: &[(&str, &[&str])] = &[
@@ -51,6 +59,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
     ("record", &[]),
     ("rng", &[]),
     ("kvsize", &[]),
+    ("names", &[]),
 ];
 
 /// The top-level module a file of `src/` belongs to (`None`: the crate

@@ -64,26 +64,16 @@ pub struct MetricSamples {
     pub current: Vec<f64>,
 }
 
-/// Where the run-to-run noise of an effect came from.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    strum::Display,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum RunNoiseSource {
-    /// The policy's floor (a 1-run baseline, or runs that agree within it).
-    Floor,
-    /// The spread of the baseline's own runs, above the floor.
-    BaselineRuns,
+crate::names::named_enum! {
+    "snake_case",
+    /// Where the run-to-run noise of an effect came from.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum RunNoiseSource {
+        /// The policy's floor (a 1-run baseline, or runs that agree within it).
+        Floor,
+        /// The spread of the baseline's own runs, above the floor.
+        BaselineRuns,
+    }
 }
 
 /// The evidence of one point and metric, before any verdict: all in natural

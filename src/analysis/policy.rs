@@ -4,26 +4,16 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Which way is good for a metric.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    strum::Display,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum Direction {
-    /// Throughput: a smaller value is a regression.
-    HigherIsBetter,
-    /// Latency (TTFT): a larger value is a regression.
-    LowerIsBetter,
+crate::names::named_enum! {
+    "snake_case",
+    /// Which way is good for a metric.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Direction {
+        /// Throughput: a smaller value is a regression.
+        HigherIsBetter,
+        /// Latency (TTFT): a larger value is a regression.
+        LowerIsBetter,
+    }
 }
 
 impl Direction {
@@ -38,27 +28,16 @@ impl Direction {
     }
 }
 
-/// The metrics a gate judges per point.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    strum::Display,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum Metric {
-    InputThroughput,
-    OutputThroughput,
-    TtftP50,
-    TtftP95,
+crate::names::named_enum! {
+    "snake_case",
+    /// The metrics a gate judges per point.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum Metric {
+        InputThroughput,
+        OutputThroughput,
+        TtftP50,
+        TtftP95,
+    }
 }
 
 impl Metric {

@@ -19,35 +19,25 @@ pub const MDE_POWER: f64 = 0.8;
 /// error by at least ~2.5 %.
 pub const MIN_SHRINKABLE_SHARE: f64 = 0.1;
 
-/// The outcome for one point and metric, or for a curve.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    strum::Display,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum Verdict {
-    /// Neither beyond tolerance nor significant.
-    Pass,
-    /// Worse beyond tolerance, and significant at the Holm-adjusted level.
-    Regressed,
-    /// Better beyond tolerance, and significant at the Holm-adjusted level.
-    Improved,
-    /// Only one of the two: beyond tolerance but within noise, or
-    /// significant but within tolerance.
-    Inconclusive,
-    /// The point's error rate or cache-hit gap is over its limit.
-    Error,
-    /// The samples cannot support a verdict; `reason` says why.
-    Insufficient,
+crate::names::named_enum! {
+    "snake_case",
+    /// The outcome for one point and metric, or for a curve.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Verdict {
+        /// Neither beyond tolerance nor significant.
+        Pass,
+        /// Worse beyond tolerance, and significant at the Holm-adjusted level.
+        Regressed,
+        /// Better beyond tolerance, and significant at the Holm-adjusted level.
+        Improved,
+        /// Only one of the two: beyond tolerance but within noise, or
+        /// significant but within tolerance.
+        Inconclusive,
+        /// The point's error rate or cache-hit gap is over its limit.
+        Error,
+        /// The samples cannot support a verdict; `reason` says why.
+        Insufficient,
+    }
 }
 
 /// Facts of the current run at a point that can fail it whatever its speed.

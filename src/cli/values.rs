@@ -5,155 +5,89 @@
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
-/// Which TTFT statistic of a phase is held against `--max-ttft`.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    ValueEnum,
-    strum::Display,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-)]
-#[serde(rename_all = "lowercase")]
-#[strum(serialize_all = "lowercase")]
-pub enum TtftMetric {
-    Max,
-    Avg,
-    P95,
+crate::names::named_enum! {
+    "lowercase",
+    /// Which TTFT statistic of a phase is held against `--max-ttft`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+    pub enum TtftMetric {
+        Max,
+        Avg,
+        P95,
+    }
 }
 
-/// Which per-request output-rate statistic is held against
-/// `--min-tokens-per-req`.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    ValueEnum,
-    strum::Display,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-)]
-#[serde(rename_all = "lowercase")]
-#[strum(serialize_all = "lowercase")]
-pub enum TokensPerReqMetric {
-    Avg,
-    P5,
-    P10,
+crate::names::named_enum! {
+    "lowercase",
+    /// Which per-request output-rate statistic is held against
+    /// `--min-tokens-per-req`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+    pub enum TokensPerReqMetric {
+        Avg,
+        P5,
+        P10,
+    }
 }
 
-/// How prompts are sent.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    ValueEnum,
-    strum::Display,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-)]
-#[serde(rename_all = "lowercase")]
-#[strum(serialize_all = "lowercase")]
-pub enum PromptMode {
-    /// Token ids to /v1/completions: exact prefixes.
-    Tokens,
-    /// Text to /v1/completions; the server re-tokenises it.
-    Text,
-    /// Text as a user message to /v1/chat/completions, through the chat
-    /// template.
-    Chat,
-    /// Token ids, or text when the server refuses token ids.
-    Auto,
+crate::names::named_enum! {
+    "lowercase",
+    /// How prompts are sent.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+    pub enum PromptMode {
+        /// Token ids to /v1/completions: exact prefixes.
+        Tokens,
+        /// Text to /v1/completions; the server re-tokenises it.
+        Text,
+        /// Text as a user message to /v1/chat/completions, through the chat
+        /// template.
+        Chat,
+        /// Token ids, or text when the server refuses token ids.
+        Auto,
+    }
 }
 
-/// What a `detailed_results` row keeps of its stream's chunk times.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    ValueEnum,
-    strum::Display,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-)]
-#[serde(rename_all = "lowercase")]
-#[strum(serialize_all = "lowercase")]
-pub enum ChunkTimes {
-    /// Every chunk's time (about 6 bytes a chunk).
-    All,
-    /// Only the chunk count, the first and last times (TTFT, TTLT) and the
-    /// longest gap; the figures are computed from every chunk before the
-    /// row is written either way.
-    Summary,
+crate::names::named_enum! {
+    "lowercase",
+    /// What a `detailed_results` row keeps of its stream's chunk times.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+    pub enum ChunkTimes {
+        /// Every chunk's time (about 6 bytes a chunk).
+        All,
+        /// Only the chunk count, the first and last times (TTFT, TTLT) and the
+        /// longest gap; the figures are computed from every chunk before the
+        /// row is written either way.
+        Summary,
+    }
 }
 
-/// How a point's load is chosen (the seed's `--mode`).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    ValueEnum,
-    strum::Display,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-)]
-#[serde(rename_all = "lowercase")]
-#[strum(serialize_all = "lowercase")]
-pub enum Mode {
-    /// Ramp concurrency to the peak under the thresholds, then sample it.
-    Adaptive,
-    /// Measure the levels of --fixed-concurrency-levels (or of
-    /// --concurrency-from) without a ramp.
-    Fixed,
-    /// One continuous load per point whose concurrency a controller
-    /// adjusts every --assessment-period, the server never drained.
-    Sustained,
+crate::names::named_enum! {
+    "lowercase",
+    /// How a point's load is chosen (the seed's `--mode`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+    pub enum Mode {
+        /// Ramp concurrency to the peak under the thresholds, then sample it.
+        Adaptive,
+        /// Measure the levels of --fixed-concurrency-levels (or of
+        /// --concurrency-from) without a ramp.
+        Fixed,
+        /// One continuous load per point whose concurrency a controller
+        /// adjusts every --assessment-period, the server never drained.
+        Sustained,
+    }
 }
 
-/// When the working set is sent again to (re)fill the server's cache.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    ValueEnum,
-    strum::Display,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-)]
-#[serde(rename_all = "snake_case")]
-#[value(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum ReinitStrategy {
-    /// Once per context size.
-    Once,
-    /// Before every cache rate.
-    PerCacheRate,
-    /// Before every phase.
-    PerTest,
+crate::names::named_enum! {
+    "snake_case",
+    /// When the working set is sent again to (re)fill the server's cache.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+    #[value(rename_all = "snake_case")]
+    pub enum ReinitStrategy {
+        /// Once per context size.
+        Once,
+        /// Before every cache rate.
+        PerCacheRate,
+        /// Before every phase.
+        PerTest,
+    }
 }
 
 /// Where fixed mode takes its levels from.

@@ -65,36 +65,26 @@ impl PhaseKind {
     }
 }
 
-/// What sustained mode's controller decided after a period, as the seed
-/// names it.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    strum::Display,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
-pub enum Decision {
-    /// Under the thresholds: up by the increment scaled by the headroom.
-    RampUp,
-    /// Over the thresholds: down by one increment.
-    RampDown,
-    /// Input throughput fell more than 15 % below the best period, two
-    /// or more periods after it: down by one to four increments.
-    PlateauRampDown,
-    /// Nothing to judge (no request of the period completed).
-    Stay,
-    /// A step down from the start concurrency: held there.
-    MinReached,
-    /// A step up from --max-concurrency: held there.
-    MaxReached,
+crate::names::named_enum! {
+    "SCREAMING_SNAKE_CASE",
+    /// What sustained mode's controller decided after a period, as the seed
+    /// names it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Decision {
+        /// Under the thresholds: up by the increment scaled by the headroom.
+        RampUp,
+        /// Over the thresholds: down by one increment.
+        RampDown,
+        /// Input throughput fell more than 15 % below the best period, two
+        /// or more periods after it: down by one to four increments.
+        PlateauRampDown,
+        /// Nothing to judge (no request of the period completed).
+        Stay,
+        /// A step down from the start concurrency: held there.
+        MinReached,
+        /// A step up from --max-concurrency: held there.
+        MaxReached,
+    }
 }
 
 impl Decision {
@@ -240,57 +230,36 @@ fn mean_latency(latencies: &[Latency]) -> Latency {
     }
 }
 
-/// How a point's load was chosen.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    strum::Display,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum PlanKind {
-    /// The seed's ramp found the peak; the samples are phases at it.
-    PeakSearch,
-    /// Levels given by --fixed-concurrency-levels, lowest first.
-    FixedLevels,
-    /// The level an earlier run or a baseline found (--concurrency-from).
-    FixedFrom,
-    /// Sustained mode: one continuous load whose controller settled; the
-    /// samples are the passing periods at the level it settled on.
-    Sustained,
+crate::names::named_enum! {
+    "snake_case",
+    /// How a point's load was chosen.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum PlanKind {
+        /// The seed's ramp found the peak; the samples are phases at it.
+        PeakSearch,
+        /// Levels given by --fixed-concurrency-levels, lowest first.
+        FixedLevels,
+        /// The level an earlier run or a baseline found (--concurrency-from).
+        FixedFrom,
+        /// Sustained mode: one continuous load whose controller settled; the
+        /// samples are the passing periods at the level it settled on.
+        Sustained,
+    }
 }
 
-/// Whether a point's figures are a measurement.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    Serialize,
-    Deserialize,
-    strum::Display,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum PointStatus {
-    #[default]
-    Ok,
-    /// The circuit breaker stopped the point, or its samples failed more
-    /// often than --max-error-rate allows: its figures are what was
-    /// measured, not a throughput, and running the same command again
-    /// measures the point again.
-    Error,
+crate::names::named_enum! {
+    "snake_case",
+    /// Whether a point's figures are a measurement.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub enum PointStatus {
+        #[default]
+        Ok,
+        /// The circuit breaker stopped the point, or its samples failed more
+        /// often than --max-error-rate allows: its figures are what was
+        /// measured, not a throughput, and running the same command again
+        /// measures the point again.
+        Error,
+    }
 }
 
 /// One measured point, as `summary.csv` and the comparison read it.
