@@ -50,6 +50,13 @@ pub enum Verdict {
     Insufficient,
 }
 
+impl Verdict {
+    /// The verdict's word, as `verdict.json` writes it.
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+}
+
 /// Facts of the current run at a point that can fail it whatever its speed.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct PointHealth {

@@ -112,7 +112,7 @@ fn curve_view(row: &CurveRow<'_>) -> CurveView {
         mde: row
             .estimate
             .map_or("-".into(), |e| format!("{:.1} %", e.mde_pct)),
-        verdict: verdict_view::verdict_word(row.verdict),
+        verdict: row.verdict.name(),
         gated: row.gated,
         reason: row.reason.map(str::to_string),
     }
@@ -141,7 +141,7 @@ fn row_view(row: &Row<'_>) -> RowView {
             row.baseline_runs,
             if row.baseline_runs == 1 { "" } else { "s" }
         ),
-        verdict: verdict_view::verdict_word(row.verdict),
+        verdict: row.verdict.name(),
         gated: row.gated,
         reason: row.reason.map(str::to_string),
     }
@@ -429,7 +429,7 @@ fn chart(verdict: &VerdictFile, rows: &[Row<'_>], context: u64, metric: Metric) 
                     format_value(metric, baseline),
                     format_value(metric, current),
                     r.estimate.map_or("-".into(), |e| pct(e.change_pct)),
-                    verdict_view::verdict_word(r.verdict)
+                    r.verdict.name()
                 ),
             })
         })
@@ -442,7 +442,7 @@ fn chart(verdict: &VerdictFile, rows: &[Row<'_>], context: u64, metric: Metric) 
         Some(c) => format!(
             "{} — curve {}{}",
             verdict_view::metric_title(metric),
-            verdict_view::verdict_word(c.verdict.curve.verdict),
+            c.verdict.curve.verdict.name(),
             c.verdict
                 .curve
                 .estimate
@@ -492,7 +492,7 @@ pub fn render(verdict: &VerdictFile) -> Result<String, minijinja::Error> {
     let tolerances = &verdict.policy.tolerances;
     let context = minijinja::context! {
         overall => v(Overall {
-            verdict: verdict_view::verdict_word(verdict.overall.verdict),
+            verdict: verdict.overall.verdict.name(),
             summary: verdict.overall.summary.clone(),
             counts: format!("{counts} of {total} gated point verdicts"),
         }),

@@ -117,7 +117,7 @@ fn verdict_cell(verdict: Verdict, gated: bool) -> String {
     format!(
         "{} {}{}",
         icon(verdict),
-        verdict_view::verdict_word(verdict),
+        verdict.name(),
         if gated { "" } else { " (not gated)" }
     )
 }
@@ -237,7 +237,7 @@ pub fn render_with_budget(verdict: &VerdictFile, links: &Links, limit: usize) ->
     b.push(&format!(
         "### {} cacherate: {} — {} of {} gated point verdicts{}\n\n",
         icon(overall.verdict),
-        verdict_view::verdict_word(overall.verdict),
+        overall.verdict.name(),
         if counts.is_empty() {
             "none".into()
         } else {

@@ -110,18 +110,6 @@ pub fn p_value(p: f64) -> String {
     }
 }
 
-/// The verdict's word in `verdict.json`.
-pub fn verdict_word(verdict: Verdict) -> &'static str {
-    match verdict {
-        Verdict::Pass => "pass",
-        Verdict::Regressed => "regressed",
-        Verdict::Improved => "improved",
-        Verdict::Inconclusive => "inconclusive",
-        Verdict::Error => "error",
-        Verdict::Insufficient => "insufficient",
-    }
-}
-
 /// One (point, metric) verdict with the figures it was judged on.
 #[derive(Debug, Clone)]
 pub struct Row<'a> {
