@@ -123,10 +123,12 @@ impl Comparable {
             self.prompt_mode.to_string(),
             run.prompt_mode.to_string(),
         );
+        let tokenizer =
+            |t: &Option<String>| t.clone().unwrap_or_else(|| "the server's /tokenize".into());
         differ(
             "--tokenizer",
-            format!("{:?}", self.tokenizer),
-            format!("{:?}", run.tokenizer),
+            tokenizer(&self.tokenizer),
+            tokenizer(&run.tokenizer),
         );
         differ(
             "--output-tokens",

@@ -307,8 +307,9 @@ pub fn sweep_21x4_mixed() -> VerdictFile {
 }
 
 /// How a verdict should show in JUnit, decided here independently of the
-/// renderer: gated regressions fail, gated errors are errors, passes and
-/// improvements pass, everything else is skipped.
+/// renderer: gated regressions fail, and so do gated inconclusive verdicts
+/// under `--fail-on-inconclusive`; gated errors and insufficient data are
+/// errors; passes and improvements pass; everything else is skipped.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct JunitCounts {
     pub tests: usize,
@@ -332,7 +333,10 @@ pub fn expected_junit_counts(verdict: &VerdictFile) -> BTreeMap<String, JunitCou
             match (v, curve.gated) {
                 (Verdict::Pass | Verdict::Improved, _) => {}
                 (Verdict::Regressed, true) => counts.failures += 1,
-                (Verdict::Error, true) => counts.errors += 1,
+                (Verdict::Inconclusive, true) if verdict.fail_on_inconclusive => {
+                    counts.failures += 1
+                }
+                (Verdict::Error | Verdict::Insufficient, true) => counts.errors += 1,
                 _ => counts.skipped += 1,
             }
         }
