@@ -44,126 +44,45 @@ pub(super) fn run(args: &RunArgs) -> Options {
     }
 }
 
+/// The [`Options`] of an argument struct whose fields are all profile
+/// keys: `same` (one name and type in both), and `on / off` flag pairs
+/// (`--x`, `--no-x`). The pattern names every field, so a field left out of
+/// the list does not compile ("pattern requires `..` due to inaccessible
+/// fields", pointing at the list: add the field to it).
+macro_rules! layer {
+    ($args:expr => $ty:ident { $($same:ident),* $(,)? ; $($on:ident / $off:ident),* $(,)? }) => {{
+        let $ty { $($same,)* $($on, $off,)* } = $args;
+        Options {
+            $($same,)*
+            $($on: flag($on, $off),)*
+            ..Options::default()
+        }
+    }};
+}
+
 fn run_options(options: &RunOptionArgs) -> Options {
-    let RunOptionArgs {
-        context_sizes,
-        working_set_size,
-        output_tokens,
-        cache_hit_rates,
-        chunk_size,
-        reinit_strategy,
-        random_working_set_selection,
-        no_random_working_set_selection,
-        prompt_mode,
-        seed,
-        max_ttft,
-        ttft_metric,
-        min_tokens_per_req,
-        tokens_per_req_metric,
-        max_error_rate,
-        circuit_breaker_failures,
-        circuit_breaker_window,
-        test_duration,
-        ramp_duration,
-        num_retries,
-        sample_duration,
-        warmup_fraction,
-        mode,
-        assessment_period,
-        fixed_concurrency_levels,
-        concurrency_from,
-        start_concurrency,
-        concurrency_increment,
-        max_concurrency,
-        init_concurrency,
-        output_dir,
-        strict_time_window,
-        no_strict_time_window,
-        skip_graphs,
-        no_skip_graphs,
-        chunk_times,
-        kv_cache_quantization,
-        num_layers,
-        num_kv_heads,
-        head_dim,
-        max_cache_rate_gap,
-        metrics_url,
-        flush_cache,
-        sim_time_scale,
-    } = options.clone();
-    Options {
-        context_sizes,
-        working_set_size,
-        output_tokens,
-        cache_hit_rates,
-        chunk_size,
-        reinit_strategy,
-        random_working_set_selection: flag(
-            random_working_set_selection,
-            no_random_working_set_selection,
-        ),
-        prompt_mode,
-        seed,
-        max_ttft,
-        ttft_metric,
-        min_tokens_per_req,
-        tokens_per_req_metric,
-        max_error_rate,
-        circuit_breaker_failures,
-        circuit_breaker_window,
-        test_duration,
-        ramp_duration,
-        num_retries,
-        sample_duration,
-        warmup_fraction,
-        mode,
-        assessment_period,
-        fixed_concurrency_levels,
-        concurrency_from,
-        start_concurrency,
-        concurrency_increment,
-        max_concurrency,
-        init_concurrency,
-        output_dir,
-        strict_time_window: flag(strict_time_window, no_strict_time_window),
-        skip_graphs: flag(skip_graphs, no_skip_graphs),
-        chunk_times,
-        kv_cache_quantization,
-        num_layers,
-        num_kv_heads,
-        head_dim,
-        max_cache_rate_gap,
-        metrics_url,
-        flush_cache,
-        sim_time_scale,
-        ..Options::default()
-    }
+    layer!(options.clone() => RunOptionArgs {
+        context_sizes, working_set_size, output_tokens, cache_hit_rates, chunk_size,
+        reinit_strategy, prompt_mode, seed, max_ttft, ttft_metric, min_tokens_per_req,
+        tokens_per_req_metric, max_error_rate, circuit_breaker_failures, circuit_breaker_window,
+        test_duration, ramp_duration, num_retries, sample_duration, warmup_fraction, mode,
+        assessment_period, fixed_concurrency_levels, concurrency_from, start_concurrency,
+        concurrency_increment, max_concurrency, init_concurrency, output_dir, chunk_times,
+        kv_cache_quantization, num_layers, num_kv_heads, head_dim, max_cache_rate_gap,
+        metrics_url, flush_cache, sim_time_scale;
+        random_working_set_selection / no_random_working_set_selection,
+        strict_time_window / no_strict_time_window,
+        skip_graphs / no_skip_graphs,
+    })
 }
 
 /// The verdict's options as given (`compare`, `gate`, `calibrate`).
 pub(super) fn verdict(args: &VerdictArgs) -> Options {
-    let VerdictArgs {
-        confidence,
-        tolerance_throughput,
-        tolerance_ttft_p50,
-        tolerance_ttft_p95,
-        run_noise_floor,
-        min_samples,
-        gate_metrics,
-        fail_on_inconclusive,
-        no_fail_on_inconclusive,
-    } = args.clone();
-    Options {
-        confidence,
-        tolerance_throughput,
-        tolerance_ttft_p50,
-        tolerance_ttft_p95,
-        run_noise_floor,
-        min_samples,
-        gate_metrics,
-        fail_on_inconclusive: flag(fail_on_inconclusive, no_fail_on_inconclusive),
-        ..Options::default()
-    }
+    layer!(args.clone() => VerdictArgs {
+        confidence, tolerance_throughput, tolerance_ttft_p50, tolerance_ttft_p95,
+        run_noise_floor, min_samples, gate_metrics;
+        fail_on_inconclusive / no_fail_on_inconclusive,
+    })
 }
 
 /// The gate's own options as given.
