@@ -40,26 +40,7 @@ pub async fn refresh(args: &RefreshArgs, argv: &[String], cwd: &Path, stop: &Sto
     let file = settings
         .baselines_dir
         .join(format!("{}.json", settings.name));
-    let old = file
-        .exists()
-        .then(|| Baseline::read(&file))
-        .transpose()
-        .unwrap_or_else(|e| {
-            ui.warn(&format!(
-                "the old baseline cannot be read ({e}); replacing it"
-            ));
-            None
-        });
-    baseline.write(&file)?;
-    match &old {
-        Some(old) => println!(
-            "baseline {} rewritten: {}\nchanges from the old one:\n{}",
-            settings.name,
-            file.display(),
-            difference(old, &baseline)
-        ),
-        None => println!("baseline {} written: {}", settings.name, file.display()),
-    }
+    replace(&file, &baseline, &ui)?;
     if settings.commit {
         let id = commit(&file, &commit_message(&baseline))?;
         println!("committed as {id}");
@@ -98,6 +79,32 @@ async fn measure(
         dirs.push(run_and_report(settings, argv, stop).await?.dir);
     }
     Ok(dirs)
+}
+
+/// Writes `baseline` to `file`, saying what changed from the one it
+/// replaces.
+fn replace(file: &Path, baseline: &Baseline, ui: &Ui) -> Result<()> {
+    let old = file
+        .exists()
+        .then(|| Baseline::read(file))
+        .transpose()
+        .unwrap_or_else(|e| {
+            ui.warn(&format!(
+                "the old baseline cannot be read ({e}); replacing it"
+            ));
+            None
+        });
+    baseline.write(file)?;
+    match &old {
+        Some(old) => println!(
+            "baseline {} rewritten: {}\nchanges from the old one:\n{}",
+            baseline.name,
+            file.display(),
+            difference(old, baseline)
+        ),
+        None => println!("baseline {} written: {}", baseline.name, file.display()),
+    }
+    Ok(())
 }
 
 fn commit_message(baseline: &Baseline) -> String {

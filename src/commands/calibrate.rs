@@ -14,7 +14,7 @@ use crate::cli::CalibrateArgs;
 use crate::error::Result;
 use crate::progress::Ui;
 use crate::runner::Stop;
-use crate::settings::{CalibrateSettings, Runs};
+use crate::settings::{AaPlan, CalibrateSettings, Runs};
 
 /// `cacherate calibrate`.
 pub async fn command(
@@ -29,16 +29,7 @@ pub async fn command(
     let ui = Ui::new(settings.quiet);
     let dirs: Vec<PathBuf> = match &settings.runs {
         Runs::Given(dirs) => dirs.clone(),
-        Runs::Measured { count, plan } => {
-            let mut dirs = Vec::new();
-            for k in 1..=*count {
-                let run = plan.run(k);
-                let dir = run.output_dir.display().to_string();
-                ui.line(&format!("calibrate: A/A run {k} of {count} in {dir}"));
-                dirs.push(run_and_report(run, argv, stop).await?.dir);
-            }
-            dirs
-        }
+        Runs::Measured { count, plan } => measure(*count, plan, &ui, argv, stop).await?,
     };
     let runs = dirs
         .iter()
@@ -60,4 +51,22 @@ pub async fn command(
         args.baseline.display()
     );
     Ok(crate::exit::PASS)
+}
+
+/// A/A runs 1 to `count`, at the baseline's loads.
+async fn measure(
+    count: u32,
+    plan: &AaPlan,
+    ui: &Ui,
+    argv: &[String],
+    stop: &Stop,
+) -> Result<Vec<PathBuf>> {
+    let mut dirs = Vec::new();
+    for k in 1..=count {
+        let run = plan.run(k);
+        let dir = run.output_dir.display().to_string();
+        ui.line(&format!("calibrate: A/A run {k} of {count} in {dir}"));
+        dirs.push(run_and_report(run, argv, stop).await?.dir);
+    }
+    Ok(dirs)
 }
