@@ -256,6 +256,68 @@ fn polygon(upper: &[(f64, f64)], lower: &[(f64, f64)], style: &str) -> String {
     format!("<polygon points=\"{}\" {style}/>", coords.join(" "))
 }
 
+/// The scales of a chart: cache hit rate across, the metric up.
+struct Frame {
+    x_min: f64,
+    x_max: f64,
+    y_max: f64,
+    /// Between y ticks.
+    step: f64,
+}
+
+const PLOT_W: f64 = WIDTH - LEFT - RIGHT;
+const PLOT_H: f64 = HEIGHT - TOP - BOTTOM;
+
+impl Frame {
+    /// The axis follows the figures; an interval much wider than them (a
+    /// few noisy samples) is cut at twice the largest figure, so it cannot
+    /// flatten the curves to a line at the bottom.
+    fn of(usable: &[&ChartPoint]) -> Frame {
+        let mut figures = 0.0f64;
+        for p in usable {
+            figures = figures.max(p.baseline).max(p.current).max(p.tolerance.1);
+        }
+        let mut top = figures;
+        for p in usable {
+            if let Some((_, high)) = p.band {
+                top = top.max(high.min(2.0 * figures));
+            }
+        }
+        let step = nice_step(top, 4.0);
+        let y_max = if top > 0.0 {
+            (top / step).ceil() * step
+        } else {
+            1.0
+        };
+        let (mut x_min, mut x_max) = usable.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| {
+            (lo.min(p.rate), hi.max(p.rate))
+        });
+        if x_max - x_min < 1.0 {
+            x_min -= 10.0;
+            x_max += 10.0;
+        }
+        Frame {
+            x_min,
+            x_max,
+            y_max,
+            step,
+        }
+    }
+
+    fn x(&self, rate: f64) -> f64 {
+        LEFT + (rate - self.x_min) / (self.x_max - self.x_min) * PLOT_W
+    }
+
+    fn y(&self, value: f64) -> f64 {
+        let v = if value.is_finite() {
+            value.clamp(0.0, self.y_max)
+        } else {
+            0.0
+        };
+        TOP + PLOT_H - v / self.y_max * PLOT_H
+    }
+}
+
 /// The SVG of one metric over one context size.
 fn chart_svg(metric: Metric, points: &[ChartPoint]) -> String {
     let finite = |v: f64| v.is_finite() && v >= 0.0;
@@ -266,53 +328,24 @@ fn chart_svg(metric: Metric, points: &[ChartPoint]) -> String {
     if usable.is_empty() {
         return "<p>No figures to draw.</p>".into();
     }
-    // The axis follows the figures; an interval much wider than them (a
-    // few noisy samples) is cut at twice the largest figure, so it cannot
-    // flatten the curves to a line at the bottom.
-    let mut figures = 0.0f64;
-    for p in &usable {
-        figures = figures.max(p.baseline).max(p.current).max(p.tolerance.1);
-    }
-    let mut top = figures;
-    for p in &usable {
-        if let Some((_, high)) = p.band {
-            top = top.max(high.min(2.0 * figures));
-        }
-    }
-    let step = nice_step(top, 4.0);
-    let y_max = if top > 0.0 {
-        (top / step).ceil() * step
-    } else {
-        1.0
-    };
-    let (mut x_min, mut x_max) = usable.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| {
-        (lo.min(p.rate), hi.max(p.rate))
-    });
-    if x_max - x_min < 1.0 {
-        x_min -= 10.0;
-        x_max += 10.0;
-    }
-    let plot_w = WIDTH - LEFT - RIGHT;
-    let plot_h = HEIGHT - TOP - BOTTOM;
-    let x = |rate: f64| LEFT + (rate - x_min) / (x_max - x_min) * plot_w;
-    let y = |value: f64| {
-        let v = if value.is_finite() {
-            value.clamp(0.0, y_max)
-        } else {
-            0.0
-        };
-        TOP + plot_h - v / y_max * plot_h
-    };
-
+    let frame = Frame::of(&usable);
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\" \
          viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" font-size=\"11\" \
          font-family=\"system-ui, sans-serif\">"
     );
-    // Grid and y ticks.
+    axes(&mut svg, &frame, metric, &usable);
+    bands(&mut svg, &frame, &usable);
+    marks(&mut svg, &frame, &usable);
+    svg.push_str("</svg>");
+    svg
+}
+
+/// The grid, the ticks and the axes.
+fn axes(svg: &mut String, frame: &Frame, metric: Metric, usable: &[&ChartPoint]) {
     let mut tick = 0.0;
-    while tick <= y_max + step * 0.01 {
-        let ty = y(tick);
+    while tick <= frame.y_max + frame.step * 0.01 {
+        let ty = frame.y(tick);
         svg.push_str(&format!(
             "<line x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{ty:.1}\" y2=\"{ty:.1}\" stroke=\"#eaeef2\"/>\
              <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#57606a\">{}</text>",
@@ -321,53 +354,55 @@ fn chart_svg(metric: Metric, points: &[ChartPoint]) -> String {
             ty + 4.0,
             escape(&tick_label(metric, tick))
         ));
-        tick += step;
+        tick += frame.step;
     }
     // X ticks: the cache hit rates measured.
-    for p in &usable {
+    for p in usable {
         svg.push_str(&format!(
             "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#57606a\">{}</text>",
-            x(p.rate),
-            TOP + plot_h + 14.0,
+            frame.x(p.rate),
+            TOP + PLOT_H + 14.0,
             escape(&format!("{}", p.rate))
         ));
     }
     svg.push_str(&format!(
         "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#57606a\">cache hit rate (%)</text>",
-        LEFT + plot_w / 2.0,
+        LEFT + PLOT_W / 2.0,
         HEIGHT - 6.0
     ));
     svg.push_str(&format!(
         "<line x1=\"{LEFT}\" x2=\"{LEFT}\" y1=\"{TOP}\" y2=\"{:.1}\" stroke=\"#8c959f\"/>\
          <line x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#8c959f\"/>",
-        TOP + plot_h,
+        TOP + PLOT_H,
         WIDTH - RIGHT,
-        TOP + plot_h,
-        TOP + plot_h
+        TOP + PLOT_H,
+        TOP + PLOT_H
     ));
+}
 
-    // Baseline ± tolerance.
-    let upper: Vec<(f64, f64)> = usable
-        .iter()
-        .map(|p| (x(p.rate), y(p.tolerance.1)))
-        .collect();
-    let lower: Vec<(f64, f64)> = usable
-        .iter()
-        .map(|p| (x(p.rate), y(p.tolerance.0)))
-        .collect();
+/// The baseline ± tolerance, and the current run's interval band between
+/// neighbouring points that both have one (a point without an estimate
+/// breaks it).
+fn bands(svg: &mut String, frame: &Frame, usable: &[&ChartPoint]) {
+    let at = |p: &ChartPoint, value: f64| (frame.x(p.rate), frame.y(value));
+    let upper: Vec<(f64, f64)> = usable.iter().map(|p| at(p, p.tolerance.1)).collect();
+    let lower: Vec<(f64, f64)> = usable.iter().map(|p| at(p, p.tolerance.0)).collect();
     svg.push_str(&polygon(&upper, &lower, "fill=\"#eaeef2\" stroke=\"none\""));
-    // The current run's interval band, between neighbouring points that
-    // both have one (a point without an estimate breaks it).
     for pair in usable.windows(2) {
         if let (Some(a), Some(b)) = (pair[0].band, pair[1].band) {
-            let (xa, xb) = (x(pair[0].rate), x(pair[1].rate));
             svg.push_str(&polygon(
-                &[(xa, y(a.1)), (xb, y(b.1))],
-                &[(xa, y(a.0)), (xb, y(b.0))],
+                &[at(pair[0], a.1), at(pair[1], b.1)],
+                &[at(pair[0], a.0), at(pair[1], b.0)],
                 "fill=\"#0969da\" fill-opacity=\"0.22\" stroke=\"none\"",
             ));
         }
     }
+}
+
+/// Both curves, the current run's intervals, and each point's dots (the
+/// current one coloured by its verdict, with its tooltip).
+fn marks(svg: &mut String, frame: &Frame, usable: &[&ChartPoint]) {
+    let (x, y) = (|r| frame.x(r), |v| frame.y(v));
     let baseline: Vec<(f64, f64)> = usable.iter().map(|p| (x(p.rate), y(p.baseline))).collect();
     svg.push_str(&polyline(
         &baseline,
@@ -375,7 +410,7 @@ fn chart_svg(metric: Metric, points: &[ChartPoint]) -> String {
     ));
     let current: Vec<(f64, f64)> = usable.iter().map(|p| (x(p.rate), y(p.current))).collect();
     svg.push_str(&polyline(&current, "stroke=\"#0969da\" stroke-width=\"2\""));
-    for p in &usable {
+    for p in usable {
         if let Some((low, high)) = p.band {
             svg.push_str(&format!(
                 "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{1:.1}\" y2=\"{2:.1}\" \
@@ -400,8 +435,6 @@ fn chart_svg(metric: Metric, points: &[ChartPoint]) -> String {
             escape(&p.tooltip)
         ));
     }
-    svg.push_str("</svg>");
-    svg
 }
 
 fn chart(verdict: &VerdictFile, rows: &[Row<'_>], context: u64, metric: Metric) -> Chart {

@@ -198,7 +198,7 @@ const RESERVE: usize = 1_500;
 fn ordered_changes<'a>(rows: &'a [Row<'a>]) -> Vec<&'a Row<'a>> {
     let rank = |r: &Row<'_>| match (r.gated, r.verdict) {
         (true, Verdict::Regressed) => 0,
-        (true, Verdict::Error) => 1,
+        (true, Verdict::Error | Verdict::Insufficient) => 1,
         (true, Verdict::Improved) => 2,
         (false, _) => 3,
         _ => 4,
@@ -215,7 +215,6 @@ pub fn render(verdict: &VerdictFile, links: &Links) -> String {
 
 /// [`render`] under another size limit (tests use a small one).
 pub fn render_with_budget(verdict: &VerdictFile, links: &Links, limit: usize) -> String {
-    let overall = &verdict.overall;
     let rows = verdict_view::rows(verdict);
     let curves = verdict_view::curve_rows(verdict);
     let mut b = Budget {
@@ -224,16 +223,27 @@ pub fn render_with_budget(verdict: &VerdictFile, links: &Links, limit: usize) ->
         limit,
         dropped: 0,
     };
-
-    // The one line that says it all: verdict and counts.
-    let counts = verdict_view::counts(overall).join(" · ");
-    let gated_total: usize = overall.counts.values().sum();
-    let curve_changes = curves
-        .iter()
-        .filter(|c| c.gated && matches!(c.verdict, Verdict::Regressed | Verdict::Improved))
-        .count();
     b.push(MARKER);
     b.push("\n");
+    headline(&mut b, verdict, &curves);
+    changes(&mut b, &rows, &curves);
+    the_rest(&mut b, &rows, &curves);
+    warnings(&mut b, &verdict.warnings);
+    footer(&mut b, verdict, links);
+    b.out
+}
+
+fn changed(curve: &CurveRow<'_>) -> bool {
+    matches!(curve.verdict, Verdict::Regressed | Verdict::Improved)
+}
+
+/// The one line that says it all (verdict and counts), the summary, and
+/// what was held against what.
+fn headline(b: &mut Budget, verdict: &VerdictFile, curves: &[CurveRow<'_>]) {
+    let overall = &verdict.overall;
+    let counts = verdict_view::counts(overall).join(" · ");
+    let gated_total: usize = overall.counts.values().sum();
+    let curve_changes = curves.iter().filter(|c| c.gated && changed(c)).count();
     b.push(&format!(
         "### {} cacherate: {} — {} of {} gated point verdicts{}\n\n",
         icon(overall.verdict),
@@ -269,79 +279,78 @@ pub fn render_with_budget(verdict: &VerdictFile, links: &Links, limit: usize) ->
         tolerances.ttft_p50 * 100.0,
         tolerances.ttft_p95 * 100.0,
     ));
+}
 
-    // What changed, compact.
-    let changes = ordered_changes(&rows);
-    let changed_curves: Vec<&CurveRow<'_>> = curves
-        .iter()
-        .filter(|c| matches!(c.verdict, Verdict::Regressed | Verdict::Improved))
-        .collect();
-    if changes.is_empty() && changed_curves.is_empty() {
+/// A table of curves and one of points, each with its header, as far as
+/// the budget goes.
+fn tables(b: &mut Budget, curves: &[&CurveRow<'_>], points: &[&Row<'_>]) {
+    if !curves.is_empty() {
+        b.push(CURVE_HEADER);
+        for row in curves {
+            b.try_push(&curve_row(row), RESERVE);
+        }
+        b.push("\n");
+    }
+    if !points.is_empty() {
+        b.push(POINT_HEADER);
+        for row in points {
+            b.try_push(&point_row(row), RESERVE);
+        }
+        b.push("\n");
+    }
+}
+
+/// What changed, compact.
+fn changes(b: &mut Budget, rows: &[Row<'_>], curves: &[CurveRow<'_>]) {
+    let points = ordered_changes(rows);
+    let changed_curves: Vec<&CurveRow<'_>> = curves.iter().filter(|c| changed(c)).collect();
+    if points.is_empty() && changed_curves.is_empty() {
         b.push("No point and no curve changed beyond its tolerance.\n\n");
     } else {
-        if !changed_curves.is_empty() {
-            b.push(CURVE_HEADER);
-            for row in &changed_curves {
-                b.try_push(&curve_row(row), RESERVE);
-            }
-            b.push("\n");
-        }
-        if !changes.is_empty() {
-            b.push(POINT_HEADER);
-            for row in &changes {
-                b.try_push(&point_row(row), RESERVE);
-            }
-            b.push("\n");
-        }
+        tables(b, &changed_curves, &points);
     }
+}
 
-    // The rest, folded.
+/// The rest, folded.
+fn the_rest(b: &mut Budget, rows: &[Row<'_>], curves: &[CurveRow<'_>]) {
     let rest: Vec<&Row<'_>> = rows.iter().filter(|r| !r.is_change()).collect();
-    let other_curves: Vec<&CurveRow<'_>> = curves
-        .iter()
-        .filter(|c| !matches!(c.verdict, Verdict::Regressed | Verdict::Improved))
-        .collect();
-    if !rest.is_empty() || !other_curves.is_empty() {
-        b.push(&format!(
-            "<details><summary>The other {} point verdicts and {} curves</summary>\n\n",
-            rest.len(),
-            other_curves.len()
-        ));
-        if !other_curves.is_empty() {
-            b.push(CURVE_HEADER);
-            for row in &other_curves {
-                b.try_push(&curve_row(row), RESERVE);
-            }
-            b.push("\n");
-        }
-        if !rest.is_empty() {
-            b.push(POINT_HEADER);
-            for row in &rest {
-                b.try_push(&point_row(row), RESERVE);
-            }
-            b.push("\n");
-        }
-        b.push("</details>\n\n");
+    let other_curves: Vec<&CurveRow<'_>> = curves.iter().filter(|c| !changed(c)).collect();
+    if rest.is_empty() && other_curves.is_empty() {
+        return;
     }
+    b.push(&format!(
+        "<details><summary>The other {} point verdicts and {} curves</summary>\n\n",
+        rest.len(),
+        other_curves.len()
+    ));
+    tables(b, &other_curves, &rest);
+    b.push("</details>\n\n");
+}
 
-    if !verdict.warnings.is_empty() {
-        b.push(&format!(
-            "<details><summary>⚠️ {} warning{}</summary>\n\n",
-            verdict.warnings.len(),
-            if verdict.warnings.len() == 1 { "" } else { "s" }
-        ));
-        for warning in &verdict.warnings {
-            b.try_push(&format!("- {}\n", md_text(warning)), RESERVE);
-        }
-        b.push("\n</details>\n\n");
+fn warnings(b: &mut Budget, warnings: &[String]) {
+    if warnings.is_empty() {
+        return;
     }
+    b.push(&format!(
+        "<details><summary>⚠️ {} warning{}</summary>\n\n",
+        warnings.len(),
+        if warnings.len() == 1 { "" } else { "s" }
+    ));
+    for warning in warnings {
+        b.try_push(&format!("- {}\n", md_text(warning)), RESERVE);
+    }
+    b.push("\n</details>\n\n");
+}
 
+/// What was left out, where everything is, and the versions.
+fn footer(b: &mut Budget, verdict: &VerdictFile, links: &Links) {
     if b.dropped > 0 {
-        b.push(&format!(
+        let note = format!(
             "**{} rows are not shown**: a comment holds at most {} characters. Every verdict \
              is in `diff.html`, `junit.xml` and `verdict.json`.\n\n",
             b.dropped, GITHUB_COMMENT_LIMIT
-        ));
+        );
+        b.push(&note);
     }
     let files = "`compare/diff.html` (curves and every verdict), `compare/junit.xml`, \
                  `compare/verdict.json`";
@@ -356,7 +365,6 @@ pub fn render_with_budget(verdict: &VerdictFile, links: &Links, limit: usize) ->
         md_text(&verdict.tool_version),
         verdict.schema_version
     ));
-    b.out
 }
 
 #[cfg(test)]

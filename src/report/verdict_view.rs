@@ -144,11 +144,12 @@ impl Row<'_> {
         self.figures.map(|f| metric_value(&f.current, self.metric))
     }
 
-    /// The verdict counts against the gate: gated and not a pass.
+    /// A change, or a measurement the gate cannot pass: what a comment
+    /// shows first.
     pub fn is_change(&self) -> bool {
         matches!(
             self.verdict,
-            Verdict::Regressed | Verdict::Improved | Verdict::Error
+            Verdict::Regressed | Verdict::Improved | Verdict::Error | Verdict::Insufficient
         )
     }
 }
