@@ -159,20 +159,9 @@ pub enum ReinitStrategy {
 /// The metrics a gate judges per point (`--gate-metrics`, `gate-metrics` in
 /// a profile, and the names `verdict.json` and baselines carry). Which way
 /// is good for each is the analysis' (`analysis::Direction`).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    ValueEnum,
-    strum::Display,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ValueEnum)]
+// Its text: the serde names, as clap takes them (tests/enum_names.rs).
+#[derive(strum::Display, strum::IntoStaticStr, strum::VariantArray)]
 #[serde(rename_all = "snake_case")]
 #[value(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]

@@ -21,9 +21,9 @@ pub fn gate_policy(settings: &VerdictSettings) -> GatePolicy {
     GatePolicy {
         policy: Policy {
             tolerances: Tolerances {
-                throughput: settings.tolerance_throughput,
-                ttft_p50: settings.tolerance_ttft_p50,
-                ttft_p95: settings.tolerance_ttft_p95,
+                throughput: settings.tolerances.throughput,
+                ttft_p50: settings.tolerances.ttft_p50,
+                ttft_p95: settings.tolerances.ttft_p95,
             },
             confidence: settings.confidence,
             min_samples: settings.min_samples,

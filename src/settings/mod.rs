@@ -27,4 +27,4 @@ pub use resolve::RunSettings;
 pub use runs::{AaPlan, CalibrateSettings, DEFAULT_RUNS, RefreshPlan, RefreshSettings, Runs};
 pub use url::{PASSWORD_MASK, mask_password, normalize_endpoint};
 pub use validate::{MAX_CONTEXT_TOKENS, MAX_OUTPUT_TOKENS};
-pub use verdict::{CompareSettings, VerdictSettings};
+pub use verdict::{CompareSettings, ToleranceSettings, VerdictSettings};

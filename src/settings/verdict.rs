@@ -21,10 +21,7 @@ use super::resolve::required;
 pub struct VerdictSettings {
     /// Of the one-sided tests, Holm-adjusted across a curve's points.
     pub confidence: f64,
-    /// Fractions: 0.05 is 5 %.
-    pub tolerance_throughput: f64,
-    pub tolerance_ttft_p50: f64,
-    pub tolerance_ttft_p95: f64,
+    pub tolerances: ToleranceSettings,
     /// Run-to-run noise assumed at least (≈ CV).
     pub run_noise_floor: f64,
     pub min_samples: usize,
@@ -33,14 +30,27 @@ pub struct VerdictSettings {
     pub fail_on_inconclusive: bool,
 }
 
+/// How much a metric may change and still pass, as fractions (0.05 is
+/// 5 %): `--tolerance-throughput`, `--tolerance-ttft-p50`,
+/// `--tolerance-ttft-p95`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ToleranceSettings {
+    pub throughput: f64,
+    pub ttft_p50: f64,
+    pub ttft_p95: f64,
+}
+
 impl VerdictSettings {
     /// The verdict's options of the layered `o`, checked.
     pub(super) fn of(o: &Options) -> Result<VerdictSettings> {
+        let tolerances = ToleranceSettings {
+            throughput: required(o.tolerance_throughput, "--tolerance-throughput")?,
+            ttft_p50: required(o.tolerance_ttft_p50, "--tolerance-ttft-p50")?,
+            ttft_p95: required(o.tolerance_ttft_p95, "--tolerance-ttft-p95")?,
+        };
         let settings = VerdictSettings {
             confidence: required(o.confidence, "--confidence")?,
-            tolerance_throughput: required(o.tolerance_throughput, "--tolerance-throughput")?,
-            tolerance_ttft_p50: required(o.tolerance_ttft_p50, "--tolerance-ttft-p50")?,
-            tolerance_ttft_p95: required(o.tolerance_ttft_p95, "--tolerance-ttft-p95")?,
+            tolerances,
             run_noise_floor: required(o.run_noise_floor, "--run-noise-floor")?,
             min_samples: required(o.min_samples, "--min-samples")?,
             gate_metrics: required(o.gate_metrics.clone(), "--gate-metrics")?,
@@ -58,10 +68,11 @@ impl VerdictSettings {
                 self.confidence
             ));
         }
+        let tolerances = &self.tolerances;
         for (option, tolerance) in [
-            ("--tolerance-throughput", self.tolerance_throughput),
-            ("--tolerance-ttft-p50", self.tolerance_ttft_p50),
-            ("--tolerance-ttft-p95", self.tolerance_ttft_p95),
+            ("--tolerance-throughput", tolerances.throughput),
+            ("--tolerance-ttft-p50", tolerances.ttft_p50),
+            ("--tolerance-ttft-p95", tolerances.ttft_p95),
         ] {
             if !(tolerance.is_finite() && tolerance >= 0.0) {
                 return fail(format!(
