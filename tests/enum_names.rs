@@ -61,6 +61,7 @@ fn option_values_are_named_as_clap_takes_them() {
     same_as_clap::<ChunkTimes>();
     same_as_clap::<Mode>();
     same_as_clap::<ReinitStrategy>();
+    same_as_clap::<Metric>();
 }
 
 #[test]

@@ -15,11 +15,12 @@ use super::options::{FixedLoadSpec, Mode};
 /// or the loads of a baseline it has already read.
 pub type ReadLoads<'a> = &'a dyn Fn(&Path) -> Result<Vec<(u64, u32, u32)>>;
 
-/// For callers whose command line names no file of loads.
+/// For callers that read no file of loads: a `--concurrency-from` (from
+/// the command line or a profile) is refused.
 pub(super) fn no_file_of_loads(path: &Path) -> Result<Vec<(u64, u32, u32)>> {
-    Err(Error::Internal(anyhow::anyhow!(
-        "--concurrency-from {}: this caller cannot read it; resolve with \
-         RunSettings::resolve_with and baseline::read_loads",
+    Err(Error::Usage(format!(
+        "--concurrency-from {}: its loads are read by the command (`cacherate run`, \
+         `commands::run::settings`), not by RunSettings::resolve; leave it out here",
         path.display()
     )))
 }
