@@ -3,7 +3,8 @@
 
 /// The gate passed, or a command finished normally.
 pub const PASS: i32 = 0;
-/// The gate found a regression.
+/// The gate failed: a regression, a point over a health limit (`error`),
+/// or a gated verdict its samples cannot support (`insufficient`).
 pub const REGRESSION: i32 = 1;
 /// The command line, a profile, a baseline or a run directory's file is
 /// wrong, or the output directory cannot be written (full, read-only).
@@ -21,7 +22,7 @@ pub const INTERNAL: i32 = 70;
 pub const HELP: &str = "\
 Exit codes:
   0   pass
-  1   regression (the gate failed)
+  1   regression (the gate failed; so do error and insufficient verdicts)
   2   usage or configuration error
   3   target unreachable or unhealthy (run: a point errored; rerun to measure it)
   4   inconclusive, with --fail-on-inconclusive

@@ -125,7 +125,7 @@ pub async fn run(cli: Cli, argv: Vec<String>) -> Result<i32> {
             )
             .await
         }
-        Command::Compare(args) => commands::compare::command(&args),
+        Command::Compare(args) => commands::compare::command(&args, &cwd),
         Command::Gate(args) => {
             interruptible(
                 |stop| async move { commands::gate::command(&args, &argv, &cwd, &stop).await },

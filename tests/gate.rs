@@ -15,6 +15,9 @@ use common::phases;
 
 const SCALE: f64 = 0.1;
 
+/// When the verdicts judged here are dated.
+const NOW: &str = "2026-11-20T11:00:00Z";
+
 /// Short phases, three samples a point, two rates.
 fn sweep_options(url: &str, out: &Path) -> Vec<String> {
     [
@@ -253,11 +256,12 @@ async fn inconclusive_points_get_extra_samples_and_mismatches_are_refused() {
     let noise = calibration.run_noise["input_throughput"];
     assert!(noise > 0.0 && noise < 0.5, "{noise}");
     assert!(calibration.recommended_tolerances["input_throughput"] > 0.0);
-    let rejudged = cacherate::commands::compare::judge(
-        &run,
+    let rejudged = cacherate::analysis::judge(
         &cacherate::baseline::Baseline::read(&calibrated).unwrap(),
         &calibrated,
+        &run,
         &Default::default(),
+        NOW,
     )
     .unwrap();
     let used = rejudged.curves[0].verdict.points[0]
@@ -272,7 +276,7 @@ async fn inconclusive_points_get_extra_samples_and_mismatches_are_refused() {
     other.workload.chunk_size = 128;
     let baseline = cacherate::baseline::Baseline::read(&baseline_file).unwrap();
     let error =
-        cacherate::commands::compare::judge(&other, &baseline, &baseline_file, &Default::default())
+        cacherate::analysis::judge(&baseline, &baseline_file, &other, &Default::default(), NOW)
             .unwrap_err();
     assert_eq!(error.exit_code(), cacherate::exit::USAGE);
     let message = error.to_string();
@@ -284,11 +288,12 @@ async fn inconclusive_points_get_extra_samples_and_mismatches_are_refused() {
     // A point without samples is refused too.
     let mut unsampled = run.clone();
     unsampled.points[0].samples.clear();
-    let message = cacherate::commands::compare::judge(
-        &unsampled,
+    let message = cacherate::analysis::judge(
         &baseline,
         &baseline_file,
+        &unsampled,
         &Default::default(),
+        NOW,
     )
     .unwrap_err()
     .to_string();
@@ -296,11 +301,12 @@ async fn inconclusive_points_get_extra_samples_and_mismatches_are_refused() {
     // And one the circuit breaker stopped, with its reason.
     unsampled.points[0].status = cacherate::store::PointStatus::Error;
     unsampled.points[0].status_message = Some("circuit breaker: 20 failures".into());
-    let message = cacherate::commands::compare::judge(
-        &unsampled,
+    let message = cacherate::analysis::judge(
         &baseline,
         &baseline_file,
+        &unsampled,
         &Default::default(),
+        NOW,
     )
     .unwrap_err()
     .to_string();

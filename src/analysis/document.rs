@@ -1,17 +1,23 @@
 //! `verdict.json`: everything `compare` decided, for the reports and for
 //! machines — the run and the baseline it was held against, the policy,
 //! every point's figures on both sides, each curve's verdicts, and the
-//! overall verdict with the exit code it gives.
+//! overall verdict. It records the verdict, not the process's exit code:
+//! that follows from the verdict and the options ([`super::exit_code`]).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::policy::{Metric, Policy};
 use super::verdict::{CurveVerdict, Verdict};
+use crate::baseline::{Baseline, BaselinePoint, RunData};
+use crate::store::{AtPoint, PointId, PointResult, Sample};
 
-/// Version of the `verdict.json` layout.
-pub const VERDICT_SCHEMA_VERSION: u32 = 1;
+/// Version of the `verdict.json` layout. 2: `overall.exit_code` left (the
+/// exit code is the command's, not the verdict's); `overall.insufficient`
+/// and `fail_on_inconclusive` came.
+pub const VERDICT_SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VerdictFile {
@@ -23,6 +29,9 @@ pub struct VerdictFile {
     pub policy: Policy,
     /// The metrics whose verdicts fail the gate; the others are shown.
     pub gated_metrics: Vec<Metric>,
+    /// Whether an inconclusive gated verdict fails the gate
+    /// (`--fail-on-inconclusive`).
+    pub fail_on_inconclusive: bool,
     pub overall: Overall,
     /// One entry per context size and metric.
     pub curves: Vec<ContextCurve>,
@@ -62,12 +71,10 @@ pub struct BaselineSide {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Overall {
     /// `regressed` when any gated point or curve regressed, else `error`
-    /// when a point broke a health limit, else `inconclusive` when any
-    /// gated verdict is, else `improved` when any is, else `pass`.
+    /// when a point broke a health limit, else `insufficient` when a gated
+    /// point's samples cannot support a verdict, else `inconclusive` when
+    /// any gated verdict is, else `improved` when any is, else `pass`.
     pub verdict: Verdict,
-    /// The process exit code this verdict gives (0, 1, or 4 with
-    /// `--fail-on-inconclusive`).
-    pub exit_code: i32,
     /// One line, e.g. "regressed: 2 of 12 verdicts (ctx512/cache100 input
     /// throughput -12.1 %)".
     pub summary: String,
@@ -77,7 +84,10 @@ pub struct Overall {
     pub regressed: Vec<String>,
     pub improved: Vec<String>,
     pub inconclusive: Vec<String>,
+    /// `name: the limit it crossed`.
     pub errors: Vec<String>,
+    /// `name: why the samples support no verdict`.
+    pub insufficient: Vec<String>,
     /// Points (`ctx512/cache50`) where more samples could decide an
     /// inconclusive verdict.
     pub needs_more_samples: Vec<String>,
@@ -117,7 +127,97 @@ pub struct PointFigures {
     pub current: SideFigures,
 }
 
-/// How verdicts name a point and a (point, metric).
-pub fn point_name(context: u64, rate: u32) -> String {
-    crate::store::PointId::new(context, rate).key()
+impl AtPoint for PointFigures {
+    fn point_id(&self) -> PointId {
+        PointId::new(self.context_size, self.cache_hit_rate)
+    }
+}
+
+impl VerdictFile {
+    /// The points where more samples of this run could decide an
+    /// inconclusive verdict (`overall.needs_more_samples`).
+    pub fn needs_more_samples(&self) -> Vec<PointId> {
+        self.points
+            .iter()
+            .filter(|p| self.overall.needs_more_samples.contains(&p.point))
+            .map(AtPoint::point_id)
+            .collect()
+    }
+}
+
+impl RunSide {
+    pub fn of(run: &RunData) -> RunSide {
+        let facts = run.facts();
+        RunSide {
+            dir: run.dir.display().to_string(),
+            model: run.workload.model.clone(),
+            started_at: facts.started_at,
+            seed: facts.seed,
+            target: run.workload.target.clone(),
+            git: facts.git,
+            server: facts.server,
+        }
+    }
+}
+
+impl BaselineSide {
+    pub fn of(baseline: &Baseline, path: &Path) -> BaselineSide {
+        let provenance = &baseline.provenance;
+        BaselineSide {
+            name: baseline.name.clone(),
+            path: path.display().to_string(),
+            runs: baseline.runs.len(),
+            created_at: provenance.created_at.clone(),
+            refreshed_by: provenance.refreshed_by.clone(),
+            tool_version: provenance.tool_version.clone(),
+            git: serde_json::to_value(&provenance.git).unwrap_or_default(),
+            server: provenance.server.clone(),
+        }
+    }
+}
+
+impl PointFigures {
+    /// Both sides' figures at a point.
+    pub fn of(point: &PointResult, base: &BaselinePoint) -> PointFigures {
+        PointFigures {
+            point: point.point_id().key(),
+            context_size: point.context_size,
+            cache_hit_rate: point.cache_hit_rate,
+            target_cache_rate: point.target_cache_rate,
+            baseline: SideFigures::of_baseline(base),
+            current: SideFigures::of_run(point),
+        }
+    }
+}
+
+impl SideFigures {
+    fn of_run(point: &PointResult) -> SideFigures {
+        SideFigures {
+            concurrency: point.peak_concurrency,
+            samples: point.samples.len(),
+            input_tps: point.input_tps,
+            output_tps: point.output_tps,
+            ttft_p50_s: point.ttft.p50,
+            ttft_p95_s: point.ttft.p95,
+            ttft_p99_s: point.ttft.p99,
+            error_rate: point.error_rate,
+            achieved_cache_rate: point.achieved_cache_rate,
+        }
+    }
+
+    fn of_baseline(point: &BaselinePoint) -> SideFigures {
+        let samples: Vec<&Sample> = point.runs.iter().flat_map(|r| &r.samples).collect();
+        let p99 = samples.iter().map(|s| s.ttft.p99).sum::<f64>() / samples.len().max(1) as f64;
+        SideFigures {
+            concurrency: point.peak_concurrency,
+            samples: samples.len(),
+            input_tps: point.input_tps,
+            output_tps: point.output_tps,
+            ttft_p50_s: point.ttft_p50_s,
+            ttft_p95_s: point.ttft_p95_s,
+            ttft_p99_s: p99,
+            error_rate: point.error_rate,
+            achieved_cache_rate: point.achieved_cache_rate,
+        }
+    }
 }

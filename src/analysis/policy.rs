@@ -28,36 +28,17 @@ impl Direction {
     }
 }
 
-crate::names::named_enum! {
-    "snake_case",
-    /// The metrics a gate judges per point.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-    pub enum Metric {
-        InputThroughput,
-        OutputThroughput,
-        TtftP50,
-        TtftP95,
-    }
-}
+pub use crate::cli::values::Metric;
 
+/// A metric's direction is the analysis' knowledge; the metric itself is a
+/// plain option value (`cli::values`), so the command line, profiles and
+/// verdicts name it with one type.
 impl Metric {
-    pub const ALL: [Metric; 4] = [
-        Metric::InputThroughput,
-        Metric::OutputThroughput,
-        Metric::TtftP50,
-        Metric::TtftP95,
-    ];
-
     pub fn direction(self) -> Direction {
         match self {
             Metric::InputThroughput | Metric::OutputThroughput => Direction::HigherIsBetter,
             Metric::TtftP50 | Metric::TtftP95 => Direction::LowerIsBetter,
         }
-    }
-
-    /// The name used in reports and in `verdict.json`.
-    pub fn name(self) -> &'static str {
-        self.into()
     }
 }
 

@@ -40,6 +40,13 @@ crate::names::named_enum! {
     }
 }
 
+impl Verdict {
+    /// The verdict's word, as `verdict.json` writes it.
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+}
+
 /// Facts of the current run at a point that can fail it whatever its speed.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct PointHealth {
@@ -331,17 +338,58 @@ pub fn judge_curve(
     policy: &Policy,
 ) -> Result<CurveVerdict, String> {
     policy.validate()?;
-    let direction = metric.direction();
-    let sign = direction.worse_sign();
-    let tolerance = policy.tolerances.for_metric(metric);
-    let tolerance_log = tolerance.ln_1p();
-    let alpha = policy.alpha();
+    let rule = Rule::new(metric, policy);
+    let (mut verdicts, effects): (Vec<PointMetricVerdict>, Vec<Option<Effect>>) =
+        points.iter().map(|point| rule.untested(point)).unzip();
+    let tested: Vec<(usize, Effect)> = effects
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| e.map(|e| (i, e)))
+        .collect();
+    rule.test_points(&mut verdicts, &tested);
+    let curve = rule.curve(&tested);
+    Ok(CurveVerdict {
+        metric,
+        direction: rule.direction,
+        tolerance_pct: rule.tolerance * 100.0,
+        confidence: policy.confidence,
+        points: verdicts,
+        curve,
+    })
+}
 
-    let mut verdicts = Vec::with_capacity(points.len());
-    let mut effects: Vec<Option<Effect>> = Vec::with_capacity(points.len());
-    for point in points {
-        let effect = estimate_effect(&point.samples, policy);
-        let health = point.health.and_then(|h| h.violation(&policy.health));
+/// What judging one metric's curve holds fixed: the policy, the metric's
+/// direction and its tolerance.
+struct Rule<'a> {
+    policy: &'a Policy,
+    direction: Direction,
+    /// The fraction, and its threshold on the log ratio.
+    tolerance: f64,
+    tolerance_log: f64,
+}
+
+impl<'a> Rule<'a> {
+    fn new(metric: Metric, policy: &'a Policy) -> Rule<'a> {
+        let tolerance = policy.tolerances.for_metric(metric);
+        Rule {
+            policy,
+            direction: metric.direction(),
+            tolerance,
+            tolerance_log: tolerance.ln_1p(),
+        }
+    }
+
+    /// +1 when a positive log ratio is worse: `badness = sign × log ratio`.
+    fn sign(&self) -> f64 {
+        self.direction.worse_sign()
+    }
+
+    /// A point's verdict before the tests: `error` past a health limit,
+    /// `insufficient` without an effect, else `pass` with the effect to
+    /// test.
+    fn untested(&self, point: &PointSamples) -> (PointMetricVerdict, Option<Effect>) {
+        let effect = estimate_effect(&point.samples, self.policy);
+        let health = point.health.and_then(|h| h.violation(&self.policy.health));
         let counts = |e: &Effect| (e.current_samples, e.baseline_samples, e.baseline_runs);
         let (current_samples, baseline_samples, baseline_runs) =
             effect.as_ref().map(counts).unwrap_or_else(|_| {
@@ -351,101 +399,104 @@ pub fn judge_curve(
                     point.samples.baseline_runs.len(),
                 )
             });
-        let (verdict, reason) = match (&health, &effect) {
-            (Some(why), _) => (Verdict::Error, Some(why.clone())),
-            (None, Err(why)) => (Verdict::Insufficient, Some(why.clone())),
-            (None, Ok(_)) => (Verdict::Pass, None),
+        let (verdict, reason, effect) = match (health, effect) {
+            (Some(why), _) => (Verdict::Error, Some(why), None),
+            (None, Err(why)) => (Verdict::Insufficient, Some(why), None),
+            (None, Ok(effect)) => (Verdict::Pass, None, Some(effect)),
         };
-        effects.push(match (health, effect) {
-            (None, Ok(effect)) => Some(effect),
-            _ => None,
-        });
-        verdicts.push(PointMetricVerdict {
+        let verdict = PointMetricVerdict {
             point: point.point.clone(),
             verdict,
             reason,
-            tolerance_pct: tolerance * 100.0,
+            tolerance_pct: self.tolerance * 100.0,
             current_samples,
             baseline_samples,
             baseline_runs,
             estimate: None,
-        });
+        };
+        (verdict, effect)
     }
 
-    let tested: Vec<(usize, Effect)> = effects
-        .iter()
-        .enumerate()
-        .filter_map(|(i, e)| e.map(|e| (i, e)))
-        .collect();
-    let family = tested.len();
-    let tests: Vec<Tested> = tested
-        .iter()
-        .map(|(_, e)| one_sided(sign * e.log_ratio, e.std_error(), e.df))
-        .collect();
-    let worse_adjusted = holm_adjust(&tests.iter().map(|t| t.p_worse).collect::<Vec<_>>());
-    let better_adjusted = holm_adjust(&tests.iter().map(|t| t.p_better).collect::<Vec<_>>());
-    let mde_alpha = alpha / family.max(1) as f64;
-    for (j, (i, effect)) in tested.iter().enumerate() {
-        let badness = sign * effect.log_ratio;
-        let worse = badness >= 0.0;
-        let verdict = &mut verdicts[*i];
-        verdict.verdict = decide(
-            badness,
-            tolerance_log,
-            worse_adjusted[j] <= alpha,
-            better_adjusted[j] <= alpha,
-        );
-        verdict.estimate = Some(estimate(
-            effect.log_ratio,
-            effect.std_error(),
-            effect.df,
-            direction,
-            tolerance_log,
-            policy,
-            mde_alpha,
-            &tests[j],
-            Some(if worse {
+    /// The tested points' verdicts (`tested`: index into `verdicts`, effect)
+    /// at the Holm-adjusted level, one family per direction.
+    fn test_points(&self, verdicts: &mut [PointMetricVerdict], tested: &[(usize, Effect)]) {
+        let sign = self.sign();
+        let alpha = self.policy.alpha();
+        let tests: Vec<Tested> = tested
+            .iter()
+            .map(|(_, e)| one_sided(sign * e.log_ratio, e.std_error(), e.df))
+            .collect();
+        let worse_adjusted = holm_adjust(&tests.iter().map(|t| t.p_worse).collect::<Vec<_>>());
+        let better_adjusted = holm_adjust(&tests.iter().map(|t| t.p_better).collect::<Vec<_>>());
+        let mde_alpha = alpha / tested.len().max(1) as f64;
+        for (j, (i, effect)) in tested.iter().enumerate() {
+            let badness = sign * effect.log_ratio;
+            let verdict = &mut verdicts[*i];
+            verdict.verdict = decide(
+                badness,
+                self.tolerance_log,
+                worse_adjusted[j] <= alpha,
+                better_adjusted[j] <= alpha,
+            );
+            let p_adjusted = if badness >= 0.0 {
                 worse_adjusted[j]
             } else {
                 better_adjusted[j]
-            }),
-            effect.run_noise,
-            effect.run_noise_source,
-            effect.current_sample_share(),
-        ));
+            };
+            verdict.estimate = Some(estimate(
+                effect.log_ratio,
+                effect.std_error(),
+                effect.df,
+                self.direction,
+                self.tolerance_log,
+                self.policy,
+                mde_alpha,
+                &tests[j],
+                Some(p_adjusted),
+                effect.run_noise,
+                effect.run_noise_source,
+                effect.current_sample_share(),
+            ));
+        }
     }
 
-    let curve = if tested.is_empty() {
-        CurveSummary {
-            verdict: Verdict::Insufficient,
-            reason: Some("no point of the curve has samples that support a verdict".to_string()),
-            tolerance_pct: tolerance * 100.0,
-            points: 0,
-            estimate: None,
+    /// The curve's verdict from the weighted mean of the tested points, one
+    /// test per direction at level α.
+    fn curve(&self, tested: &[(usize, Effect)]) -> CurveSummary {
+        let tolerance_pct = self.tolerance * 100.0;
+        if tested.is_empty() {
+            return CurveSummary {
+                verdict: Verdict::Insufficient,
+                reason: Some(
+                    "no point of the curve has samples that support a verdict".to_string(),
+                ),
+                tolerance_pct,
+                points: 0,
+                estimate: None,
+            };
         }
-    } else {
+        let alpha = self.policy.alpha();
         let effects: Vec<&Effect> = tested.iter().map(|(_, e)| e).collect();
         let summary = curve_estimate(&effects);
-        let badness = sign * summary.log_ratio;
+        let badness = self.sign() * summary.log_ratio;
         let test = one_sided(badness, summary.variance.sqrt(), summary.df);
-        let verdict = decide(
-            badness,
-            tolerance_log,
-            test.p_worse <= alpha,
-            test.p_better <= alpha,
-        );
         CurveSummary {
-            verdict,
+            verdict: decide(
+                badness,
+                self.tolerance_log,
+                test.p_worse <= alpha,
+                test.p_better <= alpha,
+            ),
             reason: None,
-            tolerance_pct: tolerance * 100.0,
-            points: family,
+            tolerance_pct,
+            points: tested.len(),
             estimate: Some(estimate(
                 summary.log_ratio,
                 summary.variance.sqrt(),
                 summary.df,
-                direction,
-                tolerance_log,
-                policy,
+                self.direction,
+                self.tolerance_log,
+                self.policy,
                 alpha,
                 &test,
                 None,
@@ -454,16 +505,7 @@ pub fn judge_curve(
                 summary.current_sample_share,
             )),
         }
-    };
-
-    Ok(CurveVerdict {
-        metric,
-        direction,
-        tolerance_pct: tolerance * 100.0,
-        confidence: policy.confidence,
-        points: verdicts,
-        curve,
-    })
+    }
 }
 
 /// The weighted mean of a curve's point effects (see [`judge_curve`]).

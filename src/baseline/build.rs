@@ -3,67 +3,15 @@
 //! noise they show.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use super::run::RunData;
 use super::schema::{
-    BASELINE_SCHEMA_VERSION, Baseline, BaselinePoint, BaselineRun, Comparable, GitState,
-    NoiseEstimate, Provenance, RunSamples, check_name,
+    BASELINE_SCHEMA_VERSION, Baseline, BaselinePoint, BaselineRun, GitState, NoiseEstimate,
+    Provenance, RunSamples, check_name,
 };
 use crate::error::{Error, Result};
-use crate::store::Workload;
-use crate::store::{PointResult, RunDir, Sample};
-
-/// What a baseline needs of one run directory.
-#[derive(Debug, Clone)]
-pub struct RunData {
-    pub dir: PathBuf,
-    pub workload: Workload,
-    pub points: Vec<PointResult>,
-    /// `run.json`, as written.
-    pub info: serde_json::Value,
-    /// The overall verdict of `compare/verdict.json`, when the run was
-    /// gated.
-    pub gate_verdict: Option<String>,
-}
-
-impl RunData {
-    /// The context sizes the run measured.
-    pub fn context_sizes(&self) -> Vec<u64> {
-        let mut sizes: Vec<u64> = self.points.iter().map(|p| p.context_size).collect();
-        sizes.sort_unstable();
-        sizes.dedup();
-        sizes
-    }
-
-    pub fn comparable(&self) -> Comparable {
-        Comparable::of(&self.workload, &self.context_sizes())
-    }
-}
-
-/// Reads a finished (or unfinished: [`build`] refuses those) run directory.
-pub fn load_run(dir: &Path) -> Result<RunData> {
-    let run = RunDir::existing(dir)?;
-    let progress = run.load_progress()?.ok_or_else(|| {
-        Error::Usage(format!(
-            "{} holds no run (no progress.json); give the --output-dir of a `cacherate run`",
-            dir.display()
-        ))
-    })?;
-    let results = run.load_results()?;
-    let info = run.read_value(crate::store::RUN)?.unwrap_or_default();
-    let gate_verdict = run
-        .read_value("compare/verdict.json")?
-        .and_then(|v| v["overall"]["verdict"].as_str().map(str::to_string));
-    let mut points = results.points;
-    points.sort_by_key(|p| (p.context_size, p.cache_hit_rate));
-    Ok(RunData {
-        dir: dir.to_path_buf(),
-        workload: progress.workload,
-        points,
-        info,
-        gate_verdict,
-    })
-}
+use crate::store::{AtPoint, PointId, PointResult, PointStatus, Sample};
 
 /// Why a run cannot go into a baseline.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,110 +22,99 @@ pub struct RunRefusal {
 
 /// The checks `--force` can override.
 fn refusals(runs: &[RunData]) -> Vec<RunRefusal> {
-    let mut out = Vec::new();
-    let mut refuse = |run: &RunData, why: String| {
-        out.push(RunRefusal {
-            dir: run.dir.clone(),
-            why,
-        })
-    };
     let Some(first) = runs.first() else {
-        return out;
+        return Vec::new();
     };
-    for run in runs {
-        if run.info["status"] != "complete" {
-            refuse(
-                run,
-                "is not complete (run.json status is not \"complete\"): run the same command \
-                 again to finish it"
-                    .into(),
-            );
-        }
-        for rate in &run.workload.cache_hit_rates {
-            for context in run.context_sizes() {
-                if !run
-                    .points
-                    .iter()
-                    .any(|p| p.context_size == context && p.cache_hit_rate == *rate)
-                {
-                    refuse(run, format!("has no result for ctx {context} at {rate}%"));
-                }
+    runs.iter()
+        .flat_map(|run| {
+            let mut why = state_refusals(run);
+            why.extend(sameness_refusals(first, run));
+            why.into_iter().map(|why| RunRefusal {
+                dir: run.dir.clone(),
+                why,
+            })
+        })
+        .collect()
+}
+
+/// What is wrong with a run on its own: unfinished, a point missing,
+/// errored or without samples, a failed gate.
+fn state_refusals(run: &RunData) -> Vec<String> {
+    let mut out = Vec::new();
+    if run.facts().status.as_deref() != Some("complete") {
+        out.push(
+            "is not complete (run.json status is not \"complete\"): run the same command \
+             again to finish it"
+                .into(),
+        );
+    }
+    for rate in &run.workload.cache_hit_rates {
+        for context in run.context_sizes() {
+            let id = PointId::new(context, *rate);
+            if crate::store::find(&run.points, id).is_none() {
+                out.push(format!("has no result for {id}"));
             }
         }
-        if let Some(point) = run
-            .points
-            .iter()
-            .find(|p| p.status == crate::store::PointStatus::Error)
+    }
+    if let Some(point) = run.points.iter().find(|p| p.status == PointStatus::Error) {
+        out.push(format!(
+            "errored at {} ({}): run the same command again to measure it again",
+            point.point_id(),
+            point.status_message.as_deref().unwrap_or("error")
+        ));
+    }
+    if let Some(point) = run.points.iter().find(|p| !p.has_samples()) {
+        out.push(format!(
+            "has no samples at {} (--num-retries 0)",
+            point.point_id()
+        ));
+    }
+    // A gate that did not pass: `regressed`, `error`, or `insufficient`
+    // (the names `verdict.json` writes; see `analysis::Verdict`).
+    if let Some(verdict) = &run.gate_verdict
+        && matches!(verdict.as_str(), "regressed" | "error" | "insufficient")
+    {
+        out.push(format!("failed its gate ({verdict})"));
+    }
+    out
+}
+
+/// How a run differs from the first: another workload, other points,
+/// other loads.
+fn sameness_refusals(first: &RunData, run: &RunData) -> Vec<String> {
+    let mut out = Vec::new();
+    let differences = first.comparable().differences(&run.comparable());
+    if !differences.is_empty() {
+        out.push(format!(
+            "measured another workload than {}: {}",
+            first.dir.display(),
+            differences.join("; ")
+        ));
+    }
+    if run.context_sizes() != first.context_sizes()
+        || run.workload.cache_hit_rates != first.workload.cache_hit_rates
+    {
+        out.push(format!(
+            "measured other points than {} (contexts {:?}, rates {:?})",
+            first.dir.display(),
+            run.context_sizes(),
+            run.workload.cache_hit_rates
+        ));
+    }
+    for point in &run.points {
+        if let Some(other) = crate::store::find(&first.points, point.point_id())
+            && other.peak_concurrency != point.peak_concurrency
         {
-            refuse(
-                run,
-                format!(
-                    "errored at ctx {} at {}% ({}): run the same command again to measure it \
-                     again",
-                    point.context_size,
-                    point.cache_hit_rate,
-                    point.status_message.as_deref().unwrap_or("error")
-                ),
-            );
-        }
-        if let Some(point) = run.points.iter().find(|p| !p.has_samples()) {
-            refuse(
-                run,
-                format!(
-                    "has no samples at ctx {} at {}% (--num-retries 0)",
-                    point.context_size, point.cache_hit_rate
-                ),
-            );
-        }
-        if let Some(verdict) = &run.gate_verdict
-            && matches!(verdict.as_str(), "regressed" | "error")
-        {
-            refuse(run, format!("failed its gate ({verdict})"));
-        }
-        let differences = first.comparable().differences(&run.comparable());
-        if !differences.is_empty() {
-            refuse(
-                run,
-                format!(
-                    "measured another workload than {}: {}",
-                    first.dir.display(),
-                    differences.join("; ")
-                ),
-            );
-        }
-        if run.context_sizes() != first.context_sizes()
-            || run.workload.cache_hit_rates != first.workload.cache_hit_rates
-        {
-            refuse(
-                run,
-                format!(
-                    "measured other points than {} (contexts {:?}, rates {:?})",
-                    first.dir.display(),
-                    run.context_sizes(),
-                    run.workload.cache_hit_rates
-                ),
-            );
-        }
-        for point in &run.points {
-            if let Some(other) = first.points.iter().find(|p| {
-                p.context_size == point.context_size && p.cache_hit_rate == point.cache_hit_rate
-            }) && other.peak_concurrency != point.peak_concurrency
-            {
-                refuse(
-                    run,
-                    format!(
-                        "measured ctx {} at {}% at concurrency {}, {} at {}: the runs of a \
-                         baseline share each point's load (measure the later runs with \
-                         --mode fixed --concurrency-from {}/results.json)",
-                        point.context_size,
-                        point.cache_hit_rate,
-                        point.peak_concurrency,
-                        first.dir.display(),
-                        other.peak_concurrency,
-                        first.dir.display()
-                    ),
-                );
-            }
+            out.push(format!(
+                "measured {} at concurrency {}, {} at {}: the runs of a baseline share each \
+                 point's load (measure the later runs with --mode fixed --concurrency-from \
+                 {}/results.json)",
+                point.point_id(),
+                point.peak_concurrency,
+                first.dir.display(),
+                other.peak_concurrency,
+                first.dir.display()
+            ));
         }
     }
     out
@@ -276,62 +213,20 @@ pub fn build(name: &str, runs: &[RunData], git: Option<GitState>, force: bool) -
                 .join("\n")
         )));
     }
-    let mut points = Vec::new();
-    for point in &first.points {
-        let per_run: Vec<RunSamples> = runs
-            .iter()
-            .filter_map(|run| {
-                run.points
-                    .iter()
-                    .find(|p| {
-                        p.context_size == point.context_size
-                            && p.cache_hit_rate == point.cache_hit_rate
-                    })
-                    .map(|p| RunSamples {
-                        samples: p.samples.clone(),
-                        error_rate: p.error_rate,
-                        achieved_cache_rate: p.achieved_cache_rate,
-                    })
-            })
-            .filter(|r| !r.samples.is_empty())
-            .collect();
-        if per_run.is_empty() {
-            continue;
-        }
-        let over = |value: Figure| {
-            per_run
-                .iter()
-                .map(|r| r.samples.iter().map(value).sum::<f64>() / r.samples.len() as f64)
-                .sum::<f64>()
-                / per_run.len() as f64
-        };
-        let achieved: Vec<f64> = per_run
-            .iter()
-            .filter_map(|r| r.achieved_cache_rate)
-            .collect();
-        points.push(BaselinePoint {
-            context_size: point.context_size,
-            cache_hit_rate: point.cache_hit_rate,
-            peak_concurrency: point.peak_concurrency,
-            target_cache_rate: point.target_cache_rate,
-            input_tps: over(|s| s.input_tps),
-            output_tps: over(|s| s.output_tps),
-            ttft_p50_s: over(|s| s.ttft.p50),
-            ttft_p95_s: over(|s| s.ttft.p95),
-            error_rate: per_run.iter().map(|r| r.error_rate).sum::<f64>() / per_run.len() as f64,
-            achieved_cache_rate: (!achieved.is_empty()).then(|| mean(&achieved)),
-            noise: noise(&per_run),
-            runs: per_run,
-        });
-    }
-    // With --force, a run missing a point leaves that point with fewer
-    // runs; keep the invariant that every point has every run.
-    points.retain(|p| p.runs.len() == runs.len());
+    let points: Vec<BaselinePoint> = first
+        .points
+        .iter()
+        .filter_map(|point| baseline_point(point, runs))
+        // With --force, a run missing a point leaves that point with fewer
+        // runs; keep the invariant that every point has every run.
+        .filter(|p| p.runs.len() == runs.len())
+        .collect();
     if points.is_empty() {
         return Err(Error::Usage(
             "no point has samples in every run: nothing to make a baseline of".into(),
         ));
     }
+    let facts = first.facts();
     Ok(Baseline {
         schema_version: BASELINE_SCHEMA_VERSION,
         name: name.to_string(),
@@ -342,18 +237,64 @@ pub fn build(name: &str, runs: &[RunData], git: Option<GitState>, force: bool) -
             git,
             model: first.workload.model.clone(),
             target: first.workload.target.clone(),
-            server: first.info["server"].clone(),
+            server: facts.server,
         },
         workload: first.comparable(),
         runs: runs
             .iter()
-            .map(|run| BaselineRun {
-                dir: run.dir.display().to_string(),
-                started_at: run.info["started_at"].as_str().map(str::to_string),
-                seed: run.info["seed"].as_u64(),
+            .map(|run| {
+                let facts = run.facts();
+                BaselineRun {
+                    dir: run.dir.display().to_string(),
+                    started_at: facts.started_at,
+                    seed: facts.seed,
+                }
             })
             .collect(),
         points,
         calibration: None,
+    })
+}
+
+/// The baseline's point at `point` of the first run: every run's samples
+/// there, their means and noise; `None` when no run has samples there.
+fn baseline_point(point: &PointResult, runs: &[RunData]) -> Option<BaselinePoint> {
+    let per_run: Vec<RunSamples> = runs
+        .iter()
+        .filter_map(|run| crate::store::find(&run.points, point.point_id()))
+        .map(|p| RunSamples {
+            samples: p.samples.clone(),
+            error_rate: p.error_rate,
+            achieved_cache_rate: p.achieved_cache_rate,
+        })
+        .filter(|r| !r.samples.is_empty())
+        .collect();
+    if per_run.is_empty() {
+        return None;
+    }
+    let over = |value: Figure| {
+        per_run
+            .iter()
+            .map(|r| r.samples.iter().map(value).sum::<f64>() / r.samples.len() as f64)
+            .sum::<f64>()
+            / per_run.len() as f64
+    };
+    let achieved: Vec<f64> = per_run
+        .iter()
+        .filter_map(|r| r.achieved_cache_rate)
+        .collect();
+    Some(BaselinePoint {
+        context_size: point.context_size,
+        cache_hit_rate: point.cache_hit_rate,
+        peak_concurrency: point.peak_concurrency,
+        target_cache_rate: point.target_cache_rate,
+        input_tps: over(|s| s.input_tps),
+        output_tps: over(|s| s.output_tps),
+        ttft_p50_s: over(|s| s.ttft.p50),
+        ttft_p95_s: over(|s| s.ttft.p95),
+        error_rate: per_run.iter().map(|r| r.error_rate).sum::<f64>() / per_run.len() as f64,
+        achieved_cache_rate: (!achieved.is_empty()).then(|| mean(&achieved)),
+        noise: noise(&per_run),
+        runs: per_run,
     })
 }

@@ -4,9 +4,17 @@
 //! run-to-run noise the runs show.
 
 mod build;
+mod commit;
+mod diff;
+mod loads;
+mod run;
 mod schema;
 
-pub use build::{RunData, RunRefusal, build, load_run, refreshed_by};
+pub use build::{RunRefusal, build, refreshed_by};
+pub use commit::commit;
+pub use diff::difference;
+pub use loads::read_loads;
+pub use run::{RunData, RunFacts, load_run};
 pub use schema::{
     BASELINE_SCHEMA_VERSION, Baseline, BaselinePoint, BaselineRun, Calibration, Comparable,
     GitState, NoiseEstimate, Provenance, RunSamples, check_name,

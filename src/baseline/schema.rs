@@ -8,8 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::cli::values::PromptMode;
 use crate::error::{Error, Result};
 pub use crate::store::GitState;
-use crate::store::Sample;
-use crate::store::Workload;
+use crate::store::{AtPoint, PointId, RunDir, Sample, Workload};
 
 /// Version of the baseline layout; bumped when a field changes meaning.
 pub const BASELINE_SCHEMA_VERSION: u32 = 1;
@@ -124,10 +123,12 @@ impl Comparable {
             self.prompt_mode.to_string(),
             run.prompt_mode.to_string(),
         );
+        let tokenizer =
+            |t: &Option<String>| t.clone().unwrap_or_else(|| "the server's /tokenize".into());
         differ(
             "--tokenizer",
-            format!("{:?}", self.tokenizer),
-            format!("{:?}", run.tokenizer),
+            tokenizer(&self.tokenizer),
+            tokenizer(&run.tokenizer),
         );
         differ(
             "--output-tokens",
@@ -294,7 +295,7 @@ impl Baseline {
             return Err("it holds no points".into());
         }
         for point in &self.points {
-            let name = format!("ctx {} at {}%", point.context_size, point.cache_hit_rate);
+            let name = point.point_id();
             if point.runs.len() != self.runs.len() {
                 return Err(format!(
                     "{name} has samples of {} runs, the baseline lists {}",
@@ -328,10 +329,34 @@ impl Baseline {
         Ok(())
     }
 
-    pub fn point(&self, context: u64, rate: u32) -> Option<&BaselinePoint> {
+    pub fn point(&self, id: PointId) -> Option<&BaselinePoint> {
+        crate::store::find(&self.points, id)
+    }
+
+    /// Refuses to gate `points` the baseline does not hold.
+    pub fn require_points(&self, path: &Path, points: &[PointId]) -> Result<()> {
+        let missing: Vec<String> = points
+            .iter()
+            .filter(|id| self.point(**id).is_none())
+            .map(PointId::to_string)
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Usage(format!(
+            "the baseline {} has no {}: gate the points it has, or refresh it",
+            path.display(),
+            missing.join(", ")
+        )))
+    }
+
+    /// `(context, rate, concurrency)` of every point: the loads a gate or
+    /// an A/A run measures at (`--concurrency-from` the baseline).
+    pub fn loads(&self) -> Vec<(u64, u32, u32)> {
         self.points
             .iter()
-            .find(|p| p.context_size == context && p.cache_hit_rate == rate)
+            .map(|p| (p.context_size, p.cache_hit_rate, p.peak_concurrency))
+            .collect()
     }
 
     /// The file's bytes: pretty JSON with a final newline, so a refresh
@@ -340,6 +365,28 @@ impl Baseline {
         let mut bytes = serde_json::to_vec_pretty(self).map_err(anyhow::Error::from)?;
         bytes.push(b'\n');
         Ok(bytes)
+    }
+
+    /// Writes the file at `path` whole (a temporary file, then a rename),
+    /// creating its directory.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let file = path.file_name().ok_or_else(|| {
+            Error::Usage(format!(
+                "the baseline {} is not a file path; give one such as baselines/NAME.json",
+                path.display()
+            ))
+        })?;
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        RunDir::open(dir)?.write_atomic(&file.to_string_lossy(), &self.to_bytes()?)
+    }
+}
+
+impl AtPoint for BaselinePoint {
+    fn point_id(&self) -> PointId {
+        PointId::new(self.context_size, self.cache_hit_rate)
     }
 }
 

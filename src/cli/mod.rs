@@ -9,9 +9,10 @@ mod run;
 pub mod values;
 
 use crate::sim::SimConfig;
-pub use run::{RunArgs, RunOptionArgs};
+pub use run::{ProfileArgs, RunArgs, RunOptionArgs};
 pub use values::{
-    ChunkTimes, FixedLoadSpec, Mode, PromptMode, ReinitStrategy, TokensPerReqMetric, TtftMetric,
+    ChunkTimes, FixedLoadSpec, Metric, Mode, PromptMode, ReinitStrategy, TokensPerReqMetric,
+    TtftMetric,
 };
 
 /// Benchmark OpenAI-compatible LLM inference servers across KV-cache hit
@@ -59,7 +60,8 @@ pub enum Command {
     Comment(CommentArgs),
 }
 
-/// How a comparison decides: the policy of SPEC §5.
+/// How a comparison decides: the policy of SPEC §5. Each may also come
+/// from a profile (`confidence = 0.95`, …).
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Verdict")]
 pub struct VerdictArgs {
@@ -98,21 +100,20 @@ pub struct VerdictArgs {
     /// Metrics whose verdicts fail the gate; the others are shown
     /// [default: all four].
     #[arg(long, num_args = 1.., value_delimiter = ',', env = "CACHERATE_GATE_METRICS")]
-    pub gate_metrics: Option<Vec<GateMetric>>,
+    pub gate_metrics: Option<Vec<Metric>>,
 
-    /// Exit 4 when the verdict is inconclusive (else it passes).
-    #[arg(long, env = "CACHERATE_FAIL_ON_INCONCLUSIVE")]
+    /// Exit 4 when the verdict is inconclusive (else it passes); JUnit
+    /// then counts inconclusive gated verdicts as failures.
+    #[arg(
+        long,
+        env = "CACHERATE_FAIL_ON_INCONCLUSIVE",
+        overrides_with = "no_fail_on_inconclusive"
+    )]
     pub fail_on_inconclusive: bool,
-}
 
-/// A metric a gate can judge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-#[value(rename_all = "snake_case")]
-pub enum GateMetric {
-    InputThroughput,
-    OutputThroughput,
-    TtftP50,
-    TtftP95,
+    /// Let an inconclusive verdict pass even if a profile says otherwise.
+    #[arg(long, overrides_with = "fail_on_inconclusive")]
+    pub no_fail_on_inconclusive: bool,
 }
 
 /// `cacherate compare`.
@@ -124,6 +125,9 @@ pub struct CompareArgs {
     /// The baseline file, e.g. baselines/sim-quick.json.
     #[arg(long, env = "CACHERATE_BASELINE")]
     pub baseline: PathBuf,
+
+    #[command(flatten)]
+    pub profiles: ProfileArgs,
 
     #[command(flatten)]
     pub verdict: VerdictArgs,
@@ -150,7 +154,7 @@ pub struct GateArgs {
     pub search_peak: bool,
 
     /// Samples added at a point whose verdict is inconclusive before
-    /// deciding [default: 3].
+    /// deciding; 0 decides at once [default: 3].
     #[arg(
         allow_negative_numbers = true,
         long,

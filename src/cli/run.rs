@@ -36,14 +36,8 @@ pub struct RunArgs {
     #[arg(allow_negative_numbers = true, long, env = "CACHERATE_REQUEST_TIMEOUT")]
     pub request_timeout: Option<f64>,
 
-    /// Profile to take options from: built-in `quick` or `full`, or one of
-    /// [profile.NAME] in cacherate.toml.
-    #[arg(long, env = "CACHERATE_PROFILE", help_heading = "Profiles")]
-    pub profile: Option<String>,
-
-    /// Profile file (default: ./cacherate.toml when it exists).
-    #[arg(long, env = "CACHERATE_CONFIG", help_heading = "Profiles")]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub profiles: ProfileArgs,
 
     /// Start over: move the files of an earlier run in --output-dir aside.
     #[arg(long, help_heading = "Output")]
@@ -59,6 +53,19 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub options: RunOptionArgs,
+}
+
+/// Where options come from besides the command line and the environment.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ProfileArgs {
+    /// Profile to take options from: built-in `quick` or `full`, or one of
+    /// [profile.NAME] in cacherate.toml.
+    #[arg(long, env = "CACHERATE_PROFILE", help_heading = "Profiles")]
+    pub profile: Option<String>,
+
+    /// Profile file (default: ./cacherate.toml when it exists).
+    #[arg(long, env = "CACHERATE_CONFIG", help_heading = "Profiles")]
+    pub config: Option<PathBuf>,
 }
 
 /// The options that profiles can set too.

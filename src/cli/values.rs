@@ -90,6 +90,35 @@ crate::names::named_enum! {
     }
 }
 
+crate::names::named_enum! {
+    "snake_case",
+    /// The metrics a gate judges per point (`--gate-metrics`, `gate-metrics` in
+    /// a profile, and the names `verdict.json` and baselines carry). Which way
+    /// is good for each is the analysis' (`analysis::Direction`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
+    #[value(rename_all = "snake_case")]
+    pub enum Metric {
+        InputThroughput,
+        OutputThroughput,
+        TtftP50,
+        TtftP95,
+    }
+}
+
+impl Metric {
+    pub const ALL: [Metric; 4] = [
+        Metric::InputThroughput,
+        Metric::OutputThroughput,
+        Metric::TtftP50,
+        Metric::TtftP95,
+    ];
+
+    /// The name used in reports and in `verdict.json`.
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+}
+
 /// Where fixed mode takes its levels from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -2,109 +2,92 @@
 //! measured at the baseline's load (the fixed-load plan: a warm-up phase,
 //! then the samples), so throughput and TTFT are compared at the same
 //! concurrency and no GPU time goes into a ramp. A point left inconclusive
-//! gets extra samples, once, before the verdict is final.
+//! gets extra samples, once, before the verdict is final. The baseline is
+//! read once, and its loads handed to the settings.
 
 use std::path::Path;
 
-use super::compare::{CompareOptions, compare};
-use crate::baseline::Baseline;
+use super::compare::{gate_policy, now, print, write};
+use super::run::run_and_report;
+use crate::analysis::document::VerdictFile;
+use crate::analysis::{GatePolicy, exit_code, judge};
+use crate::baseline::{Baseline, load_run, read_loads};
 use crate::cli::GateArgs;
 use crate::error::{Error, Result};
 use crate::progress::Ui;
 use crate::runner::Stop;
-use crate::settings::{Mode, RunSettings};
-use crate::store::PointStatus;
-
-/// Extra samples at an inconclusive point when `--max-extra-samples` is
-/// not given.
-const DEFAULT_MAX_EXTRA_SAMPLES: u32 = 3;
-
-/// The run's settings for a gate against `baseline`: its loads unless the
-/// peak is searched, and at least the samples a verdict needs.
-fn gate_settings(args: &GateArgs, min_samples: usize, cwd: &Path) -> Result<RunSettings> {
-    let mut run = args.run.clone();
-    let given_load = run.options.fixed_concurrency_levels.is_some()
-        || run.options.concurrency_from.is_some()
-        || run.options.mode.is_some();
-    if args.search_peak {
-        if given_load {
-            return Err(Error::Usage(
-                "--search-peak runs the ramp: leave out --mode, --fixed-concurrency-levels \
-                 and --concurrency-from"
-                    .into(),
-            ));
-        }
-        run.options.mode = Some(Mode::Adaptive);
-    } else if !given_load {
-        run.options.mode = Some(Mode::Fixed);
-        run.options.concurrency_from = Some(args.baseline.clone());
-    }
-    super::resolve_with_samples(run, min_samples, cwd)
-}
+use crate::settings::GateSettings;
+use crate::store::{AtPoint, PointId, PointStatus};
 
 /// Runs the gate; returns the exit code its verdict gives.
 pub async fn command(args: &GateArgs, argv: &[String], cwd: &Path, stop: &Stop) -> Result<i32> {
-    let options = CompareOptions::from_args(&args.verdict)?;
     let baseline = Baseline::read(&args.baseline)?;
-    let mut settings = gate_settings(args, options.policy.min_samples, cwd)?;
-    let ui = Ui::new(settings.quiet);
-    let missing: Vec<String> = settings
-        .context_sizes
-        .iter()
-        .flat_map(|&c| settings.cache_hit_rates.iter().map(move |&r| (c, r)))
-        .filter(|&(c, r)| baseline.point(c, r).is_none())
-        .map(|(c, r)| format!("ctx {c} at {r}%"))
-        .collect();
-    if !missing.is_empty() {
-        return Err(Error::Usage(format!(
-            "the baseline {} has no {}: gate the points it has, or refresh it",
-            args.baseline.display(),
-            missing.join(", ")
-        )));
+    let loads = |path: &Path| {
+        if path == args.baseline {
+            Ok(baseline.loads())
+        } else {
+            read_loads(path)
+        }
+    };
+    let mut settings = GateSettings::resolve(args, cwd, &loads)?;
+    let policy = gate_policy(&settings.verdict);
+    baseline.require_points(&args.baseline, &points(&settings))?;
+    let dir = run_and_report(settings.run.clone(), argv, stop).await?.dir;
+    let mut verdict = judged(&baseline, &args.baseline, &dir, &policy)?;
+    let extend = verdict.needs_more_samples();
+    let max_extra = settings.max_extra_samples;
+    if max_extra > 0 && !extend.is_empty() {
+        Ui::new(settings.run.quiet).line(&format!(
+            "inconclusive at {}: adding up to {max_extra} samples there before deciding",
+            verdict.overall.needs_more_samples.join(", ")
+        ));
+        let samples = settings.run.num_retries + max_extra;
+        settings.run.sample_targets = extend
+            .iter()
+            .map(|id| (id.context_size, id.cache_hit_rate, samples))
+            .collect();
+        run_and_report(settings.run, argv, stop).await?;
+        verdict = judged(&baseline, &args.baseline, &dir, &policy)?;
     }
-    let outcome = super::run_and_report(settings.clone(), argv, stop).await?;
-    // A point the circuit breaker stopped has nothing to compare; one
-    // with samples but too many errors gets its `error` verdict below.
-    if let Some(point) = outcome
+    print(&dir, &verdict);
+    Ok(exit_code(
+        verdict.overall.verdict,
+        policy.fail_on_inconclusive,
+    ))
+}
+
+/// The points the gate measures.
+fn points(settings: &GateSettings) -> Vec<PointId> {
+    let run = &settings.run;
+    run.context_sizes
+        .iter()
+        .flat_map(|&c| run.cache_hit_rates.iter().map(move |&r| PointId::new(c, r)))
+        .collect()
+}
+
+/// The run in `dir` judged against `baseline`, its verdict written. A point
+/// the circuit breaker stopped has nothing to compare: the target is
+/// unhealthy (one with samples but too many errors gets its `error`
+/// verdict).
+fn judged(
+    baseline: &Baseline,
+    baseline_path: &Path,
+    dir: &Path,
+    policy: &GatePolicy,
+) -> Result<VerdictFile> {
+    let run = load_run(dir)?;
+    if let Some(point) = run
         .points
         .iter()
         .find(|p| p.status == PointStatus::Error && !p.has_samples())
     {
         return Err(Error::Unreachable(format!(
-            "ctx {} at {}% was not measured ({}); run the same command again once the server \
-             is healthy",
-            point.context_size,
-            point.cache_hit_rate,
+            "{} was not measured ({}); run the same command again once the server is healthy",
+            point.point_id(),
             point.status_message.as_deref().unwrap_or("error")
         )));
     }
-    let mut verdict = compare(&outcome.dir, &args.baseline, &options)?;
-    let max_extra = args.max_extra_samples.unwrap_or(DEFAULT_MAX_EXTRA_SAMPLES);
-    let targets: Vec<(u64, u32, u32)> = verdict
-        .points
-        .iter()
-        .filter(|p| verdict.overall.needs_more_samples.contains(&p.point))
-        .map(|p| {
-            (
-                p.context_size,
-                p.cache_hit_rate,
-                settings.num_retries + max_extra,
-            )
-        })
-        .collect();
-    if max_extra > 0 && !targets.is_empty() {
-        ui.line(&format!(
-            "inconclusive at {}: adding up to {max_extra} samples there before deciding",
-            verdict.overall.needs_more_samples.join(", ")
-        ));
-        settings.sample_targets = targets;
-        super::run_and_report(settings, argv, stop).await?;
-        verdict = compare(&outcome.dir, &args.baseline, &options)?;
-    }
-    println!("{}", crate::report::verdict_table::render(&verdict));
-    println!(
-        "verdict written to {}",
-        outcome.dir.join(super::compare::VERDICT_FILE).display()
-    );
-    Ok(verdict.overall.exit_code)
+    let verdict = judge(baseline, baseline_path, &run, policy, &now())?;
+    write(dir, &verdict)?;
+    Ok(verdict)
 }

@@ -112,7 +112,7 @@ fn curve_view(row: &CurveRow<'_>) -> CurveView {
         mde: row
             .estimate
             .map_or("-".into(), |e| format!("{:.1} %", e.mde_pct)),
-        verdict: verdict_view::verdict_word(row.verdict),
+        verdict: row.verdict.name(),
         gated: row.gated,
         reason: row.reason.map(str::to_string),
     }
@@ -141,7 +141,7 @@ fn row_view(row: &Row<'_>) -> RowView {
             row.baseline_runs,
             if row.baseline_runs == 1 { "" } else { "s" }
         ),
-        verdict: verdict_view::verdict_word(row.verdict),
+        verdict: row.verdict.name(),
         gated: row.gated,
         reason: row.reason.map(str::to_string),
     }
@@ -256,8 +256,7 @@ fn polygon(upper: &[(f64, f64)], lower: &[(f64, f64)], style: &str) -> String {
     format!("<polygon points=\"{}\" {style}/>", coords.join(" "))
 }
 
-/// Where a chart's figures land: the ranges of its axes, and the pixel of
-/// a cache rate and of a value.
+/// The scales of a chart: cache hit rate across, the metric up.
 struct Frame {
     x_min: f64,
     x_max: f64,
@@ -266,12 +265,14 @@ struct Frame {
     step: f64,
 }
 
+const PLOT_W: f64 = WIDTH - LEFT - RIGHT;
+const PLOT_H: f64 = HEIGHT - TOP - BOTTOM;
+
 impl Frame {
-    /// The axes of `usable`. The y axis follows the figures; an interval
-    /// much wider than them (a few noisy samples) is cut at twice the
-    /// largest figure, so it cannot flatten the curves to a line at the
-    /// bottom.
-    fn fit(usable: &[&ChartPoint]) -> Frame {
+    /// The axis follows the figures; an interval much wider than them (a
+    /// few noisy samples) is cut at twice the largest figure, so it cannot
+    /// flatten the curves to a line at the bottom.
+    fn of(usable: &[&ChartPoint]) -> Frame {
         let mut figures = 0.0f64;
         for p in usable {
             figures = figures.max(p.baseline).max(p.current).max(p.tolerance.1);
@@ -303,16 +304,8 @@ impl Frame {
         }
     }
 
-    fn plot_w() -> f64 {
-        WIDTH - LEFT - RIGHT
-    }
-
-    fn plot_h() -> f64 {
-        HEIGHT - TOP - BOTTOM
-    }
-
     fn x(&self, rate: f64) -> f64 {
-        LEFT + (rate - self.x_min) / (self.x_max - self.x_min) * Frame::plot_w()
+        LEFT + (rate - self.x_min) / (self.x_max - self.x_min) * PLOT_W
     }
 
     fn y(&self, value: f64) -> f64 {
@@ -321,15 +314,35 @@ impl Frame {
         } else {
             0.0
         };
-        TOP + Frame::plot_h() - v / self.y_max * Frame::plot_h()
+        TOP + PLOT_H - v / self.y_max * PLOT_H
     }
 }
 
-/// The grid, the y ticks, the x ticks at the cache rates measured, and the
-/// axes.
-fn axes_svg(frame: &Frame, metric: Metric, usable: &[&ChartPoint]) -> String {
-    let mut svg = String::new();
-    let plot_h = Frame::plot_h();
+/// The SVG of one metric over one context size.
+fn chart_svg(metric: Metric, points: &[ChartPoint]) -> String {
+    let finite = |v: f64| v.is_finite() && v >= 0.0;
+    let usable: Vec<&ChartPoint> = points
+        .iter()
+        .filter(|p| finite(p.baseline) && finite(p.current))
+        .collect();
+    if usable.is_empty() {
+        return "<p>No figures to draw.</p>".into();
+    }
+    let frame = Frame::of(&usable);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\" \
+         viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" font-size=\"11\" \
+         font-family=\"system-ui, sans-serif\">"
+    );
+    axes(&mut svg, &frame, metric, &usable);
+    bands(&mut svg, &frame, &usable);
+    marks(&mut svg, &frame, &usable);
+    svg.push_str("</svg>");
+    svg
+}
+
+/// The grid, the ticks and the axes.
+fn axes(svg: &mut String, frame: &Frame, metric: Metric, usable: &[&ChartPoint]) {
     let mut tick = 0.0;
     while tick <= frame.y_max + frame.step * 0.01 {
         let ty = frame.y(tick);
@@ -343,121 +356,85 @@ fn axes_svg(frame: &Frame, metric: Metric, usable: &[&ChartPoint]) -> String {
         ));
         tick += frame.step;
     }
+    // X ticks: the cache hit rates measured.
     for p in usable {
         svg.push_str(&format!(
             "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#57606a\">{}</text>",
             frame.x(p.rate),
-            TOP + plot_h + 14.0,
+            TOP + PLOT_H + 14.0,
             escape(&format!("{}", p.rate))
         ));
     }
     svg.push_str(&format!(
         "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#57606a\">cache hit rate (%)</text>",
-        LEFT + Frame::plot_w() / 2.0,
+        LEFT + PLOT_W / 2.0,
         HEIGHT - 6.0
     ));
     svg.push_str(&format!(
         "<line x1=\"{LEFT}\" x2=\"{LEFT}\" y1=\"{TOP}\" y2=\"{:.1}\" stroke=\"#8c959f\"/>\
          <line x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#8c959f\"/>",
-        TOP + plot_h,
+        TOP + PLOT_H,
         WIDTH - RIGHT,
-        TOP + plot_h,
-        TOP + plot_h
+        TOP + PLOT_H,
+        TOP + PLOT_H
     ));
-    svg
 }
 
-/// The baseline ± tolerance band, and the current run's interval band
-/// between neighbouring points that both have one (a point without an
-/// estimate breaks it).
-fn bands_svg(frame: &Frame, usable: &[&ChartPoint]) -> String {
-    let upper: Vec<(f64, f64)> = usable
-        .iter()
-        .map(|p| (frame.x(p.rate), frame.y(p.tolerance.1)))
-        .collect();
-    let lower: Vec<(f64, f64)> = usable
-        .iter()
-        .map(|p| (frame.x(p.rate), frame.y(p.tolerance.0)))
-        .collect();
-    let mut svg = polygon(&upper, &lower, "fill=\"#eaeef2\" stroke=\"none\"");
+/// The baseline ± tolerance, and the current run's interval band between
+/// neighbouring points that both have one (a point without an estimate
+/// breaks it).
+fn bands(svg: &mut String, frame: &Frame, usable: &[&ChartPoint]) {
+    let at = |p: &ChartPoint, value: f64| (frame.x(p.rate), frame.y(value));
+    let upper: Vec<(f64, f64)> = usable.iter().map(|p| at(p, p.tolerance.1)).collect();
+    let lower: Vec<(f64, f64)> = usable.iter().map(|p| at(p, p.tolerance.0)).collect();
+    svg.push_str(&polygon(&upper, &lower, "fill=\"#eaeef2\" stroke=\"none\""));
     for pair in usable.windows(2) {
         if let (Some(a), Some(b)) = (pair[0].band, pair[1].band) {
-            let (xa, xb) = (frame.x(pair[0].rate), frame.x(pair[1].rate));
             svg.push_str(&polygon(
-                &[(xa, frame.y(a.1)), (xb, frame.y(b.1))],
-                &[(xa, frame.y(a.0)), (xb, frame.y(b.0))],
+                &[at(pair[0], a.1), at(pair[1], b.1)],
+                &[at(pair[0], a.0), at(pair[1], b.0)],
                 "fill=\"#0969da\" fill-opacity=\"0.22\" stroke=\"none\"",
             ));
         }
     }
-    svg
 }
 
-/// The baseline's and the current run's lines, each point's interval,
-/// and its markers (the current one coloured by its verdict).
-fn lines_svg(frame: &Frame, usable: &[&ChartPoint]) -> String {
-    let line = |value: &dyn Fn(&ChartPoint) -> f64| -> Vec<(f64, f64)> {
-        usable
-            .iter()
-            .map(|p| (frame.x(p.rate), frame.y(value(p))))
-            .collect()
-    };
-    let mut svg = polyline(
-        &line(&|p| p.baseline),
-        "stroke=\"#8c959f\" stroke-width=\"2\" stroke-dasharray=\"5 3\"",
-    );
+/// Both curves, the current run's intervals, and each point's dots (the
+/// current one coloured by its verdict, with its tooltip).
+fn marks(svg: &mut String, frame: &Frame, usable: &[&ChartPoint]) {
+    let (x, y) = (|r| frame.x(r), |v| frame.y(v));
+    let baseline: Vec<(f64, f64)> = usable.iter().map(|p| (x(p.rate), y(p.baseline))).collect();
     svg.push_str(&polyline(
-        &line(&|p| p.current),
-        "stroke=\"#0969da\" stroke-width=\"2\"",
+        &baseline,
+        "stroke=\"#8c959f\" stroke-width=\"2\" stroke-dasharray=\"5 3\"",
     ));
+    let current: Vec<(f64, f64)> = usable.iter().map(|p| (x(p.rate), y(p.current))).collect();
+    svg.push_str(&polyline(&current, "stroke=\"#0969da\" stroke-width=\"2\""));
     for p in usable {
-        let x = frame.x(p.rate);
         if let Some((low, high)) = p.band {
             svg.push_str(&format!(
                 "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{1:.1}\" y2=\"{2:.1}\" \
                  stroke=\"#0969da\" stroke-width=\"1.5\"/>",
-                x,
-                frame.y(low),
-                frame.y(high)
+                x(p.rate),
+                y(low),
+                y(high)
             ));
         }
         svg.push_str(&format!(
             "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"#8c959f\"/>",
-            x,
-            frame.y(p.baseline)
+            x(p.rate),
+            y(p.baseline)
         ));
         svg.push_str(&format!(
             "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"5\" fill=\"{}\" stroke=\"#fff\" \
              stroke-width=\"1\" data-point=\"{}\"><title>{}</title></circle>",
-            x,
-            frame.y(p.current),
+            x(p.rate),
+            y(p.current),
             verdict_colour(p.verdict),
             escape(&p.label),
             escape(&p.tooltip)
         ));
     }
-    svg
-}
-
-/// The SVG of one metric over one context size.
-fn chart_svg(metric: Metric, points: &[ChartPoint]) -> String {
-    let finite = |v: f64| v.is_finite() && v >= 0.0;
-    let usable: Vec<&ChartPoint> = points
-        .iter()
-        .filter(|p| finite(p.baseline) && finite(p.current))
-        .collect();
-    if usable.is_empty() {
-        return "<p>No figures to draw.</p>".into();
-    }
-    let frame = Frame::fit(&usable);
-    format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\" \
-         viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" font-size=\"11\" \
-         font-family=\"system-ui, sans-serif\">{}{}{}</svg>",
-        axes_svg(&frame, metric, &usable),
-        bands_svg(&frame, &usable),
-        lines_svg(&frame, &usable)
-    )
 }
 
 fn chart(verdict: &VerdictFile, rows: &[Row<'_>], context: u64, metric: Metric) -> Chart {
@@ -485,7 +462,7 @@ fn chart(verdict: &VerdictFile, rows: &[Row<'_>], context: u64, metric: Metric) 
                     format_value(metric, baseline),
                     format_value(metric, current),
                     r.estimate.map_or("-".into(), |e| pct(e.change_pct)),
-                    verdict_view::verdict_word(r.verdict)
+                    r.verdict.name()
                 ),
             })
         })
@@ -498,7 +475,7 @@ fn chart(verdict: &VerdictFile, rows: &[Row<'_>], context: u64, metric: Metric) 
         Some(c) => format!(
             "{} — curve {}{}",
             verdict_view::metric_title(metric),
-            verdict_view::verdict_word(c.verdict.curve.verdict),
+            c.verdict.curve.verdict.name(),
             c.verdict
                 .curve
                 .estimate
@@ -548,7 +525,7 @@ pub fn render(verdict: &VerdictFile) -> Result<String, minijinja::Error> {
     let tolerances = &verdict.policy.tolerances;
     let context = minijinja::context! {
         overall => v(Overall {
-            verdict: verdict_view::verdict_word(verdict.overall.verdict),
+            verdict: verdict.overall.verdict.name(),
             summary: verdict.overall.summary.clone(),
             counts: format!("{counts} of {total} gated point verdicts"),
         }),

@@ -2,10 +2,12 @@
 //! already has. One test suite per context size, one test case per point
 //! and metric (`ctx8000/cache50/input_tps`) and one per curve
 //! (`ctx8000/curve/input_tps`), so the file fails exactly when the gate
-//! does: a gated `regressed` is a failure, a gated `error` an error,
-//! `inconclusive`, `insufficient` and the changes of metrics that are not
-//! gated are skipped with the reason, the rest pass. Each case carries its
-//! figures in the message and in `system-out`.
+//! does (both follow [`crate::analysis::bearing`]): a gated `regressed` is
+//! a failure, and so is a gated `inconclusive` under
+//! `--fail-on-inconclusive`; a gated `error` or `insufficient` is an
+//! error; other inconclusive verdicts and the changes of metrics that are
+//! not gated are skipped with the reason; the rest pass. Each case carries
+//! its figures in the message and in `system-out`.
 //!
 //! The XML is written by `quick-junit` (nextest's serializer), not by hand.
 //! (`junit-report` 0.9 needs the `time` crate at 0.3.47, which needs Rust
@@ -16,45 +18,34 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
-use crate::analysis::Verdict;
 use crate::analysis::document::VerdictFile;
+use crate::analysis::{Bearing, Verdict, bearing};
 
 use super::verdict_view::{self, CurveRow, Row, format_value, interval, p_value, pct};
 
 /// The `classname` of every test case.
 const CLASSNAME: &str = "cacherate";
 
-/// How a verdict shows in JUnit.
-enum Outcome {
-    Pass,
-    Failure(&'static str),
-    Error(&'static str),
-    Skipped,
-}
-
-fn outcome(verdict: Verdict, gated: bool) -> Outcome {
-    match (verdict, gated) {
-        (Verdict::Pass | Verdict::Improved, _) => Outcome::Pass,
-        (Verdict::Regressed, true) => Outcome::Failure("regressed"),
-        (Verdict::Error, true) => Outcome::Error("error"),
-        _ => Outcome::Skipped,
-    }
-}
-
-fn status(verdict: Verdict, gated: bool, message: String) -> TestCaseStatus {
-    let mut status = match outcome(verdict, gated) {
-        Outcome::Pass => return TestCaseStatus::success(),
-        Outcome::Failure(ty) => {
-            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            s.set_type(ty);
-            s
+/// How a verdict shows in JUnit: as it bears on the gate.
+fn status(
+    verdict: Verdict,
+    gated: bool,
+    fail_on_inconclusive: bool,
+    message: String,
+) -> TestCaseStatus {
+    let kind = match bearing(verdict, gated, fail_on_inconclusive) {
+        Bearing::Passes => return TestCaseStatus::success(),
+        Bearing::Shown => None,
+        Bearing::Fails => Some(NonSuccessKind::Failure),
+        Bearing::Broken => Some(NonSuccessKind::Error),
+    };
+    let mut status = match kind {
+        Some(kind) => {
+            let mut status = TestCaseStatus::non_success(kind);
+            status.set_type(verdict.name());
+            status
         }
-        Outcome::Error(ty) => {
-            let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
-            s.set_type(ty);
-            s
-        }
-        Outcome::Skipped => TestCaseStatus::skipped(),
+        None => TestCaseStatus::skipped(),
     };
     status.set_message(message);
     status
@@ -62,7 +53,7 @@ fn status(verdict: Verdict, gated: bool, message: String) -> TestCaseStatus {
 
 /// The one-line message: the verdict and the figures behind it.
 fn point_message(row: &Row<'_>) -> String {
-    let word = verdict_view::verdict_word(row.verdict);
+    let word = row.verdict.name();
     let gated = if row.gated { "" } else { " (not gated)" };
     let values = match (row.baseline_value(), row.current_value()) {
         (Some(b), Some(c)) => format!(
@@ -119,11 +110,11 @@ fn estimate_lines(out: &mut String, estimate: Option<&crate::analysis::Estimate>
     }
 }
 
-fn point_case(row: &Row<'_>) -> TestCase {
+fn point_case(row: &Row<'_>, fail_on_inconclusive: bool) -> TestCase {
     let mut out = format!(
         "{}\nverdict: {}{}\ntolerance: ±{:.1} %\n",
         row.name(),
-        verdict_view::verdict_word(row.verdict),
+        row.verdict.name(),
         if row.gated { "" } else { " (not gated)" },
         row.tolerance_pct
     );
@@ -152,7 +143,12 @@ fn point_case(row: &Row<'_>) -> TestCase {
     ));
     let mut case = TestCase::new(
         row.name(),
-        status(row.verdict, row.gated, point_message(row)),
+        status(
+            row.verdict,
+            row.gated,
+            fail_on_inconclusive,
+            point_message(row),
+        ),
     );
     case.set_classname(CLASSNAME)
         .set_time(Duration::ZERO)
@@ -160,8 +156,8 @@ fn point_case(row: &Row<'_>) -> TestCase {
     case
 }
 
-fn curve_case(row: &CurveRow<'_>) -> TestCase {
-    let word = verdict_view::verdict_word(row.verdict);
+fn curve_case(row: &CurveRow<'_>, fail_on_inconclusive: bool) -> TestCase {
+    let word = row.verdict.name();
     let gated = if row.gated { "" } else { " (not gated)" };
     let message = match row.estimate {
         Some(e) => format!(
@@ -182,7 +178,8 @@ fn curve_case(row: &CurveRow<'_>) -> TestCase {
         row.tolerance_pct
     );
     estimate_lines(&mut out, row.estimate);
-    let mut case = TestCase::new(row.name(), status(row.verdict, row.gated, message));
+    let status = status(row.verdict, row.gated, fail_on_inconclusive, message);
+    let mut case = TestCase::new(row.name(), status);
     case.set_classname(CLASSNAME)
         .set_time(Duration::ZERO)
         .set_system_out(out);
@@ -206,17 +203,14 @@ pub fn render(verdict: &VerdictFile) -> Result<Vec<u8>, quick_junit::SerializeEr
             Property::new("baseline", &verdict.baseline.name),
             Property::new("baseline_runs", verdict.baseline.runs.to_string()),
             Property::new("confidence", verdict.policy.confidence.to_string()),
-            Property::new(
-                "overall",
-                verdict_view::verdict_word(verdict.overall.verdict),
-            ),
+            Property::new("overall", verdict.overall.verdict.name()),
             Property::new("tool_version", &verdict.tool_version),
         ]);
         for row in rows.iter().filter(|r| r.context_size == context) {
-            suite.add_test_case(point_case(row));
+            suite.add_test_case(point_case(row, verdict.fail_on_inconclusive));
         }
         for row in curves.iter().filter(|r| r.context_size == context) {
-            suite.add_test_case(curve_case(row));
+            suite.add_test_case(curve_case(row, verdict.fail_on_inconclusive));
         }
         report.add_test_suite(suite);
     }

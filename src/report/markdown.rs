@@ -117,7 +117,7 @@ fn verdict_cell(verdict: Verdict, gated: bool) -> String {
     format!(
         "{} {}{}",
         icon(verdict),
-        verdict_view::verdict_word(verdict),
+        verdict.name(),
         if gated { "" } else { " (not gated)" }
     )
 }
@@ -198,7 +198,7 @@ const RESERVE: usize = 1_500;
 fn ordered_changes<'a>(rows: &'a [Row<'a>]) -> Vec<&'a Row<'a>> {
     let rank = |r: &Row<'_>| match (r.gated, r.verdict) {
         (true, Verdict::Regressed) => 0,
-        (true, Verdict::Error) => 1,
+        (true, Verdict::Error | Verdict::Insufficient) => 1,
         (true, Verdict::Improved) => 2,
         (false, _) => 3,
         _ => 4,
@@ -213,22 +213,41 @@ pub fn render(verdict: &VerdictFile, links: &Links) -> String {
     render_with_budget(verdict, links, BUDGET)
 }
 
-/// The one line that says it all — verdict and counts — the summary, and
-/// what the run was held against.
+/// [`render`] under another size limit (tests use a small one).
+pub fn render_with_budget(verdict: &VerdictFile, links: &Links, limit: usize) -> String {
+    let rows = verdict_view::rows(verdict);
+    let curves = verdict_view::curve_rows(verdict);
+    let mut b = Budget {
+        out: String::new(),
+        chars: 0,
+        limit,
+        dropped: 0,
+    };
+    b.push(MARKER);
+    b.push("\n");
+    headline(&mut b, verdict, &curves);
+    changes(&mut b, &rows, &curves);
+    the_rest(&mut b, &rows, &curves);
+    warnings(&mut b, &verdict.warnings);
+    footer(&mut b, verdict, links);
+    b.out
+}
+
+fn changed(curve: &CurveRow<'_>) -> bool {
+    matches!(curve.verdict, Verdict::Regressed | Verdict::Improved)
+}
+
+/// The one line that says it all (verdict and counts), the summary, and
+/// what was held against what.
 fn headline(b: &mut Budget, verdict: &VerdictFile, curves: &[CurveRow<'_>]) {
     let overall = &verdict.overall;
     let counts = verdict_view::counts(overall).join(" · ");
     let gated_total: usize = overall.counts.values().sum();
-    let curve_changes = curves
-        .iter()
-        .filter(|c| c.gated && matches!(c.verdict, Verdict::Regressed | Verdict::Improved))
-        .count();
-    b.push(MARKER);
-    b.push("\n");
+    let curve_changes = curves.iter().filter(|c| c.gated && changed(c)).count();
     b.push(&format!(
         "### {} cacherate: {} — {} of {} gated point verdicts{}\n\n",
         icon(overall.verdict),
-        verdict_view::verdict_word(overall.verdict),
+        overall.verdict.name(),
         if counts.is_empty() {
             "none".into()
         } else {
@@ -262,7 +281,8 @@ fn headline(b: &mut Budget, verdict: &VerdictFile, curves: &[CurveRow<'_>]) {
     ));
 }
 
-/// A table of curve rows and one of point rows, each left out when empty.
+/// A table of curves and one of points, each with its header, as far as
+/// the budget goes.
 fn tables(b: &mut Budget, curves: &[&CurveRow<'_>], points: &[&Row<'_>]) {
     if !curves.is_empty() {
         b.push(CURVE_HEADER);
@@ -280,48 +300,57 @@ fn tables(b: &mut Budget, curves: &[&CurveRow<'_>], points: &[&Row<'_>]) {
     }
 }
 
-/// What changed, compact; the rest folded.
-fn verdicts(b: &mut Budget, rows: &[Row<'_>], curves: &[CurveRow<'_>]) {
-    let changed = |c: &&CurveRow<'_>| matches!(c.verdict, Verdict::Regressed | Verdict::Improved);
-    let changes = ordered_changes(rows);
-    let changed_curves: Vec<&CurveRow<'_>> = curves.iter().filter(changed).collect();
-    if changes.is_empty() && changed_curves.is_empty() {
+/// What changed, compact.
+fn changes(b: &mut Budget, rows: &[Row<'_>], curves: &[CurveRow<'_>]) {
+    let points = ordered_changes(rows);
+    let changed_curves: Vec<&CurveRow<'_>> = curves.iter().filter(|c| changed(c)).collect();
+    if points.is_empty() && changed_curves.is_empty() {
         b.push("No point and no curve changed beyond its tolerance.\n\n");
     } else {
-        tables(b, &changed_curves, &changes);
-    }
-    let rest: Vec<&Row<'_>> = rows.iter().filter(|r| !r.is_change()).collect();
-    let other_curves: Vec<&CurveRow<'_>> = curves.iter().filter(|c| !changed(c)).collect();
-    if !rest.is_empty() || !other_curves.is_empty() {
-        b.push(&format!(
-            "<details><summary>The other {} point verdicts and {} curves</summary>\n\n",
-            rest.len(),
-            other_curves.len()
-        ));
-        tables(b, &other_curves, &rest);
-        b.push("</details>\n\n");
+        tables(b, &changed_curves, &points);
     }
 }
 
-/// The warnings, folded; what the size limit left out; where the rest is.
-fn footer(b: &mut Budget, verdict: &VerdictFile, links: &Links) {
-    if !verdict.warnings.is_empty() {
-        b.push(&format!(
-            "<details><summary>⚠️ {} warning{}</summary>\n\n",
-            verdict.warnings.len(),
-            if verdict.warnings.len() == 1 { "" } else { "s" }
-        ));
-        for warning in &verdict.warnings {
-            b.try_push(&format!("- {}\n", md_text(warning)), RESERVE);
-        }
-        b.push("\n</details>\n\n");
+/// The rest, folded.
+fn the_rest(b: &mut Budget, rows: &[Row<'_>], curves: &[CurveRow<'_>]) {
+    let rest: Vec<&Row<'_>> = rows.iter().filter(|r| !r.is_change()).collect();
+    let other_curves: Vec<&CurveRow<'_>> = curves.iter().filter(|c| !changed(c)).collect();
+    if rest.is_empty() && other_curves.is_empty() {
+        return;
     }
+    b.push(&format!(
+        "<details><summary>The other {} point verdicts and {} curves</summary>\n\n",
+        rest.len(),
+        other_curves.len()
+    ));
+    tables(b, &other_curves, &rest);
+    b.push("</details>\n\n");
+}
+
+fn warnings(b: &mut Budget, warnings: &[String]) {
+    if warnings.is_empty() {
+        return;
+    }
+    b.push(&format!(
+        "<details><summary>⚠️ {} warning{}</summary>\n\n",
+        warnings.len(),
+        if warnings.len() == 1 { "" } else { "s" }
+    ));
+    for warning in warnings {
+        b.try_push(&format!("- {}\n", md_text(warning)), RESERVE);
+    }
+    b.push("\n</details>\n\n");
+}
+
+/// What was left out, where everything is, and the versions.
+fn footer(b: &mut Budget, verdict: &VerdictFile, links: &Links) {
     if b.dropped > 0 {
-        b.push(&format!(
+        let note = format!(
             "**{} rows are not shown**: a comment holds at most {} characters. Every verdict \
              is in `diff.html`, `junit.xml` and `verdict.json`.\n\n",
             b.dropped, GITHUB_COMMENT_LIMIT
-        ));
+        );
+        b.push(&note);
     }
     let files = "`compare/diff.html` (curves and every verdict), `compare/junit.xml`, \
                  `compare/verdict.json`";
@@ -336,22 +365,6 @@ fn footer(b: &mut Budget, verdict: &VerdictFile, links: &Links) {
         md_text(&verdict.tool_version),
         verdict.schema_version
     ));
-}
-
-/// [`render`] under another size limit (tests use a small one).
-pub fn render_with_budget(verdict: &VerdictFile, links: &Links, limit: usize) -> String {
-    let rows = verdict_view::rows(verdict);
-    let curves = verdict_view::curve_rows(verdict);
-    let mut b = Budget {
-        out: String::new(),
-        chars: 0,
-        limit,
-        dropped: 0,
-    };
-    headline(&mut b, verdict, &curves);
-    verdicts(&mut b, &rows, &curves);
-    footer(&mut b, verdict, links);
-    b.out
 }
 
 #[cfg(test)]

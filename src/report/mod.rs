@@ -1,5 +1,6 @@
 //! Renderers: each takes a finished value and returns text or bytes.
 
+pub mod calibration;
 pub mod diff_html;
 pub mod html;
 pub mod junit;

@@ -4,21 +4,24 @@
 //! curve.
 
 use crate::analysis::Verdict;
-use crate::analysis::document::VerdictFile;
+use crate::analysis::document::{ContextCurve, VerdictFile};
 
-fn verdict_name(verdict: Verdict) -> &'static str {
+use super::verdict_view::{format_value, metric_value};
+
+/// The verdict's word, in capitals where it fails the gate.
+fn verdict_name(verdict: Verdict) -> String {
     match verdict {
-        Verdict::Pass => "pass",
-        Verdict::Regressed => "REGRESSED",
-        Verdict::Improved => "improved",
-        Verdict::Inconclusive => "inconclusive",
-        Verdict::Error => "ERROR",
-        Verdict::Insufficient => "insufficient",
+        Verdict::Regressed | Verdict::Error => verdict.name().to_uppercase(),
+        _ => verdict.name().to_string(),
     }
 }
 
 fn pct(value: f64) -> String {
     format!("{value:+.1}%")
+}
+
+fn not_gated(curve: &ContextCurve) -> &'static str {
+    if curve.gated { "" } else { " (not gated)" }
 }
 
 /// The terminal rendering of a verdict.
@@ -38,69 +41,76 @@ pub fn render(verdict: &VerdictFile) -> String {
         "point", "metric", "baseline", "current", "change", "interval", "tol", "MDE", "verdict"
     ));
     for curve in &verdict.curves {
-        let metric = curve.verdict.metric;
-        let value = |figures: &crate::analysis::document::SideFigures| match metric.name() {
-            "input_throughput" => format!("{:.0} tok/s", figures.input_tps),
-            "output_throughput" => format!("{:.0} tok/s", figures.output_tps),
-            "ttft_p50" => format!("{:.3} s", figures.ttft_p50_s),
-            _ => format!("{:.3} s", figures.ttft_p95_s),
-        };
-        for point in &curve.verdict.points {
-            let figures = verdict.points.iter().find(|p| p.point == point.point);
-            let (baseline, current) = figures
-                .map(|f| (value(&f.baseline), value(&f.current)))
-                .unwrap_or_default();
-            let (change, interval, mde) = match &point.estimate {
-                Some(e) => (
-                    pct(e.change_pct),
-                    format!("[{}, {}]", pct(e.low_pct), pct(e.high_pct)),
-                    format!("{:.1}%", e.mde_pct),
-                ),
-                None => ("-".into(), "-".into(), "-".into()),
-            };
-            out.push_str(&format!(
-                "{:<18} {:<17} {:>12} {:>12} {:>8} {:>19} {:>5.0}% {:>6}  {}{}{}\n",
-                point.point,
-                metric.name(),
-                baseline,
-                current,
-                change,
-                interval,
-                point.tolerance_pct,
-                mde,
-                verdict_name(point.verdict),
-                if curve.gated { "" } else { " (not gated)" },
-                point
-                    .reason
-                    .as_ref()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default()
-            ));
-        }
+        point_lines(&mut out, verdict, curve);
     }
     out.push('\n');
     for curve in &verdict.curves {
-        let c = &curve.verdict.curve;
-        let (change, interval) = match &c.estimate {
-            Some(e) => (
-                pct(e.change_pct),
-                format!("[{}, {}]", pct(e.low_pct), pct(e.high_pct)),
-            ),
-            None => ("-".into(), "-".into()),
-        };
-        out.push_str(&format!(
-            "curve ctx{:<8} {:<17} {:>8} {:>19} over {} points: {}{}\n",
-            curve.context_size,
-            curve.verdict.metric.name(),
-            change,
-            interval,
-            c.points,
-            verdict_name(c.verdict),
-            if curve.gated { "" } else { " (not gated)" },
-        ));
+        curve_line(&mut out, curve);
     }
     for warning in &verdict.warnings {
         out.push_str(&format!("warning: {warning}\n"));
     }
     out
+}
+
+/// A line per point of one curve.
+fn point_lines(out: &mut String, verdict: &VerdictFile, curve: &ContextCurve) {
+    let metric = curve.verdict.metric;
+    for point in &curve.verdict.points {
+        let figures = verdict.points.iter().find(|p| p.point == point.point);
+        let (baseline, current) = figures
+            .map(|f| {
+                let value = |side| format_value(metric, metric_value(side, metric));
+                (value(&f.baseline), value(&f.current))
+            })
+            .unwrap_or_default();
+        let (change, interval, mde) = match &point.estimate {
+            Some(e) => (
+                pct(e.change_pct),
+                format!("[{}, {}]", pct(e.low_pct), pct(e.high_pct)),
+                format!("{:.1}%", e.mde_pct),
+            ),
+            None => ("-".into(), "-".into(), "-".into()),
+        };
+        out.push_str(&format!(
+            "{:<18} {:<17} {:>12} {:>12} {:>8} {:>19} {:>5.0}% {:>6}  {}{}{}\n",
+            point.point,
+            metric.name(),
+            baseline,
+            current,
+            change,
+            interval,
+            point.tolerance_pct,
+            mde,
+            verdict_name(point.verdict),
+            not_gated(curve),
+            point
+                .reason
+                .as_ref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        ));
+    }
+}
+
+/// The curve's own line.
+fn curve_line(out: &mut String, curve: &ContextCurve) {
+    let c = &curve.verdict.curve;
+    let (change, interval) = match &c.estimate {
+        Some(e) => (
+            pct(e.change_pct),
+            format!("[{}, {}]", pct(e.low_pct), pct(e.high_pct)),
+        ),
+        None => ("-".into(), "-".into()),
+    };
+    out.push_str(&format!(
+        "curve ctx{:<8} {:<17} {:>8} {:>19} over {} points: {}{}\n",
+        curve.context_size,
+        curve.verdict.metric.name(),
+        change,
+        interval,
+        c.points,
+        verdict_name(c.verdict),
+        not_gated(curve),
+    ));
 }

@@ -110,18 +110,6 @@ pub fn p_value(p: f64) -> String {
     }
 }
 
-/// The verdict's word in `verdict.json`.
-pub fn verdict_word(verdict: Verdict) -> &'static str {
-    match verdict {
-        Verdict::Pass => "pass",
-        Verdict::Regressed => "regressed",
-        Verdict::Improved => "improved",
-        Verdict::Inconclusive => "inconclusive",
-        Verdict::Error => "error",
-        Verdict::Insufficient => "insufficient",
-    }
-}
-
 /// One (point, metric) verdict with the figures it was judged on.
 #[derive(Debug, Clone)]
 pub struct Row<'a> {
@@ -156,11 +144,12 @@ impl Row<'_> {
         self.figures.map(|f| metric_value(&f.current, self.metric))
     }
 
-    /// The verdict counts against the gate: gated and not a pass.
+    /// A change, or a measurement the gate cannot pass: what a comment
+    /// shows first.
     pub fn is_change(&self) -> bool {
         matches!(
             self.verdict,
-            Verdict::Regressed | Verdict::Improved | Verdict::Error
+            Verdict::Regressed | Verdict::Improved | Verdict::Error | Verdict::Insufficient
         )
     }
 }

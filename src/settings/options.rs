@@ -8,7 +8,8 @@ use crate::error::{Error, Result};
 use super::url::serialize_masked_url;
 
 pub use crate::cli::{
-    ChunkTimes, FixedLoadSpec, Mode, PromptMode, ReinitStrategy, TokensPerReqMetric, TtftMetric,
+    ChunkTimes, FixedLoadSpec, Metric, Mode, PromptMode, ReinitStrategy, TokensPerReqMetric,
+    TtftMetric,
 };
 
 /// Whether and how the server's prefix cache is emptied before a warm-up.

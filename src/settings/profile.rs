@@ -1,17 +1,17 @@
 //! One layer of options ([`Options`]) and the profile files they are read
 //! from: the embedded defaults and built-in profiles, and a user's
-//! `cacherate.toml`.
+//! `cacherate.toml`, stacked in [`load`].
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::RunArgs;
+use crate::cli::ProfileArgs;
 use crate::error::{Error, Result};
 
 use super::options::{
-    ChunkTimes, Mode, PromptMode, ReinitStrategy, TokensPerReqMetric, TtftMetric,
+    ChunkTimes, Metric, Mode, PromptMode, ReinitStrategy, TokensPerReqMetric, TtftMetric,
 };
 
 /// The embedded defaults and built-in profiles.
@@ -86,84 +86,86 @@ options! {
     warmup_fraction: f64,
     sample_duration: f64,
     assessment_period: f64,
+    // The verdict's (compare, gate, calibrate).
+    confidence: f64,
+    tolerance_throughput: f64,
+    tolerance_ttft_p50: f64,
+    tolerance_ttft_p95: f64,
+    run_noise_floor: f64,
+    min_samples: usize,
+    gate_metrics: Vec<Metric>,
+    fail_on_inconclusive: bool,
+    // The gate's.
+    max_extra_samples: u32,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct ConfigFile {
+struct ConfigFile {
     #[serde(default)]
-    pub(super) defaults: Options,
+    defaults: Options,
     #[serde(default)]
-    pub(super) profile: BTreeMap<String, Options>,
+    profile: BTreeMap<String, Options>,
 }
 
-pub(super) fn parse_config(text: &str, origin: &str) -> Result<ConfigFile> {
+fn parse_config(text: &str, origin: &str) -> Result<ConfigFile> {
     toml::from_str(text).map_err(|e| {
         Error::Usage(format!(
             "{origin} is not a valid cacherate profile file: {e}\nkeys are the long option \
-             names of `cacherate run` without dashes, under [defaults] or [profile.NAME]"
+             names of `cacherate run` and of the verdict (`compare`, `gate`) without dashes, \
+             under [defaults] or [profile.NAME]"
         ))
     })
 }
 
-/// The profile-settable options given on the command line or in the
-/// environment, as one layer.
-pub(super) fn layer(args: &RunArgs) -> Options {
-    let o = args.options.clone();
-    // A flag, its --no- form, or neither (then a profile decides).
-    let flag = |on: bool, off: bool| match (on, off) {
-        (true, _) => Some(true),
-        (_, true) => Some(false),
-        _ => None,
-    };
-    Options {
-        api_endpoint: args.api_endpoint.clone(),
-        context_sizes: o.context_sizes,
-        working_set_size: o.working_set_size,
-        output_tokens: o.output_tokens,
-        max_ttft: o.max_ttft,
-        ttft_metric: o.ttft_metric,
-        test_duration: o.test_duration,
-        ramp_duration: o.ramp_duration,
-        num_retries: o.num_retries,
-        start_concurrency: o.start_concurrency,
-        concurrency_increment: o.concurrency_increment,
-        max_concurrency: o.max_concurrency,
-        init_concurrency: o.init_concurrency,
-        cache_hit_rates: o.cache_hit_rates,
-        chunk_size: o.chunk_size,
-        reinit_strategy: o.reinit_strategy,
-        random_working_set_selection: flag(
-            o.random_working_set_selection,
-            o.no_random_working_set_selection,
-        ),
-        output_dir: o.output_dir,
-        tokenizer: args.tokenizer.clone(),
-        seed: o.seed,
-        kv_cache_quantization: o.kv_cache_quantization,
-        strict_time_window: flag(o.strict_time_window, o.no_strict_time_window),
-        skip_graphs: flag(o.skip_graphs, o.no_skip_graphs),
-        chunk_times: o.chunk_times,
-        model: args.model.clone(),
-        min_tokens_per_req: o.min_tokens_per_req,
-        tokens_per_req_metric: o.tokens_per_req_metric,
-        request_timeout: args.request_timeout,
-        max_error_rate: o.max_error_rate,
-        circuit_breaker_failures: o.circuit_breaker_failures,
-        circuit_breaker_window: o.circuit_breaker_window,
-        sim_time_scale: o.sim_time_scale,
-        num_layers: o.num_layers,
-        num_kv_heads: o.num_kv_heads,
-        head_dim: o.head_dim,
-        max_cache_rate_gap: o.max_cache_rate_gap,
-        metrics_url: o.metrics_url,
-        flush_cache: o.flush_cache,
-        prompt_mode: o.prompt_mode,
-        mode: o.mode,
-        fixed_concurrency_levels: o.fixed_concurrency_levels,
-        concurrency_from: o.concurrency_from,
-        warmup_fraction: o.warmup_fraction,
-        sample_duration: o.sample_duration,
-        assessment_period: o.assessment_period,
+/// The user's profile file: `--config`, else `cacherate.toml` in
+/// `config_dir` when there is one.
+fn user_config(config: Option<&Path>, config_dir: &Path) -> Result<Option<ConfigFile>> {
+    if let Some(path) = config {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Usage(format!("cannot read --config {}: {e}", path.display())))?;
+        return parse_config(&text, &path.display().to_string()).map(Some);
     }
+    let path = config_dir.join(CONFIG_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => parse_config(&text, &path.display().to_string()).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::Usage(format!(
+            "cannot read {}: {e}; fix it or point --config elsewhere",
+            path.display()
+        ))),
+    }
+}
+
+/// The profile layers stacked, lowest first: the built-in defaults, the
+/// user's defaults, the built-in profile, the user's profile. The command
+/// line and the environment go over them (see `layers`).
+pub(super) fn load(args: &ProfileArgs, config_dir: &Path) -> Result<Options> {
+    let builtin = parse_config(DEFAULT_CONFIG, "the built-in configuration")?;
+    let user = user_config(args.config.as_deref(), config_dir)?;
+    let mut layered = builtin.defaults.clone();
+    if let Some(user) = &user {
+        layered = layered.over(user.defaults.clone());
+    }
+    let Some(name) = &args.profile else {
+        return Ok(layered);
+    };
+    let builtin_profile = builtin.profile.get(name);
+    let user_profile = user.as_ref().and_then(|user| user.profile.get(name));
+    if builtin_profile.is_none() && user_profile.is_none() {
+        let mut known: Vec<&str> = builtin.profile.keys().map(String::as_str).collect();
+        if let Some(user) = &user {
+            known.extend(user.profile.keys().map(String::as_str));
+        }
+        known.sort_unstable();
+        known.dedup();
+        return Err(Error::Usage(format!(
+            "no profile named {name:?}; known profiles: {}",
+            known.join(", ")
+        )));
+    }
+    for profile in [builtin_profile, user_profile].into_iter().flatten() {
+        layered = layered.over(profile.clone());
+    }
+    Ok(layered)
 }

@@ -9,13 +9,14 @@ use serde::Serialize;
 use crate::cli::RunArgs;
 use crate::error::{Error, Result};
 
-use super::options::FixedLoadSpec;
+use super::layers;
+use super::load::{LoadOptions, ReadLoads, mode_and_load};
 use super::options::{
-    ChunkTimes, FlushCache, Mode, PromptMode, ReinitStrategy, TokensPerReqMetric, TtftMetric,
+    ChunkTimes, FixedLoadSpec, FlushCache, Mode, PromptMode, ReinitStrategy, TokensPerReqMetric,
+    TtftMetric,
 };
-use super::profile::{CONFIG_FILE, DEFAULT_CONFIG, parse_config};
+use super::profile::{self, Options};
 use super::url::{normalize_endpoint, serialize_masked, serialize_masked_option};
-use super::workload::concurrency_from;
 
 /// Fully resolved options of one `cacherate run`.
 #[derive(Debug, Clone, Serialize)]
@@ -92,7 +93,7 @@ pub struct RunSettings {
     pub quiet: bool,
 }
 
-fn required<T>(value: Option<T>, option: &str) -> Result<T> {
+pub(super) fn required<T>(value: Option<T>, option: &str) -> Result<T> {
     value.ok_or_else(|| {
         Error::Usage(format!(
             "{option} is required: give it on the command line, or use a profile that sets \
@@ -104,73 +105,71 @@ fn required<T>(value: Option<T>, option: &str) -> Result<T> {
 impl RunSettings {
     /// Resolves `args` over the environment, the profile and the defaults.
     /// `config_dir` is where `cacherate.toml` is looked for when `--config`
-    /// is not given.
+    /// is not given. For a command line that names no file of loads
+    /// (`--concurrency-from`); [`RunSettings::resolve_with`] takes one.
     pub fn resolve(args: RunArgs, config_dir: &Path) -> Result<RunSettings> {
-        let builtin = parse_config(DEFAULT_CONFIG, "the built-in configuration")?;
-        let user = match &args.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    Error::Usage(format!("cannot read --config {}: {e}", path.display()))
-                })?;
-                Some(parse_config(&text, &path.display().to_string())?)
-            }
-            None => {
-                let path = config_dir.join(CONFIG_FILE);
-                match std::fs::read_to_string(&path) {
-                    Ok(text) => Some(parse_config(&text, &path.display().to_string())?),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                    Err(e) => {
-                        return Err(Error::Usage(format!(
-                            "cannot read {}: {e}; fix it or point --config elsewhere",
-                            path.display()
-                        )));
-                    }
-                }
-            }
-        };
-        let mut layered = builtin.defaults.clone();
-        if let Some(user) = &user {
-            layered = layered.over(user.defaults.clone());
-        }
-        if let Some(name) = &args.profile {
-            let builtin_profile = builtin.profile.get(name);
-            let user_profile = user.as_ref().and_then(|user| user.profile.get(name));
-            if builtin_profile.is_none() && user_profile.is_none() {
-                let mut known: Vec<&String> = builtin.profile.keys().collect();
-                if let Some(user) = &user {
-                    known.extend(user.profile.keys());
-                }
-                known.sort();
-                known.dedup();
-                return Err(Error::Usage(format!(
-                    "no profile named {name:?}; known profiles: {}",
-                    known
-                        .iter()
-                        .map(|k| k.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
-            }
-            if let Some(profile) = builtin_profile {
-                layered = layered.over(profile.clone());
-            }
-            if let Some(profile) = user_profile {
-                layered = layered.over(profile.clone());
-            }
-        }
-        let o = layered.over(super::profile::layer(&args));
-        let endpoints = o
-            .api_endpoint
-            .unwrap_or_default()
-            .iter()
-            .map(|e| normalize_endpoint(e))
-            .collect::<Result<Vec<_>>>()?;
-        let mut cache_hit_rates = required(o.cache_hit_rates, "--cache-hit-rates")?;
+        RunSettings::resolve_with(args, config_dir, &super::load::no_file_of_loads)
+    }
+
+    /// [`RunSettings::resolve`], with `read` giving the loads of the file
+    /// `--concurrency-from` names.
+    pub fn resolve_with(args: RunArgs, config_dir: &Path, read: ReadLoads) -> Result<RunSettings> {
+        let profiles = profile::load(&args.profiles, config_dir)?;
+        RunSettings::from_layers(&profiles, args, 0, read)
+    }
+
+    /// `args` over the `profiles`, with at least `min_samples` sample
+    /// phases a point (a comparison refuses fewer, so a gate or a
+    /// calibration takes them).
+    pub(super) fn from_layers(
+        profiles: &Options,
+        args: RunArgs,
+        min_samples: usize,
+        read: ReadLoads,
+    ) -> Result<RunSettings> {
+        let o = profiles.clone().over(layers::run(&args));
+        let mut cache_hit_rates = required(o.cache_hit_rates.clone(), "--cache-hit-rates")?;
         cache_hit_rates.sort_unstable();
         cache_hit_rates.dedup();
-        let settings = RunSettings {
-            endpoints,
-            context_sizes: required(o.context_sizes, "--context-sizes")?,
+        let context_sizes = required(o.context_sizes.clone(), "--context-sizes")?;
+        let points: Vec<(u64, u32)> = context_sizes
+            .iter()
+            .flat_map(|&c| cache_hit_rates.iter().map(move |&r| (c, r)))
+            .collect();
+        let (mode, fixed_load) = mode_and_load(
+            LoadOptions {
+                mode: o.mode,
+                levels: o.fixed_concurrency_levels.clone(),
+                concurrency_from: o.concurrency_from.clone(),
+            },
+            &points,
+            read,
+        )?;
+        let mut settings = RunSettings::of(o, args, mode, fixed_load)?;
+        settings.context_sizes = context_sizes;
+        settings.cache_hit_rates = cache_hit_rates;
+        let at_least = u32::try_from(min_samples).unwrap_or(u32::MAX);
+        settings.num_retries = settings.num_retries.max(at_least);
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// The settings of the layered options `o` (the points and the load
+    /// decided by the caller).
+    fn of(
+        o: Options,
+        args: RunArgs,
+        mode: Mode,
+        fixed_load: Option<FixedLoadSpec>,
+    ) -> Result<RunSettings> {
+        Ok(RunSettings {
+            endpoints: o
+                .api_endpoint
+                .unwrap_or_default()
+                .iter()
+                .map(|e| normalize_endpoint(e))
+                .collect::<Result<Vec<_>>>()?,
+            context_sizes: Vec::new(),
             working_set_size: required(o.working_set_size, "--working-set-size")?,
             output_tokens: required(o.output_tokens, "--output-tokens")?,
             max_ttft: required(o.max_ttft, "--max-ttft")?,
@@ -182,7 +181,7 @@ impl RunSettings {
             concurrency_increment: required(o.concurrency_increment, "--concurrency-increment")?,
             max_concurrency: required(o.max_concurrency, "--max-concurrency")?,
             init_concurrency: required(o.init_concurrency, "--init-concurrency")?,
-            cache_hit_rates,
+            cache_hit_rates: Vec::new(),
             chunk_size: required(o.chunk_size, "--chunk-size")?,
             reinit_strategy: required(o.reinit_strategy, "--reinit-strategy")?,
             random_working_set_selection: o.random_working_set_selection.unwrap_or(false),
@@ -212,8 +211,8 @@ impl RunSettings {
             metrics_url: o.metrics_url.filter(|url| url != "none"),
             flush_cache: FlushCache::parse(o.flush_cache.as_deref().unwrap_or("none"))?,
             prompt_mode: o.prompt_mode.unwrap_or(PromptMode::Tokens),
-            mode: o.mode.unwrap_or(Mode::Adaptive),
-            fixed_load: None,
+            mode,
+            fixed_load,
             concurrency_from: o.concurrency_from,
             warmup_fraction: required(o.warmup_fraction, "--warmup-fraction")?,
             sample_duration: match o.sample_duration {
@@ -222,65 +221,11 @@ impl RunSettings {
             },
             assessment_period: required(o.assessment_period, "--assessment-period")?,
             sample_targets: Vec::new(),
-            profile: args.profile,
+            profile: args.profiles.profile,
             force_restart: args.force_restart,
             verbose: args.verbose,
             quiet: args.quiet,
-        };
-        let mut settings = settings;
-        settings.fixed_load = settings.fixed_load_spec(o.fixed_concurrency_levels)?;
-        settings.validate()?;
-        Ok(settings)
-    }
-
-    /// The fixed mode's load, from its levels or from a results file.
-    fn fixed_load_spec(&self, levels: Option<Vec<u32>>) -> Result<Option<FixedLoadSpec>> {
-        match (self.mode, levels, &self.concurrency_from) {
-            (Mode::Adaptive | Mode::Sustained, None, None) => Ok(None),
-            (Mode::Adaptive | Mode::Sustained, _, _) => Err(Error::Usage(
-                "--fixed-concurrency-levels and --concurrency-from go with --mode fixed".into(),
-            )),
-            (Mode::Fixed, Some(_), Some(_)) => Err(Error::Usage(
-                "--mode fixed takes --fixed-concurrency-levels or --concurrency-from, not both"
-                    .into(),
-            )),
-            (Mode::Fixed, None, None) => Err(Error::Usage(
-                "--mode fixed needs the load: --fixed-concurrency-levels 8 16 32, or \
-                 --concurrency-from an earlier run's results.json (or a baseline)"
-                    .into(),
-            )),
-            (Mode::Fixed, Some(mut levels), None) => {
-                if levels.is_empty() || levels.contains(&0) {
-                    return Err(Error::Usage(
-                        "--fixed-concurrency-levels needs one or more levels above 0, e.g. 8 16 32"
-                            .into(),
-                    ));
-                }
-                levels.sort_unstable();
-                levels.dedup();
-                Ok(Some(FixedLoadSpec::Levels(levels)))
-            }
-            (Mode::Fixed, None, Some(path)) => {
-                let points = concurrency_from(path)?;
-                let missing: Vec<String> = self
-                    .context_sizes
-                    .iter()
-                    .flat_map(|&c| self.cache_hit_rates.iter().map(move |&r| (c, r)))
-                    .filter(|(c, r)| !points.iter().any(|(pc, pr, _)| pc == c && pr == r))
-                    .map(|(c, r)| format!("ctx {c} at {r}%"))
-                    .collect();
-                if !missing.is_empty() {
-                    return Err(Error::Usage(format!(
-                        "--concurrency-from {} has no load for {}; measure those points in \
-                         adaptive mode first, or leave them out of --context-sizes and \
-                         --cache-hit-rates",
-                        path.display(),
-                        missing.join(", ")
-                    )));
-                }
-                Ok(Some(FixedLoadSpec::PerPoint(points)))
-            }
-        }
+        })
     }
 
     /// The allowed gap, in percentage points, between the effective
@@ -301,6 +246,7 @@ pub(super) mod tests {
 
     use super::*;
     use crate::cli::{Cli, Command};
+    use crate::settings::CONFIG_FILE;
 
     pub(in crate::settings) fn resolve(args: &[&str], dir: &Path) -> Result<RunSettings> {
         let mut argv = vec!["cacherate", "run"];
@@ -441,10 +387,6 @@ pub(super) mod tests {
             (&["--assessment-period", "0"][..], "above 0"),
             (&["--mode", "fixed"][..], "needs the load"),
             (
-                &["--fixed-concurrency-levels", "4"][..],
-                "go with --mode fixed",
-            ),
-            (
                 &["--mode", "fixed", "--fixed-concurrency-levels", "0"][..],
                 "above 0",
             ),
@@ -461,14 +403,63 @@ pub(super) mod tests {
             ),
             (&["--warmup-fraction", "0.95"][..], "--warmup-fraction"),
             (&["--sample-duration", "0"][..], "--sample-duration"),
-            (
-                &["--mode", "fixed", "--concurrency-from", "/nonexistent.json"][..],
-                "cannot read --concurrency-from",
-            ),
         ] {
             let error = quick(extra).unwrap_err();
             assert_eq!(error.exit_code(), crate::exit::USAGE);
             assert!(error.to_string().contains(says), "{extra:?}: {error}");
+        }
+    }
+
+    /// A load can only mean fixed mode: it implies `--mode fixed` (it was
+    /// refused without it), and an explicit other mode is refused saying why.
+    #[test]
+    fn a_fixed_load_implies_fixed_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = resolve(
+            &["--profile", "quick", "--fixed-concurrency-levels", "8", "4"],
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(s.mode, Mode::Fixed);
+        assert_eq!(s.fixed_load, Some(FixedLoadSpec::Levels(vec![4, 8])));
+        let loads = |_: &Path| Ok(vec![(2048, 0, 3), (2048, 50, 5), (2048, 100, 9)]);
+        let Command::Run(args) = Cli::try_parse_from([
+            "cacherate",
+            "run",
+            "--profile",
+            "quick",
+            "--concurrency-from",
+            "earlier/results.json",
+        ])
+        .unwrap()
+        .command
+        else {
+            unreachable!()
+        };
+        let s = RunSettings::resolve_with(*args, dir.path(), &loads).unwrap();
+        assert_eq!(s.mode, Mode::Fixed);
+        assert_eq!(
+            s.fixed_load,
+            Some(FixedLoadSpec::PerPoint(loads(Path::new("")).unwrap()))
+        );
+        for mode in ["adaptive", "sustained"] {
+            let error = resolve(
+                &[
+                    "--profile",
+                    "quick",
+                    "--mode",
+                    mode,
+                    "--fixed-concurrency-levels",
+                    "4",
+                ],
+                dir.path(),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                error.contains(&format!("--mode {mode} chooses its own load")),
+                "{error}"
+            );
         }
     }
 }

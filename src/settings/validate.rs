@@ -14,9 +14,21 @@ pub const MAX_CONTEXT_TOKENS: u64 = 10_000_000;
 /// The most `--output-tokens` a request may ask for.
 pub const MAX_OUTPUT_TOKENS: u32 = 1_000_000;
 
+fn fail(message: String) -> Result<()> {
+    Err(Error::Usage(message))
+}
+
 impl RunSettings {
     pub(super) fn validate(&self) -> Result<()> {
-        let fail = |message: String| Err(Error::Usage(message));
+        self.validate_credentials()?;
+        self.validate_workload()?;
+        self.validate_thresholds()?;
+        self.validate_timing()
+    }
+
+    /// One Authorization header a request: credentials in a URL or
+    /// `--api-key`, not both.
+    fn validate_credentials(&self) -> Result<()> {
         let flush_url = match &self.flush_cache {
             FlushCache::Url(url) => Some(("--flush-cache", url)),
             _ => None,
@@ -36,6 +48,11 @@ impl RunSettings {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// The points and the prompts: sizes, rates, chunks.
+    fn validate_workload(&self) -> Result<()> {
         if self.context_sizes.is_empty() || self.context_sizes.contains(&0) {
             return fail("--context-sizes needs one or more sizes above 0, e.g. 8000 32000".into());
         }
@@ -76,6 +93,11 @@ impl RunSettings {
         if self.chunk_size == 0 {
             return fail("--chunk-size must be at least 1 token".into());
         }
+        Ok(())
+    }
+
+    /// The limits a phase is held to and the concurrency it runs at.
+    fn validate_thresholds(&self) -> Result<()> {
         for (name, value) in [
             ("--max-ttft", self.max_ttft),
             ("--test-duration", self.test_duration),
@@ -121,6 +143,18 @@ impl RunSettings {
         {
             return fail(format!("--min-tokens-per-req must be >= 0, got {min}"));
         }
+        if let Some(gap) = self.max_cache_rate_gap
+            && !(gap.is_finite() && gap >= 0.0)
+        {
+            return fail(format!(
+                "--max-cache-rate-gap is in percentage points, >= 0; got {gap}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// How long phases last, and what each mode needs of them.
+    fn validate_timing(&self) -> Result<()> {
         let min_phase = self.ramp_duration.min(10.0);
         if self.test_duration < min_phase {
             return fail(format!(
@@ -166,13 +200,6 @@ impl RunSettings {
             return fail(
                 "--mode fixed measures --num-retries samples at each level: give at least 1".into(),
             );
-        }
-        if let Some(gap) = self.max_cache_rate_gap
-            && !(gap.is_finite() && gap >= 0.0)
-        {
-            return fail(format!(
-                "--max-cache-rate-gap is in percentage points, >= 0; got {gap}"
-            ));
         }
         Ok(())
     }

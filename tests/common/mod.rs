@@ -243,7 +243,8 @@ pub fn try_run_settings(
         unreachable!("a run command line")
     };
     let no_profiles = tempfile::tempdir().unwrap();
-    cacherate::settings::RunSettings::resolve(*run, no_profiles.path())
+    // As `cacherate run` does: with the loads of a --concurrency-from file.
+    cacherate::commands::run::settings(*run, no_profiles.path())
 }
 
 /// Like [`try_run_settings`], for options that must resolve.

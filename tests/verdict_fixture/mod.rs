@@ -1,5 +1,5 @@
 //! Verdicts to render in tests: runs and baselines built from numbers,
-//! judged by `cacherate::commands::compare::judge` itself, so the reports
+//! judged by `cacherate::analysis::judge` itself, so the reports
 //! are tested on what `compare` really writes.
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
@@ -9,9 +9,9 @@ use std::path::Path;
 
 use cacherate::analysis::Verdict;
 use cacherate::analysis::document::VerdictFile;
+use cacherate::analysis::{GatePolicy, judge};
 use cacherate::baseline::{Baseline, BaselinePoint, BaselineRun, Provenance, RunData, RunSamples};
 use cacherate::cli::{Cli, Command};
-use cacherate::commands::compare::{CompareOptions, judge};
 use cacherate::settings::RunSettings;
 use cacherate::store::{PointResult, Sample};
 use clap::Parser;
@@ -250,13 +250,13 @@ pub fn verdict(
         calibration: None,
     };
     let mut verdict = judge(
-        &run,
         &baseline,
         Path::new("baselines/h100-quick.json"),
-        &CompareOptions::default(),
+        &run,
+        &GatePolicy::default(),
+        "2026-11-20T11:00:00Z",
     )
     .expect("the run and the baseline are comparable");
-    verdict.created_at = "2026-11-20T11:00:00Z".into();
     verdict.tool_version = "0.0.0-test".into();
     verdict
 }
@@ -307,8 +307,9 @@ pub fn sweep_21x4_mixed() -> VerdictFile {
 }
 
 /// How a verdict should show in JUnit, decided here independently of the
-/// renderer: gated regressions fail, gated errors are errors, passes and
-/// improvements pass, everything else is skipped.
+/// renderer: gated regressions fail, and so do gated inconclusive verdicts
+/// under `--fail-on-inconclusive`; gated errors and insufficient data are
+/// errors; passes and improvements pass; everything else is skipped.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct JunitCounts {
     pub tests: usize,
@@ -332,7 +333,10 @@ pub fn expected_junit_counts(verdict: &VerdictFile) -> BTreeMap<String, JunitCou
             match (v, curve.gated) {
                 (Verdict::Pass | Verdict::Improved, _) => {}
                 (Verdict::Regressed, true) => counts.failures += 1,
-                (Verdict::Error, true) => counts.errors += 1,
+                (Verdict::Inconclusive, true) if verdict.fail_on_inconclusive => {
+                    counts.failures += 1
+                }
+                (Verdict::Error | Verdict::Insufficient, true) => counts.errors += 1,
                 _ => counts.skipped += 1,
             }
         }
