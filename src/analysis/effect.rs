@@ -163,11 +163,11 @@ fn logs(what: &str, values: &[f64]) -> Result<Vec<f64>, String> {
         .collect()
 }
 
-/// Computes the effect of one point and metric, or refuses with the reason
-/// when the samples cannot support a verdict (too few current samples, no
-/// baseline samples, a zero, negative or non-finite value). `policy` must
-/// be valid (`Policy::validate`).
-pub fn estimate_effect(samples: &MetricSamples, policy: &Policy) -> Result<Effect, String> {
+/// The log samples of a point, or why they cannot support a verdict.
+fn checked_logs(
+    samples: &MetricSamples,
+    policy: &Policy,
+) -> Result<(Vec<f64>, Vec<Vec<f64>>), String> {
     let needed = policy.min_samples.max(2);
     if samples.current.len() < needed {
         return Err(format!(
@@ -189,39 +189,43 @@ pub fn estimate_effect(samples: &MetricSamples, policy: &Policy) -> Result<Effec
         }
         runs.push(logs(&format!("baseline run {}", r + 1), run)?);
     }
+    Ok((current, runs))
+}
 
-    let m = current.len() as f64;
-    let current_mean = mean(&current);
-    let current_s2 = sum_squares(&current, current_mean) / (m - 1.0);
-
-    let n_runs = runs.len() as f64;
-    let run_means: Vec<f64> = runs.iter().map(|run| mean(run)).collect();
-    let baseline_mean = mean(&run_means);
+/// The baseline's pooled within-run variance and its df; a baseline of
+/// single-sample runs shows none, so it borrows the current run's (same
+/// server, same phase length) with its df.
+fn within_run_variance(runs: &[Vec<f64>], run_means: &[f64], current: (f64, f64)) -> (f64, f64) {
     let within_df: usize = runs.iter().map(|run| run.len() - 1).sum();
-    let inverse_k_sum: f64 = runs.iter().map(|run| 1.0 / run.len() as f64).sum();
-    // Pooled within-run variance of the baseline; a baseline of single-sample
-    // runs shows none, so it borrows the current run's (same server, same
-    // phase length) with its df.
-    let (baseline_s2, baseline_s2_df) = if within_df > 0 {
-        let ss: f64 = runs
-            .iter()
-            .zip(&run_means)
-            .map(|(run, &run_mean)| sum_squares(run, run_mean))
-            .sum();
-        (ss / within_df as f64, within_df as f64)
-    } else {
-        (current_s2, m - 1.0)
-    };
+    if within_df == 0 {
+        return current;
+    }
+    let ss: f64 = runs
+        .iter()
+        .zip(run_means)
+        .map(|(run, &run_mean)| sum_squares(run, run_mean))
+        .sum();
+    (ss / within_df as f64, within_df as f64)
+}
 
+/// σ²_run, where it comes from and its df: the baseline's between-run
+/// variance less what its sample noise explains, when it shows more than
+/// the floor (its df then pools the floor's with the excess's), else the
+/// floor.
+fn run_variance(
+    run_means: &[f64],
+    baseline_s2: f64,
+    inverse_k_sum: f64,
+    policy: &Policy,
+) -> (f64, RunNoiseSource, f64) {
+    let n_runs = run_means.len() as f64;
     let floor2 = policy.run_noise_floor * policy.run_noise_floor;
     let floor_df = policy.run_noise_floor_df;
-    let estimated = if runs.len() >= 2 {
-        let between = sum_squares(&run_means, baseline_mean) / (n_runs - 1.0);
-        Some((between - baseline_s2 * inverse_k_sum / n_runs).max(0.0))
-    } else {
-        None
-    };
-    let (run_s2, source, run_df) = match estimated {
+    let estimated = (run_means.len() >= 2).then(|| {
+        let between = sum_squares(run_means, mean(run_means)) / (n_runs - 1.0);
+        (between - baseline_s2 * inverse_k_sum / n_runs).max(0.0)
+    });
+    match estimated {
         Some(estimate) if estimate > floor2 => {
             let excess = estimate - floor2;
             let df = estimate * estimate
@@ -229,7 +233,26 @@ pub fn estimate_effect(samples: &MetricSamples, policy: &Policy) -> Result<Effec
             (estimate, RunNoiseSource::BaselineRuns, df)
         }
         _ => (floor2, RunNoiseSource::Floor, floor_df),
-    };
+    }
+}
+
+/// Computes the effect of one point and metric, or refuses with the reason
+/// when the samples cannot support a verdict (too few current samples, no
+/// baseline samples, a zero, negative or non-finite value). `policy` must
+/// be valid (`Policy::validate`).
+pub fn estimate_effect(samples: &MetricSamples, policy: &Policy) -> Result<Effect, String> {
+    let (current, runs) = checked_logs(samples, policy)?;
+    let m = current.len() as f64;
+    let current_mean = mean(&current);
+    let current_s2 = sum_squares(&current, current_mean) / (m - 1.0);
+
+    let n_runs = runs.len() as f64;
+    let run_means: Vec<f64> = runs.iter().map(|run| mean(run)).collect();
+    let baseline_mean = mean(&run_means);
+    let inverse_k_sum: f64 = runs.iter().map(|run| 1.0 / run.len() as f64).sum();
+    let (baseline_s2, baseline_s2_df) =
+        within_run_variance(&runs, &run_means, (current_s2, m - 1.0));
+    let (run_s2, source, run_df) = run_variance(&run_means, baseline_s2, inverse_k_sum, policy);
 
     let current_sample_var = current_s2 / m;
     let baseline_sample_var = baseline_s2 * inverse_k_sum / (n_runs * n_runs);
