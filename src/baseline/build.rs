@@ -11,7 +11,7 @@ use super::schema::{
 };
 use crate::error::{Error, Result};
 use crate::store::Workload;
-use crate::store::{PointResult, RunDir, Sample};
+use crate::store::{PointResult, RunDir, RunInfo, RunStatus, Sample};
 
 /// What a baseline needs of one run directory.
 #[derive(Debug, Clone)]
@@ -19,8 +19,8 @@ pub struct RunData {
     pub dir: PathBuf,
     pub workload: Workload,
     pub points: Vec<PointResult>,
-    /// `run.json`, as written.
-    pub info: serde_json::Value,
+    /// `run.json` (all empty when the run has none).
+    pub info: RunInfo,
     /// The overall verdict of `compare/verdict.json`, when the run was
     /// gated.
     pub gate_verdict: Option<String>,
@@ -50,7 +50,7 @@ pub fn load_run(dir: &Path) -> Result<RunData> {
         ))
     })?;
     let results = run.load_results()?;
-    let info = run.read_value(crate::store::RUN)?.unwrap_or_default();
+    let info = RunInfo::read(&run)?.unwrap_or_default();
     let gate_verdict = run
         .read_value("compare/verdict.json")?
         .and_then(|v| v["overall"]["verdict"].as_str().map(str::to_string));
@@ -85,7 +85,7 @@ fn refusals(runs: &[RunData]) -> Vec<RunRefusal> {
         return out;
     };
     for run in runs {
-        if run.info["status"] != "complete" {
+        if run.info.status != Some(RunStatus::Complete) {
             refuse(
                 run,
                 "is not complete (run.json status is not \"complete\"): run the same command \
@@ -342,15 +342,15 @@ pub fn build(name: &str, runs: &[RunData], git: Option<GitState>, force: bool) -
             git,
             model: first.workload.model.clone(),
             target: first.workload.target.clone(),
-            server: first.info["server"].clone(),
+            server: serde_json::to_value(&first.info.server).unwrap_or_default(),
         },
         workload: first.comparable(),
         runs: runs
             .iter()
             .map(|run| BaselineRun {
                 dir: run.dir.display().to_string(),
-                started_at: run.info["started_at"].as_str().map(str::to_string),
-                seed: run.info["seed"].as_u64(),
+                started_at: run.info.started_at.clone(),
+                seed: run.info.seed,
             })
             .collect(),
         points,

@@ -241,7 +241,6 @@ pub fn judge(
     }
     let overall = overall(&curves, options);
     warnings.dedup();
-    let text = |key: &str| run.info[key].as_str().map(str::to_string);
     Ok(VerdictFile {
         schema_version: VERDICT_SCHEMA_VERSION,
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -249,11 +248,11 @@ pub fn judge(
         run: RunSide {
             dir: run.dir.display().to_string(),
             model: run.workload.model.clone(),
-            started_at: text("started_at"),
-            seed: run.info["seed"].as_u64(),
+            started_at: run.info.started_at.clone(),
+            seed: run.info.seed,
             target: run.workload.target.clone(),
-            git: run.info["git"].clone(),
-            server: run.info["server"].clone(),
+            git: serde_json::to_value(&run.info.git).unwrap_or_default(),
+            server: serde_json::to_value(&run.info.server).unwrap_or_default(),
         },
         baseline: BaselineSide {
             name: baseline.name.clone(),

@@ -11,7 +11,7 @@ use super::embedded::EmbeddedSim;
 use super::phase::{Breaker, Shared};
 use super::plan::RampParams;
 use super::point::Sweep;
-use super::provenance::{RunInfo, git_info, hostname, now_rfc3339, redacted};
+use super::provenance::{git_info, hostname, now_rfc3339, redacted};
 use super::reproduce::{reproduce_args, write_run_command};
 use super::stop::Stop;
 use super::target::{kv_block_size_from_metrics, kv_capacity_from_metrics};
@@ -22,7 +22,8 @@ use crate::progress::Ui;
 use crate::settings::{ChunkTimes, FlushCache, PromptMode, ReinitStrategy, RunSettings};
 use crate::stats::Thresholds;
 use crate::store::{
-    self, Journal, PointResult, PointStatus, Progress, Results, RunDir, SCHEMA_VERSION, Workload,
+    self, Journal, PointResult, PointStatus, Progress, Results, RunDir, RunInfo, RunStatus,
+    SCHEMA_VERSION, Workload,
 };
 use crate::workload::content::prompt_content;
 use crate::workload::tokenizer::Tokenizer;
@@ -309,27 +310,28 @@ async fn sweep(
     };
     let tokenizer = format!("{}, {} prompts", tokenizer_source.describe(), mode);
     let mut info = RunInfo {
-        tool: "cacherate",
-        version: env!("CARGO_PKG_VERSION"),
-        status: "running",
-        started_at: &started_at,
+        schema_version: None,
+        tool: Some("cacherate".into()),
+        version: Some(env!("CARGO_PKG_VERSION").into()),
+        status: Some(RunStatus::Running),
+        started_at: Some(started_at),
         finished_at: None,
-        attempt: progress.attempt,
+        attempt: Some(progress.attempt),
         command: redacted(argv),
-        model: &model,
-        endpoints: &endpoints,
+        model: Some(model.clone()),
+        endpoints: endpoints.clone(),
         embedded_simulator: embedded,
-        server,
-        tokenizer: tokenizer.clone(),
+        server: Some(server),
+        tokenizer: Some(tokenizer.clone()),
         flush_cache: None,
         metrics_url: metrics_url.clone(),
-        server_reports_cached_tokens: false,
-        seed,
+        server_reports_cached_tokens: Some(false),
+        seed: Some(seed),
         git: git_info(),
         host: hostname(),
-        settings,
+        settings: serde_json::to_value(settings).map_err(anyhow::Error::from)?,
     };
-    dir.write_json(store::RUN, &info)?;
+    info.write(&dir)?;
     let script = write_run_command(&dir, &reproduce_args(settings, &model, seed, embedded))?;
     ui.line(&format!(
         "model {model}, seed {seed}, tokens from {tokenizer}; run directory {} (reproduce: {})",
@@ -451,7 +453,7 @@ async fn sweep(
                  are unknown; vLLM reports them with --enable-prompt-tokens-details",
             );
         }
-        info.server_reports_cached_tokens = sweep.reports_cached;
+        info.server_reports_cached_tokens = Some(sweep.reports_cached);
     }
     for &context in &settings.context_sizes {
         let factory = Arc::new(PromptFactory::new(
@@ -529,13 +531,13 @@ async fn sweep(
         .iter()
         .filter(|p| p.status == PointStatus::Error)
         .count();
-    info.status = if errored == 0 {
-        "complete"
+    info.status = Some(if errored == 0 {
+        RunStatus::Complete
     } else {
-        "complete_with_errors"
-    };
+        RunStatus::CompleteWithErrors
+    });
     info.finished_at = Some(now_rfc3339());
-    dir.write_json(store::RUN, &info)?;
+    info.write(&dir)?;
     let mut points = sweep.results.points.clone();
     points.sort_by_key(|p| (p.context_size, p.cache_hit_rate));
     Ok(RunOutcome {

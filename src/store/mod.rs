@@ -9,6 +9,7 @@ mod journal;
 mod point;
 mod rows;
 mod run_dir;
+mod run_info;
 mod schema;
 mod workload;
 
@@ -17,6 +18,7 @@ pub use journal::{Journal, Recovered, UNFINISHED_SUFFIX, unfinished_phase};
 pub use point::{AtPoint, PointId, find, position};
 pub use rows::sustained_periods;
 pub use run_dir::{PROGRESS, RESULTS, RUN, RunDir, detailed_results, phase_metadata};
+pub use run_info::{Fingerprint, RUN_INFO_SCHEMA_VERSION, RunInfo, RunStatus};
 pub use schema::{
     CurrentPoint, Decision, PeriodDecision, PhaseKind, PhaseRecord, PlanKind, PointResult,
     PointStatus, Progress, Results, SCHEMA_VERSION, Sample,
