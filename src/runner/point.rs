@@ -13,10 +13,13 @@ use crate::error::{Error, Result};
 use crate::progress::{Live, Ui};
 use crate::record::RequestRecord;
 use crate::settings::{ChunkTimes, Mode, ReinitStrategy, RunSettings};
-use crate::stats::{Latency, PhaseFigures, Thresholds, Window};
+use crate::stats::{
+    Latency, PhaseFigures, PointFigures, PointRequests, Sample, Thresholds, Window,
+    cache_rate_missed, settled_cache_rate,
+};
 use crate::store::{
-    self, CurrentPoint, PhaseRecord, PlanKind, PointResult, PointStatus, Progress, Results, RunDir,
-    Sample, detailed_results, phase_metadata,
+    self, AtPoint, CurrentPoint, PhaseRecord, PlanKind, PointId, PointResult, PointStatus,
+    Progress, Results, RunDir, detailed_results, phase_metadata,
 };
 use crate::workload::PromptFactory;
 
@@ -32,19 +35,14 @@ fn point_result(
     result: &PlanResult,
     max_cache_rate_gap: f64,
 ) -> Result<PointResult> {
-    let sample = |i: &usize| Sample::from_phase(&phases[*i]);
+    let sample = |i: &usize| phases[*i].sample();
     let samples: Vec<Sample> = result.samples.iter().map(sample).collect();
     let source: Vec<Sample> = if samples.is_empty() {
         result.selection.iter().map(sample).collect()
     } else {
         samples.clone()
     };
-    let mut errors = std::collections::BTreeMap::new();
-    for phase in phases {
-        for (kind, count) in &phase.figures.errors {
-            *errors.entry(kind.clone()).or_insert(0) += count;
-        }
-    }
+    let requests = PointRequests::of(phases.iter().map(|p| &p.figures));
     let mut point = PointResult {
         context_size: context,
         cache_hit_rate: rate,
@@ -68,9 +66,9 @@ fn point_result(
         req_output_tps_p10: 0.0,
         requests: 0,
         error_rate: 0.0,
-        total_requests: phases.iter().map(|p| p.figures.launched).sum(),
-        failed_requests: phases.iter().map(|p| p.figures.failed).sum(),
-        errors,
+        total_requests: requests.total,
+        failed_requests: requests.failed,
+        errors: requests.errors,
         target_cache_rate: factory.cached_tokens(rate) as f64 / factory.context as f64,
         achieved_cache_rate: None,
         max_cache_rate_gap,
@@ -84,59 +82,48 @@ fn point_result(
         ttft_histogram: String::new(),
         phases: phases.len() as u32,
     };
-    set_figures(&mut point, &source)?;
+    point.set_figures(figures(point.point_id(), &source)?);
     Ok(point)
 }
 
 /// Marks a point whose samples failed more often than `max_error_rate`
 /// allows: its figures are not a throughput.
 fn check_error_rate(point: &mut PointResult, max_error_rate: f64) {
-    if point.status == PointStatus::Error || point.error_rate <= max_error_rate {
+    if point.status == PointStatus::Error {
         return;
     }
-    let kinds: Vec<String> = point
-        .errors
-        .iter()
-        .map(|(kind, n)| format!("{kind} {n}"))
-        .collect();
-    point.status = PointStatus::Error;
-    point.status_message = Some(format!(
-        "error rate {:.1} % is over --max-error-rate {:.1} % ({} of {} requests of the point \
-         failed: {})",
-        point.error_rate * 100.0,
-        max_error_rate * 100.0,
-        point.failed_requests,
-        point.total_requests,
-        kinds.join(", ")
-    ));
+    if let Some(why) = point
+        .requests()
+        .over_error_rate(point.error_rate, max_error_rate)
+    {
+        point.status = PointStatus::Error;
+        point.status_message = Some(why);
+    }
 }
 
-/// [`PointResult::set_figures`], with what to do when a stored histogram
-/// does not decode.
-fn set_figures(point: &mut PointResult, source: &[Sample]) -> Result<()> {
-    point.set_figures(source).map_err(|e| {
+/// [`PointFigures::of`], with what to do when a stored histogram does not
+/// decode.
+fn figures(id: PointId, source: &[Sample]) -> Result<PointFigures> {
+    PointFigures::of(source).map_err(|e| {
         Error::Usage(format!(
-            "a stored TTFT histogram of ctx {} at {}% is damaged ({e}); the run's files were \
+            "a stored TTFT histogram of {id} is damaged ({e}); the run's files were \
              changed by hand or cut short: run with --force-restart to move this run aside \
-             and start over",
-            point.context_size, point.cache_hit_rate
+             and start over"
         ))
     })
 }
 
-/// vLLM reports cached tokens only when there are some: once the server
-/// has reported them for any point of the run, a point where it never did
-/// had none cached.
+/// Settles every point's achieved cache rate once the run is known to
+/// report cached tokens, and flags the points that miss their target.
 fn settle_cache_rates(points: &mut [PointResult]) {
-    if points.iter().any(|p| p.achieved_cache_rate.is_some()) {
-        for point in points.iter_mut() {
-            point.achieved_cache_rate.get_or_insert(0.0);
-        }
-    }
+    let reported = points.iter().any(|p| p.achieved_cache_rate.is_some());
     for point in points.iter_mut() {
-        point.cache_rate_missed = point.achieved_cache_rate.is_some_and(|achieved| {
-            (achieved - point.target_cache_rate).abs() * 100.0 > point.max_cache_rate_gap
-        });
+        point.achieved_cache_rate = settled_cache_rate(point.achieved_cache_rate, reported);
+        point.cache_rate_missed = cache_rate_missed(
+            point.achieved_cache_rate,
+            point.target_cache_rate,
+            point.max_cache_rate_gap,
+        );
     }
 }
 
@@ -483,17 +470,15 @@ impl Sweep<'_> {
             // A phase the circuit breaker cut short is no sample: the
             // point keeps the samples it had, and counts the requests.
             if tripped.is_none() {
-                point.samples.push(Sample::from_phase(&phase));
+                point.samples.push(phase.sample());
             }
             point.phases += 1;
-            point.total_requests += phase.figures.launched;
-            point.failed_requests += phase.figures.failed;
-            for (kind, count) in &phase.figures.errors {
-                *point.errors.entry(kind.clone()).or_insert(0) += count;
-            }
+            let mut requests = point.requests();
+            requests.add(&phase.figures);
+            point.set_requests(requests);
             point.duration_s += phase.end_unix_s - phase.start_unix_s;
             let samples = point.samples.clone();
-            set_figures(point, &samples)?;
+            point.set_figures(figures(point.point_id(), &samples)?);
             check_error_rate(point, self.thresholds.max_error_rate);
             settle_cache_rates(&mut self.results.points);
             self.dir.write_json(store::RESULTS, &self.results)?;

@@ -13,6 +13,9 @@ mod run_info;
 mod schema;
 mod workload;
 
+/// A point's samples are persisted in `results.json` as stats computes
+/// them.
+pub use crate::stats::Sample;
 pub use git::{GitState, git_state};
 pub use journal::{Journal, Recovered, UNFINISHED_SUFFIX, unfinished_phase};
 pub use point::{AtPoint, PointId, find, position};
@@ -21,6 +24,6 @@ pub use run_dir::{PROGRESS, RESULTS, RUN, RunDir, detailed_results, phase_metada
 pub use run_info::{Fingerprint, RUN_INFO_SCHEMA_VERSION, RunInfo, RunStatus};
 pub use schema::{
     CurrentPoint, Decision, PeriodDecision, PhaseKind, PhaseRecord, PlanKind, PointResult,
-    PointStatus, Progress, Results, SCHEMA_VERSION, Sample,
+    PointStatus, Progress, Results, SCHEMA_VERSION,
 };
 pub use workload::Workload;

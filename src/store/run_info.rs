@@ -175,7 +175,10 @@ mod tests {
         };
         info.write(&run).unwrap();
         let text = std::fs::read_to_string(run.file(RUN)).unwrap();
-        assert!(text.contains(r#""status": "complete_with_errors""#), "{text}");
+        assert!(
+            text.contains(r#""status": "complete_with_errors""#),
+            "{text}"
+        );
         let back = RunInfo::read(&run).unwrap().unwrap();
         assert_eq!(back.schema_version, Some(RUN_INFO_SCHEMA_VERSION));
         assert_eq!(back, info);
