@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::point::{AtPoint, PointId};
+use super::rows::sustained_periods;
 use super::workload::Workload;
 use crate::error::{Error, Result};
 use crate::stats::{Latency, PhaseFigures, PointFigures, PointRequests, Sample};
@@ -204,6 +205,19 @@ pub enum PlanKind {
     /// Sustained mode: one continuous load whose controller settled; the
     /// samples are the passing periods at the level it settled on.
     Sustained,
+}
+
+impl PlanKind {
+    /// The kind of sample phase `n` added to a finished point of this plan
+    /// (the gate's extra samples at the point's load).
+    pub fn extra_sample(self, n: u32) -> PhaseKind {
+        match self {
+            PlanKind::PeakSearch => PhaseKind::Retry(n),
+            PlanKind::FixedLevels | PlanKind::FixedFrom | PlanKind::Sustained => {
+                PhaseKind::Fixed(n)
+            }
+        }
+    }
 }
 
 /// Whether a point's figures are a measurement.
@@ -409,6 +423,34 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// Records `id` as measured (once).
+    pub fn mark_completed(&mut self, id: PointId) {
+        let pair = (id.context_size, id.cache_hit_rate);
+        if !self.completed.contains(&pair) {
+            self.completed.push(pair);
+        }
+    }
+
+    /// The name of the period log of `period`'s point: the one its first
+    /// period started, so a resumed point appends to the same file.
+    pub fn period_log(&self, period: &PhaseRecord) -> String {
+        let prefix = format!(
+            "sustained_periods_ctx{}_cache{}_",
+            period.context_size, period.cache_hit_rate
+        );
+        self.files
+            .keys()
+            .find(|name| name.starts_with(&prefix))
+            .cloned()
+            .unwrap_or_else(|| {
+                sustained_periods(
+                    period.context_size,
+                    period.cache_hit_rate,
+                    period.start_unix_s,
+                )
+            })
+    }
+
     /// Parses `progress.json`; `path` is for messages. Its schema version
     /// is read first, so a file of another version says so rather than
     /// failing on a field it lacks.
