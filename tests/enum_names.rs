@@ -7,7 +7,7 @@ use cacherate::record::ErrorKind;
 use cacherate::settings::{
     ChunkTimes, Mode, PromptMode, ReinitStrategy, TokensPerReqMetric, TtftMetric,
 };
-use cacherate::store::{Decision, PlanKind, PointStatus};
+use cacherate::store::{Decision, PlanKind, PointStatus, RunStatus};
 use serde::Serialize;
 use strum::VariantArray;
 
@@ -41,6 +41,7 @@ fn enum_text_is_the_serde_name() {
     same_as_serde::<Decision>();
     same_as_serde::<PlanKind>();
     same_as_serde::<PointStatus>();
+    same_as_serde::<RunStatus>();
     same_as_serde::<Verdict>();
     same_as_serde::<Metric>();
     same_as_serde::<Direction>();

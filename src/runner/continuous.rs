@@ -28,7 +28,7 @@ use futures_util::FutureExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::phase::{FinishedLoad, PhaseLabel, Ran, Shared, WindowRule, backoff, next_request};
+use super::phase::{FinishedLoad, PhaseLabel, Ran, Shared, Slot, WindowRule};
 use super::plan::PlannedPhase;
 use super::point::PointRun;
 use crate::error::{Error, Result};
@@ -68,12 +68,11 @@ async fn slot(
     launch: Arc<Mutex<Launch>>,
     records: mpsc::UnboundedSender<(u32, RequestRecord)>,
 ) {
-    let mut slot_free: Option<Instant> = None;
-    let mut failures_in_a_row = 0u32;
+    let mut slot = Slot::default();
     loop {
-        if failures_in_a_row > 0 {
+        if let Some(pause) = slot.pause() {
             // As in a phase: a server that fails at once is not hammered.
-            tokio::time::sleep(backoff(failures_in_a_row)).await;
+            tokio::time::sleep(pause).await;
         }
         let (epoch, label, live) = {
             let mut state = lock(&launch);
@@ -84,23 +83,14 @@ async fn slot(
             *state.launched.entry(epoch).or_insert(0) += 1;
             (epoch, Arc::clone(&state.label), Arc::clone(&state.live))
         };
-        let next = next_request(
-            &shared,
-            &factory,
-            &label,
-            &live,
-            slot_free,
-            &mut failures_in_a_row,
-        );
         // Stopped now: the request is abandoned (the period loop saves the
         // completed ones).
-        let Some((record, end)) = next.await else {
+        let Some(record) = slot.next(&shared, &factory, &label, &live).await else {
             break;
         };
         if records.send((epoch, record)).is_err() {
             break;
         }
-        slot_free = Some(end);
     }
 }
 

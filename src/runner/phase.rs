@@ -63,45 +63,59 @@ pub struct PhaseRun {
 /// How long a slot waits after `failures_in_a_row` failures: a server that
 /// fails at once (refused, 429, 5xx) would otherwise be hammered by a tight
 /// loop. 10 ms, 20 ms, ... up to 1 s.
-pub(super) fn backoff(failures_in_a_row: u32) -> Duration {
+fn backoff(failures_in_a_row: u32) -> Duration {
     Duration::from_millis(10 << failures_in_a_row.min(7)).min(Duration::from_secs(1))
 }
 
-/// A slot's next request: built from the next id, sent unless a stop now
-/// comes first (then `None`: it is abandoned). What finished is journaled,
-/// counted by the breaker and shown live, and `failures_in_a_row` follows
-/// it.
-pub(super) async fn next_request(
-    shared: &Shared,
-    factory: &PromptFactory,
-    label: &PhaseLabel,
-    live: &Live,
-    slot_free: Option<Instant>,
-    failures_in_a_row: &mut u32,
-) -> Option<(RequestRecord, Instant)> {
-    let request_id = shared.request_ids.fetch_add(1, Ordering::Relaxed);
-    let built = factory.request(label.cache_hit_rate, request_id);
-    let affinity = (built.cached_tokens > 0).then_some(u64::from(built.working_set_prompt));
-    let (record, end) = tokio::select! {
-        // A request that has completed is kept, even when the stop came in
-        // the same instant.
-        biased;
-        sent = send(shared, label, built, affinity, slot_free) => sent,
-        () = shared.stop.until_now() => return None,
-    };
-    shared.journal.record(&record);
-    shared.breaker.record(&record);
-    if record.ok() {
-        *failures_in_a_row = 0;
-    } else {
-        *failures_in_a_row += 1;
+/// One load slot between its requests: when its last request ended, and
+/// how many failed in a row.
+#[derive(Debug, Default)]
+pub(super) struct Slot {
+    free_since: Option<Instant>,
+    failures_in_a_row: u32,
+}
+
+impl Slot {
+    /// The back-off before the next request, after failures.
+    pub(super) fn pause(&self) -> Option<Duration> {
+        (self.failures_in_a_row > 0).then(|| backoff(self.failures_in_a_row))
     }
-    live.record(
-        record.ok(),
-        record.prompt_tokens_or_expected(),
-        record.ttft_s.map(Duration::from_secs_f64),
-    );
-    Some((record, end))
+
+    /// The slot's next request: built from the next id, sent unless a stop
+    /// now comes first (then `None`: it is abandoned). What finished is
+    /// journaled, counted by the breaker and shown live.
+    pub(super) async fn next(
+        &mut self,
+        shared: &Shared,
+        factory: &PromptFactory,
+        label: &PhaseLabel,
+        live: &Live,
+    ) -> Option<RequestRecord> {
+        let request_id = shared.request_ids.fetch_add(1, Ordering::Relaxed);
+        let built = factory.request(label.cache_hit_rate, request_id);
+        let affinity = (built.cached_tokens > 0).then_some(u64::from(built.working_set_prompt));
+        let (record, end) = tokio::select! {
+            // A request that has completed is kept, even when the stop came
+            // in the same instant.
+            biased;
+            sent = send(shared, label, built, affinity, self.free_since) => sent,
+            () = shared.stop.until_now() => return None,
+        };
+        shared.journal.record(&record);
+        shared.breaker.record(&record);
+        if record.ok() {
+            self.failures_in_a_row = 0;
+        } else {
+            self.failures_in_a_row += 1;
+        }
+        live.record(
+            record.ok(),
+            record.prompt_tokens_or_expected(),
+            record.ttft_s.map(Duration::from_secs_f64),
+        );
+        self.free_since = Some(end);
+        Some(record)
+    }
 }
 
 /// Sends one built request and turns what came back into its record;
@@ -210,15 +224,13 @@ pub async fn run_phase(
         );
         slots.spawn(async move {
             let mut records = Vec::new();
-            let mut slot_free: Option<Instant> = None;
-            let mut failures_in_a_row = 0u32;
+            let mut slot = Slot::default();
             loop {
                 let now = Instant::now();
                 if now >= window_end || shared.breaker.tripped().is_some() {
                     break;
                 }
-                if failures_in_a_row > 0 {
-                    let pause = backoff(failures_in_a_row);
+                if let Some(pause) = slot.pause() {
                     tokio::select! {
                         () = tokio::time::sleep_until((now + pause).min(window_end).into()) => {}
                         () = shared.stop.until_now() => {
@@ -230,20 +242,11 @@ pub async fn run_phase(
                         break;
                     }
                 }
-                let next = next_request(
-                    &shared,
-                    &factory,
-                    &label,
-                    &live,
-                    slot_free,
-                    &mut failures_in_a_row,
-                );
-                let Some((record, end)) = next.await else {
+                let Some(record) = slot.next(&shared, &factory, &label, &live).await else {
                     abandoned.store(true, Ordering::Relaxed);
                     break;
                 };
                 records.push(record);
-                slot_free = Some(end);
             }
             records
         });
@@ -480,5 +483,89 @@ pub fn phase_warning(phase: &PhaseRecord) -> Option<String> {
             phase.phase_id
         )),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Decision, PeriodDecision};
+
+    fn record(kind: PhaseKind, concurrency: u32) -> PhaseRecord {
+        let window = Window {
+            start_unix_s: 1.0,
+            end_unix_s: 2.0,
+        };
+        let mut figures = PhaseFigures::from_records(&[], &window, false, false);
+        figures.whole_phase = false;
+        figures.completed = 12;
+        figures.failed = 1;
+        figures.input_tps = 1234.4;
+        figures.ttft.p95 = 0.25;
+        PhaseRecord {
+            context_size: 512,
+            cache_hit_rate: 50,
+            phase_index: 0,
+            phase_id: kind.id(concurrency),
+            kind,
+            concurrency,
+            start_unix_s: 0.0,
+            window_start_unix_s: 1.0,
+            window_end_unix_s: 2.0,
+            end_unix_s: 2.5,
+            planned_duration_s: 2.0,
+            passed: true,
+            reason: None,
+            decision_ttft_s: 0.25,
+            server_cache_rate: None,
+            figures,
+            period: None,
+        }
+    }
+
+    #[test]
+    fn a_phase_and_a_period_print_one_line_each() {
+        let mut ramp = record(PhaseKind::Ramp, 8);
+        assert_eq!(
+            progress_line(&ramp),
+            "ctx 512  50% RAMP_c8                  12 ok    1 failed  input      1234 tok/s  \
+             TTFT p95 0.250s  pass"
+        );
+        ramp.passed = false;
+        ramp.reason = Some("TTFT p95 0.250s > 0.200s".into());
+        assert!(progress_line(&ramp).ends_with("  over: TTFT p95 0.250s > 0.200s"));
+        let mut period = record(PhaseKind::Period(3), 8);
+        period.period = Some(PeriodDecision {
+            decision: Decision::RampUp,
+            next_concurrency: 12,
+        });
+        assert_eq!(
+            progress_line(&period),
+            "ctx 512  50% PERIOD_3   c8         12 ok    1 failed  input      1234 tok/s  \
+             TTFT p95 0.250s  pass  -> RAMP_UP c12"
+        );
+    }
+
+    #[test]
+    fn a_sample_or_a_period_without_a_steady_window_warns() {
+        let mut sample = record(PhaseKind::Retry(1), 8);
+        assert_eq!(phase_warning(&sample), None);
+        sample.figures.whole_phase = true;
+        assert!(
+            phase_warning(&sample)
+                .unwrap()
+                .starts_with("ctx 512 50% RETRY_1: no request")
+        );
+        let mut ramp = record(PhaseKind::Ramp, 8);
+        ramp.figures.whole_phase = true;
+        assert_eq!(
+            phase_warning(&ramp),
+            None,
+            "a ramp phase is judged all the same"
+        );
+        let mut period = record(PhaseKind::Period(2), 8);
+        period.window_start_unix_s = 1.5;
+        let short = phase_warning(&period).unwrap();
+        assert!(short.contains("its window was 0.5 s of 2 s"), "{short}");
     }
 }

@@ -4,8 +4,26 @@
 
 use std::time::SystemTime;
 
-use crate::settings::mask_password;
-use crate::store::{GitState, git_state};
+use crate::error::Result;
+use crate::settings::{RunSettings, mask_password};
+use crate::store::{GitState, RunInfo, RunStatus, git_state};
+
+/// `run.json` of a run starting now: the tool, the command line, the git
+/// state, the host and the settings; the setup adds what it learns of the
+/// server and the prompts.
+pub fn run_info(settings: &RunSettings, argv: &[String]) -> Result<RunInfo> {
+    Ok(RunInfo {
+        tool: Some("cacherate".into()),
+        version: Some(env!("CARGO_PKG_VERSION").into()),
+        status: Some(RunStatus::Running),
+        started_at: Some(now_rfc3339()),
+        command: redacted(argv),
+        git: git_info(),
+        host: hostname(),
+        settings: serde_json::to_value(settings).map_err(anyhow::Error::from)?,
+        ..RunInfo::default()
+    })
+}
 
 /// The git state of the repository the run was started in.
 pub fn git_info() -> Option<GitState> {

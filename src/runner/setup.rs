@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::commit::RunFiles;
 use super::phase::{Breaker, Judging, Shared};
 use super::plan::{ControllerParams, Plan, PlanOptions, RampParams, SustainedParams};
-use super::provenance::{git_info, hostname, now_rfc3339, redacted};
+use super::provenance::run_info;
 use super::reproduce::{reproduce_args, write_run_command};
 use super::stop::Stop;
 use super::target::{kv_block_size_from_metrics, kv_capacity_from_metrics};
@@ -23,8 +23,8 @@ use crate::progress::Ui;
 use crate::settings::{ChunkTimes, FlushCache, Mode, PromptMode, RunSettings};
 use crate::stats::Thresholds;
 use crate::store::{
-    self, Fingerprint, Journal, PointId, Progress, Results, RunDir, RunInfo, RunStatus,
-    SCHEMA_VERSION, Workload,
+    self, Fingerprint, Journal, PointId, Progress, Results, RunDir, RunInfo, SCHEMA_VERSION,
+    Workload,
 };
 use crate::workload::content::prompt_content;
 use crate::workload::tokenizer::Tokenizer;
@@ -70,7 +70,7 @@ impl<'a> Setup<'a> {
         let model = choose_model(settings, &client, &endpoints).await?;
         let (dir, progress, results) = open_run_dir(settings, &model, ui)?;
         let seed = progress.workload.seed;
-        let started_at = now_rfc3339();
+        let run = run_info(settings, argv)?;
         let server = super::target::fingerprint(&client, &model).await;
         check_context_fits(settings, &server, &endpoints[0])?;
         check_metrics_url(&client, metrics_url.as_deref()).await?;
@@ -117,26 +117,16 @@ impl<'a> Setup<'a> {
         // Written once the probe says what the server reports, so a run
         // still going (or interrupted) says it too.
         let info = RunInfo {
-            schema_version: None,
-            tool: Some("cacherate".into()),
-            version: Some(env!("CARGO_PKG_VERSION").into()),
-            status: Some(RunStatus::Running),
-            started_at: Some(started_at),
-            finished_at: None,
             attempt: Some(progress.attempt),
-            command: redacted(argv),
             model: Some(setup.model.clone()),
             endpoints,
             embedded_simulator: embedded,
             server: Some(server),
             tokenizer: Some(tokenizer),
-            flush_cache: None,
             metrics_url: setup.metrics_url.clone(),
             server_reports_cached_tokens: Some(setup.reports_cached),
             seed: Some(seed),
-            git: git_info(),
-            host: hostname(),
-            settings: serde_json::to_value(settings).map_err(anyhow::Error::from)?,
+            ..run
         };
         let summary_rows = settings.chunk_times == ChunkTimes::Summary;
         let mut files = RunFiles::new(dir, progress, results, RunInfo::default(), summary_rows);

@@ -73,29 +73,31 @@ fn mean_latency(latencies: &[Latency]) -> Latency {
 }
 
 /// A point's figures from its samples (or, without samples, from the
-/// phase that chose its load).
+/// phase that chose its load), as [`PointFigures::of`] computes them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PointFigures {
-    /// Means over the samples.
+    /// The mean of the samples' input and output tok/s.
     pub input_tps: f64,
     pub output_tps: f64,
-    /// From the merged TTFT histogram of the samples.
-    pub ttft: Latency,
+    /// The samples' TTFT histograms merged, and its quantiles.
     pub ttft_histogram: String,
-    /// Means over the samples.
+    pub ttft: Latency,
+    /// The mean of each TTLT and ITL statistic (the largest maximum).
     pub ttlt: Latency,
     pub itl: Latency,
+    /// The mean of the samples' per-request output rates.
     pub req_output_tps_avg: f64,
     pub req_output_tps_p5: f64,
     pub req_output_tps_p10: f64,
-    /// Requests of the samples, and of those the failed share.
+    /// Σ launched over the samples, and Σ failed ÷ that.
     pub requests: u64,
     pub error_rate: f64,
-    /// Σ cached ÷ Σ prompt tokens over the samples, when reported.
+    /// Σ cached ÷ Σ prompt tokens of the samples' counted requests, when
+    /// the server reported cached tokens.
     pub achieved_cache_rate: Option<f64>,
-    /// The server's own hit rate over the samples (with --metrics-url).
+    /// The mean of the samples' server-side hit rates (--metrics-url) and
+    /// prompt-token drifts, over those that have one.
     pub server_cache_rate: Option<f64>,
-    /// Mean server prompt-token count minus the target, over the samples.
     pub prompt_token_drift: Option<f64>,
 }
 

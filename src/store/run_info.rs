@@ -17,19 +17,9 @@ use crate::error::{Error, Result};
 pub const RUN_INFO_SCHEMA_VERSION: u32 = 1;
 
 /// How far the run got.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    strum::Display,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::Display, strum::IntoStaticStr, strum::VariantArray)]
 #[strum(serialize_all = "snake_case")]
 pub enum RunStatus {
     /// Still going, or interrupted: the same command resumes it.

@@ -187,3 +187,67 @@ impl Plan {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::plan::ControllerParams;
+
+    fn options(mode: Mode, fixed_load: Option<FixedLoadSpec>) -> PlanOptions {
+        let ramp = RampParams {
+            start_concurrency: 2,
+            increment: 2,
+            max_concurrency: 64,
+            max_ttft: 1.0,
+            num_retries: 2,
+            test_duration: 10.0,
+            ramp_duration: 1.0,
+            sample_duration: 1.0,
+        };
+        let controller = ControllerParams {
+            start_concurrency: 2,
+            increment: 2,
+            max_concurrency: 64,
+            max_ttft: 1.0,
+            min_tokens_per_req: None,
+        };
+        PlanOptions {
+            mode,
+            fixed_load,
+            ramp,
+            sustained: SustainedParams::new(controller, 10.0, 2.0),
+        }
+    }
+
+    #[test]
+    fn the_mode_chooses_the_plan_and_the_plan_says_its_kind_and_load() {
+        let id = PointId::new(512, 50);
+        let peak = Plan::for_point(&options(Mode::Adaptive, None), id, 8).unwrap();
+        assert_eq!(
+            (peak.kind(), peak.loading()),
+            (PlanKind::PeakSearch, Loading::Phases)
+        );
+        assert_eq!(
+            peak.next().unwrap().concurrency,
+            8,
+            "from the previous peak"
+        );
+        let levels = Some(FixedLoadSpec::Levels(vec![4, 8]));
+        let fixed = Plan::for_point(&options(Mode::Fixed, levels), id, 8).unwrap();
+        assert_eq!(fixed.kind(), PlanKind::FixedLevels);
+        assert_eq!(fixed.next().unwrap().kind, PhaseKind::FixedWarmup);
+        let sustained = Plan::for_point(&options(Mode::Sustained, None), id, 8).unwrap();
+        assert_eq!(sustained.kind(), PlanKind::Sustained);
+        assert_eq!(sustained.loading(), Loading::Continuous { periods: 5 });
+        let next = sustained.next().unwrap();
+        assert_eq!((next.kind, next.concurrency), (PhaseKind::Period(1), 2));
+        let unnamed = Some(FixedLoadSpec::PerPoint(Default::default()));
+        let error = Plan::for_point(&options(Mode::Fixed, unnamed), id, 8).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("no fixed load for ctx 512 at 50%"),
+            "{error}"
+        );
+    }
+}

@@ -325,6 +325,41 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_plan_runs_the_test_duration_in_whole_periods_each_decided() {
+        let params = SustainedParams::new(params(), 7.0, 2.0);
+        assert_eq!(params.periods, 3, "7 s in 2 s periods");
+        assert_eq!(SustainedParams::new(params.controller, 1.0, 2.0).periods, 1);
+        let mut plan = Sustained::new(params);
+        let (mut ran, mut decisions) = (Vec::new(), Vec::new());
+        while let Some(next) = plan.next() {
+            ran.push((next.kind, next.concurrency, next.duration));
+            let decided = plan.record(Outcome {
+                kind: next.kind,
+                concurrency: next.concurrency,
+                passed: true,
+                ttft: 0.1,
+                completed: 10,
+                failed: 0,
+                tokens_per_req: 50.0,
+                input_tps: 100.0,
+                elapsed: next.duration,
+            });
+            decisions.push(decided.decision);
+        }
+        use Decision::{MaxReached, RampUp};
+        assert_eq!(decisions, [RampUp, RampUp, MaxReached]);
+        assert_eq!(
+            ran,
+            [
+                (PhaseKind::Period(1), 4, 2.0),
+                (PhaseKind::Period(2), 24, 2.0),
+                (PhaseKind::Period(3), 40, 2.0),
+            ]
+        );
+        assert_eq!(plan.result().concurrency, 40);
+    }
+
     fn step(c: &mut Controller, ttft: f64, input_tps: f64) -> (Decision, u32) {
         let d = c.decide(period(c.concurrency(), ttft, input_tps));
         (d.decision, d.next_concurrency)
