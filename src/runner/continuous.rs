@@ -279,10 +279,10 @@ struct Running {
     bar: Option<Bar>,
     /// What the next period's requests count into.
     next_live: Arc<Live>,
-    /// A stop or the breaker made the last period run the last one: the
-    /// load was drained and stopped.
+    /// The period run was the load's last (the point's last, or the one a
+    /// stop or the breaker ended it at): the load was drained and stopped.
     closed: bool,
-    /// The last period run was the point's last.
+    /// The period run was the point's last.
     ended_last: bool,
 }
 
