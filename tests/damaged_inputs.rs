@@ -214,9 +214,7 @@ proptest! {
         if let Ok(results) = Results::parse(&text, path) {
             // The stored histograms decode or say they do not.
             for point in results.points {
-                let mut point = point;
-                let samples = point.samples.clone();
-                let _ = point.set_figures(&samples);
+                let _ = cacherate::stats::PointFigures::of(&point.samples);
             }
         } else {
             assert_clear(Results::parse(&text, path), "out/results.json")?;

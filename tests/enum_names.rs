@@ -7,7 +7,7 @@ use cacherate::record::ErrorKind;
 use cacherate::settings::{
     ChunkTimes, Mode, PromptMode, ReinitStrategy, TokensPerReqMetric, TtftMetric,
 };
-use cacherate::store::{Decision, PlanKind, PointStatus};
+use cacherate::store::{Decision, PlanKind, PointStatus, RunStatus};
 use serde::Serialize;
 use strum::VariantArray;
 
@@ -48,7 +48,7 @@ macro_rules! each {
 
 #[test]
 fn enum_text_is_the_serde_name() {
-    each!(same_as_serde: ErrorKind, Decision, PlanKind, PointStatus, Verdict, Direction, RunNoiseSource);
+    each!(same_as_serde: ErrorKind, Decision, PlanKind, PointStatus, RunStatus, Verdict, Direction, RunNoiseSource);
 }
 
 #[test]

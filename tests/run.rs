@@ -710,3 +710,48 @@ async fn chunk_times_summary_keeps_the_figures_and_drops_the_bulk() {
         per_row[1]
     );
 }
+
+/// Regression: `run.json` was written before the cached-token probe and the
+/// first cache flush, and only rewritten at the end, so a run still going
+/// (or interrupted) said `server_reports_cached_tokens: false` and
+/// `flush_cache: null`, and its index printed that. It says what the run
+/// knows once it knows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_json_of_an_unfinished_run_records_the_cache_probe_and_the_flush() {
+    let server = simulator(SimConfig::for_tests(TIME_SCALE)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = sweep_args(&server.url(), dir.path());
+    args.extend(["--flush-cache", "auto"].map(String::from));
+    let stop = cacherate::runner::Stop::new();
+    let running = tokio::spawn({
+        let (settings, args, stop) = (settings(&args), args.clone(), stop.clone());
+        async move { cacherate::runner::run_until(settings, &args, &stop).await }
+    });
+    // The first phase of the first point is committed: the warm-up before
+    // it flushed the cache.
+    let phases = dir.path().join("phase_metadata_512.csv");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !phases.exists() {
+        assert!(std::time::Instant::now() < deadline, "no phase committed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.after_phase();
+    let error = running.await.unwrap().unwrap_err();
+    assert_eq!(error.exit_code(), cacherate::exit::INTERRUPTED, "{error}");
+    server.stop().await.unwrap();
+
+    let run = run_json(dir.path());
+    assert_eq!(run["status"], "running");
+    assert_eq!(run["server_reports_cached_tokens"], true);
+    assert_eq!(run["flush_cache"], "vLLM POST /reset_prefix_cache");
+    let run_dir = cacherate::store::RunDir::existing(dir.path()).unwrap();
+    cacherate::commands::report::write_reports(&run_dir).unwrap();
+    let index = std::fs::read_to_string(dir.path().join("index.html")).unwrap();
+    assert!(
+        index.contains("<tr><th>server reports cached tokens</th><td>yes</td></tr>")
+            && index.contains(
+                "<tr><th>cache flushed with</th><td>vLLM POST &#x2f;reset_prefix_cache</td></tr>"
+            ),
+        "{index}"
+    );
+}

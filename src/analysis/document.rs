@@ -147,15 +147,14 @@ impl VerdictFile {
 
 impl RunSide {
     pub fn of(run: &RunData) -> RunSide {
-        let facts = run.facts();
         RunSide {
             dir: run.dir.display().to_string(),
             model: run.workload.model.clone(),
-            started_at: facts.started_at,
-            seed: facts.seed,
+            started_at: run.info.started_at.clone(),
+            seed: run.info.seed,
             target: run.workload.target.clone(),
-            git: facts.git,
-            server: facts.server,
+            git: serde_json::to_value(&run.info.git).unwrap_or_default(),
+            server: run.server(),
         }
     }
 }

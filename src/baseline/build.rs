@@ -11,7 +11,7 @@ use super::schema::{
     Provenance, RunSamples, check_name,
 };
 use crate::error::{Error, Result};
-use crate::store::{AtPoint, PointId, PointResult, PointStatus, Sample};
+use crate::store::{AtPoint, PointId, PointResult, PointStatus, RunStatus, Sample};
 
 /// Why a run cannot go into a baseline.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,7 +41,7 @@ fn refusals(runs: &[RunData]) -> Vec<RunRefusal> {
 /// errored or without samples, a failed gate.
 fn state_refusals(run: &RunData) -> Vec<String> {
     let mut out = Vec::new();
-    if run.facts().status.as_deref() != Some("complete") {
+    if run.info.status != Some(RunStatus::Complete) {
         out.push(
             "is not complete (run.json status is not \"complete\"): run the same command \
              again to finish it"
@@ -226,7 +226,6 @@ pub fn build(name: &str, runs: &[RunData], git: Option<GitState>, force: bool) -
             "no point has samples in every run: nothing to make a baseline of".into(),
         ));
     }
-    let facts = first.facts();
     Ok(Baseline {
         schema_version: BASELINE_SCHEMA_VERSION,
         name: name.to_string(),
@@ -237,18 +236,15 @@ pub fn build(name: &str, runs: &[RunData], git: Option<GitState>, force: bool) -
             git,
             model: first.workload.model.clone(),
             target: first.workload.target.clone(),
-            server: facts.server,
+            server: first.server(),
         },
         workload: first.comparable(),
         runs: runs
             .iter()
-            .map(|run| {
-                let facts = run.facts();
-                BaselineRun {
-                    dir: run.dir.display().to_string(),
-                    started_at: facts.started_at,
-                    seed: facts.seed,
-                }
+            .map(|run| BaselineRun {
+                dir: run.dir.display().to_string(),
+                started_at: run.info.started_at.clone(),
+                seed: run.info.seed,
             })
             .collect(),
         points,

@@ -14,7 +14,7 @@ pub use build::{RunRefusal, build, refreshed_by};
 pub use commit::commit;
 pub use diff::difference;
 pub use loads::read_loads;
-pub use run::{RunData, RunFacts, load_run};
+pub use run::{RunData, load_run};
 pub use schema::{
     BASELINE_SCHEMA_VERSION, Baseline, BaselinePoint, BaselineRun, Calibration, Comparable,
     GitState, NoiseEstimate, Provenance, RunSamples, check_name,

@@ -1,12 +1,12 @@
 //! What a baseline and a verdict need of a finished run directory
-//! ([`RunData`]), read in one place: its workload, its points, the facts of
-//! its `run.json`, and the verdict it was gated with.
+//! ([`RunData`]), read in one place: its workload, its points, its
+//! `run.json`, and the verdict it was gated with.
 
 use std::path::{Path, PathBuf};
 
 use super::schema::Comparable;
 use crate::error::{Error, Result};
-use crate::store::{PointResult, RunDir, Workload};
+use crate::store::{PointResult, RunDir, RunInfo, Workload};
 
 /// What a baseline needs of one run directory.
 #[derive(Debug, Clone)]
@@ -14,23 +14,11 @@ pub struct RunData {
     pub dir: PathBuf,
     pub workload: Workload,
     pub points: Vec<PointResult>,
-    /// `run.json`, as written; read through [`RunData::facts`].
-    pub info: serde_json::Value,
+    /// `run.json` (all empty when the run has none).
+    pub info: RunInfo,
     /// The overall verdict of `compare/verdict.json`, when the run was
     /// gated.
     pub gate_verdict: Option<String>,
-}
-
-/// The facts of a run's `run.json` that baselines and verdicts carry.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunFacts {
-    /// `complete` once every point is measured.
-    pub status: Option<String>,
-    pub started_at: Option<String>,
-    pub seed: Option<u64>,
-    /// As recorded: the git state and the server's fingerprint.
-    pub git: serde_json::Value,
-    pub server: serde_json::Value,
 }
 
 impl RunData {
@@ -46,16 +34,9 @@ impl RunData {
         Comparable::of(&self.workload, &self.context_sizes())
     }
 
-    /// The one place `run.json` is read.
-    pub fn facts(&self) -> RunFacts {
-        let text = |key: &str| self.info[key].as_str().map(str::to_string);
-        RunFacts {
-            status: text("status"),
-            started_at: text("started_at"),
-            seed: self.info["seed"].as_u64(),
-            git: self.info["git"].clone(),
-            server: self.info["server"].clone(),
-        }
+    /// The server's fingerprint as baselines and verdicts carry it.
+    pub fn server(&self) -> serde_json::Value {
+        serde_json::to_value(&self.info.server).unwrap_or_default()
     }
 }
 
@@ -70,7 +51,7 @@ pub fn load_run(dir: &Path) -> Result<RunData> {
         ))
     })?;
     let results = run.load_results()?;
-    let info = run.read_value(crate::store::RUN)?.unwrap_or_default();
+    let info = RunInfo::read(&run)?.unwrap_or_default();
     let gate_verdict = run
         .read_value("compare/verdict.json")?
         .and_then(|v| v["overall"]["verdict"].as_str().map(str::to_string));

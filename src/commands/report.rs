@@ -10,8 +10,8 @@ use crate::cli::ReportArgs;
 use crate::error::{Error, Result};
 use crate::exit;
 use crate::progress::Ui;
-use crate::report::html::{PhaseRow, Provenance, RunReport, Thresholds, render_all};
-use crate::store::{self, Progress, RunDir};
+use crate::report::html::{PhaseRow, RunReport, Thresholds, render_all};
+use crate::store::{self, Progress, RunDir, RunInfo};
 
 /// What `load` read, and what it had to leave out.
 #[derive(Debug)]
@@ -127,18 +127,18 @@ pub fn load(dir: &RunDir) -> Result<Loaded> {
         phases.extend(read_phases(&dir.file(name), committed, &mut warnings)?);
     }
 
-    let run_json = dir.read_value(store::RUN)?;
-    let provenance: Provenance = match &run_json {
-        Some(value) => serde_json::from_value(value.clone()).unwrap_or_else(|e| {
-            warnings.push(format!("{} does not read ({e})", store::RUN));
-            Provenance::default()
-        }),
-        None => {
+    let provenance = match RunInfo::read(dir) {
+        Ok(Some(info)) => info,
+        Ok(None) => {
             warnings.push(format!(
                 "{} is missing: the index shows no provenance",
                 store::RUN
             ));
-            Provenance::default()
+            RunInfo::default()
+        }
+        Err(e) => {
+            warnings.push(format!("{} does not read ({e})", store::RUN));
+            RunInfo::default()
         }
     };
 
@@ -163,22 +163,21 @@ pub fn load(dir: &RunDir) -> Result<Loaded> {
         None => {
             // A results.json alone (copied out of a run): the thresholds
             // as run.json's settings recorded them.
-            let settings = run_json.as_ref().map(|v| &v["settings"]);
-            let thresholds = match settings {
-                Some(s) if s["max_ttft"].is_number() => Thresholds {
+            let s = &provenance.settings;
+            let thresholds = if s["max_ttft"].is_number() {
+                Thresholds {
                     max_ttft: s["max_ttft"].as_f64().unwrap_or(2.0),
                     ttft_metric: s["ttft_metric"].as_str().unwrap_or("p95").into(),
                     min_tokens_per_req: s["min_tokens_per_req"].as_f64(),
                     max_error_rate: s["max_error_rate"].as_f64().unwrap_or(0.01),
-                },
-                _ => {
-                    warnings.push(format!(
-                        "neither {} nor {} records the thresholds: the defaults are shown",
-                        store::PROGRESS,
-                        store::RUN
-                    ));
-                    Thresholds::default()
                 }
+            } else {
+                warnings.push(format!(
+                    "neither {} nor {} records the thresholds: the defaults are shown",
+                    store::PROGRESS,
+                    store::RUN
+                ));
+                Thresholds::default()
             };
             (thresholds, Vec::new(), None)
         }

@@ -1,7 +1,11 @@
-//! Running a sweep: the points, their plans, the load phases, and what the
-//! run records of itself.
+//! Running a sweep: the setup, the points, their plans, the load phases,
+//! the commit of each phase, and what the run records of itself.
 
+mod breaker;
+mod commit;
+mod continuous;
 mod embedded;
+mod load;
 pub mod phase;
 pub mod plan;
 mod point;
@@ -9,10 +13,9 @@ mod provenance;
 mod reproduce;
 mod setup;
 pub mod stop;
-mod sustained;
 mod sweep;
 pub mod target;
 
-pub use setup::workload;
+pub use setup::{effective_target_warnings, workload};
 pub use stop::Stop;
-pub use sweep::{RunOutcome, effective_target_warnings, run, run_until};
+pub use sweep::{RunOutcome, run, run_until};

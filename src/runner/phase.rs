@@ -3,20 +3,26 @@
 //! the last one ends; requests in flight at the close still finish. And the
 //! warm-up, which sends every working-set prompt once. A [`Stop::now`]
 //! abandons the requests in flight; the completed ones are returned.
+//!
+//! And [`finish_phase`], the one place a finished stretch of load — a ramp
+//! or fixed phase, a sample, a sustained period — becomes its
+//! [`PhaseRecord`]: its window, which requests are in it, its figures, the
+//! thresholds' verdict; and the line it prints.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
+pub use super::breaker::Breaker;
 use super::stop::Stop;
 use crate::client::{Client, Clock, Measured};
 use crate::error::{Error, Result};
 use crate::progress::{Live, Ui};
-use crate::record::{ErrorKind, RequestRecord};
-use crate::store::Journal;
+use crate::record::RequestRecord;
+use crate::stats::{PhaseFigures, Thresholds, Window};
+use crate::store::{Journal, PhaseKind, PhaseRecord};
 use crate::workload::{BuiltRequest, PromptFactory};
 
 /// What every phase of a run shares.
@@ -31,107 +37,6 @@ pub struct Shared {
     /// Where each completed request goes at once, ahead of its phase's
     /// commit.
     pub journal: Journal,
-}
-
-/// Stops a point whose requests only meet connection-level failures
-/// (connect, disconnect, timeout, 5xx): after `failures` of them in a row
-/// with no success for `window`, no phase launches another request until
-/// the breaker is armed again for the next point. Other failures (429,
-/// 4xx, a broken stream) neither count nor reset: the server answered.
-#[derive(Debug)]
-pub struct Breaker {
-    failures: u32,
-    window: Duration,
-    state: Mutex<BreakerState>,
-}
-
-#[derive(Debug)]
-struct BreakerState {
-    in_a_row: u32,
-    kinds: BTreeMap<ErrorKind, u32>,
-    last_error: String,
-    since: Instant,
-    tripped: Option<String>,
-}
-
-impl Breaker {
-    /// `failures` 0 turns it off.
-    pub fn new(failures: u32, window: Duration) -> Breaker {
-        Breaker {
-            failures,
-            window,
-            state: Mutex::new(BreakerState {
-                in_a_row: 0,
-                kinds: BTreeMap::new(),
-                last_error: String::new(),
-                since: Instant::now(),
-                tripped: None,
-            }),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, BreakerState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Closes the breaker and starts its window now.
-    pub fn arm(&self) {
-        let mut state = self.lock();
-        state.in_a_row = 0;
-        state.kinds.clear();
-        state.since = Instant::now();
-        state.tripped = None;
-    }
-
-    /// Counts a finished request.
-    pub fn record(&self, record: &RequestRecord) {
-        if self.failures == 0 {
-            return;
-        }
-        let mut state = self.lock();
-        match record.error_kind {
-            None => {
-                state.in_a_row = 0;
-                state.kinds.clear();
-                state.since = Instant::now();
-            }
-            Some(
-                kind @ (ErrorKind::Connect
-                | ErrorKind::Disconnect
-                | ErrorKind::Timeout
-                | ErrorKind::Http5xx),
-            ) => {
-                state.in_a_row += 1;
-                *state.kinds.entry(kind).or_insert(0) += 1;
-                state.last_error = record.error.clone().unwrap_or_default();
-                let quiet = state.since.elapsed();
-                if state.tripped.is_none()
-                    && state.in_a_row >= self.failures
-                    && quiet >= self.window
-                {
-                    let kinds: Vec<String> = state
-                        .kinds
-                        .iter()
-                        .map(|(kind, n)| format!("{} {n}", kind.name()))
-                        .collect();
-                    state.tripped = Some(format!(
-                        "circuit breaker: {} connection-level failures in a row ({}) and no \
-                         success for {:.1} s; the last: {}",
-                        state.in_a_row,
-                        kinds.join(", "),
-                        quiet.as_secs_f64(),
-                        state.last_error
-                    ));
-                }
-            }
-            Some(_) => {}
-        }
-    }
-
-    /// Why the breaker stopped the point, once it has.
-    pub fn tripped(&self) -> Option<String> {
-        self.lock().tripped.clone()
-    }
 }
 
 /// Which phase, for its records.
@@ -158,45 +63,59 @@ pub struct PhaseRun {
 /// How long a slot waits after `failures_in_a_row` failures: a server that
 /// fails at once (refused, 429, 5xx) would otherwise be hammered by a tight
 /// loop. 10 ms, 20 ms, ... up to 1 s.
-pub(super) fn backoff(failures_in_a_row: u32) -> Duration {
+fn backoff(failures_in_a_row: u32) -> Duration {
     Duration::from_millis(10 << failures_in_a_row.min(7)).min(Duration::from_secs(1))
 }
 
-/// A slot's next request: built from the next id, sent unless a stop now
-/// comes first (then `None`: it is abandoned). What finished is journaled,
-/// counted by the breaker and shown live, and `failures_in_a_row` follows
-/// it.
-pub(super) async fn next_request(
-    shared: &Shared,
-    factory: &PromptFactory,
-    label: &PhaseLabel,
-    live: &Live,
-    slot_free: Option<Instant>,
-    failures_in_a_row: &mut u32,
-) -> Option<(RequestRecord, Instant)> {
-    let request_id = shared.request_ids.fetch_add(1, Ordering::Relaxed);
-    let built = factory.request(label.cache_hit_rate, request_id);
-    let affinity = (built.cached_tokens > 0).then_some(u64::from(built.working_set_prompt));
-    let (record, end) = tokio::select! {
-        // A request that has completed is kept, even when the stop came in
-        // the same instant.
-        biased;
-        sent = send(shared, label, built, affinity, slot_free) => sent,
-        () = shared.stop.until_now() => return None,
-    };
-    shared.journal.record(&record);
-    shared.breaker.record(&record);
-    if record.ok() {
-        *failures_in_a_row = 0;
-    } else {
-        *failures_in_a_row += 1;
+/// One load slot between its requests: when its last request ended, and
+/// how many failed in a row.
+#[derive(Debug, Default)]
+pub(super) struct Slot {
+    free_since: Option<Instant>,
+    failures_in_a_row: u32,
+}
+
+impl Slot {
+    /// The back-off before the next request, after failures.
+    pub(super) fn pause(&self) -> Option<Duration> {
+        (self.failures_in_a_row > 0).then(|| backoff(self.failures_in_a_row))
     }
-    live.record(
-        record.ok(),
-        record.prompt_tokens_or_expected(),
-        record.ttft_s.map(Duration::from_secs_f64),
-    );
-    Some((record, end))
+
+    /// The slot's next request: built from the next id, sent unless a stop
+    /// now comes first (then `None`: it is abandoned). What finished is
+    /// journaled, counted by the breaker and shown live.
+    pub(super) async fn next(
+        &mut self,
+        shared: &Shared,
+        factory: &PromptFactory,
+        label: &PhaseLabel,
+        live: &Live,
+    ) -> Option<RequestRecord> {
+        let request_id = shared.request_ids.fetch_add(1, Ordering::Relaxed);
+        let built = factory.request(label.cache_hit_rate, request_id);
+        let affinity = (built.cached_tokens > 0).then_some(u64::from(built.working_set_prompt));
+        let (record, end) = tokio::select! {
+            // A request that has completed is kept, even when the stop came
+            // in the same instant.
+            biased;
+            sent = send(shared, label, built, affinity, self.free_since) => sent,
+            () = shared.stop.until_now() => return None,
+        };
+        shared.journal.record(&record);
+        shared.breaker.record(&record);
+        if record.ok() {
+            self.failures_in_a_row = 0;
+        } else {
+            self.failures_in_a_row += 1;
+        }
+        live.record(
+            record.ok(),
+            record.prompt_tokens_or_expected(),
+            record.ttft_s.map(Duration::from_secs_f64),
+        );
+        self.free_since = Some(end);
+        Some(record)
+    }
 }
 
 /// Sends one built request and turns what came back into its record;
@@ -305,15 +224,13 @@ pub async fn run_phase(
         );
         slots.spawn(async move {
             let mut records = Vec::new();
-            let mut slot_free: Option<Instant> = None;
-            let mut failures_in_a_row = 0u32;
+            let mut slot = Slot::default();
             loop {
                 let now = Instant::now();
                 if now >= window_end || shared.breaker.tripped().is_some() {
                     break;
                 }
-                if failures_in_a_row > 0 {
-                    let pause = backoff(failures_in_a_row);
+                if let Some(pause) = slot.pause() {
                     tokio::select! {
                         () = tokio::time::sleep_until((now + pause).min(window_end).into()) => {}
                         () = shared.stop.until_now() => {
@@ -325,20 +242,11 @@ pub async fn run_phase(
                         break;
                     }
                 }
-                let next = next_request(
-                    &shared,
-                    &factory,
-                    &label,
-                    &live,
-                    slot_free,
-                    &mut failures_in_a_row,
-                );
-                let Some((record, end)) = next.await else {
+                let Some(record) = slot.next(&shared, &factory, &label, &live).await else {
                     abandoned.store(true, Ordering::Relaxed);
                     break;
                 };
                 records.push(record);
-                slot_free = Some(end);
             }
             records
         });
@@ -413,61 +321,251 @@ pub async fn run_warmup(
     records
 }
 
+/// How a finished load finds its steady-state window.
+#[derive(Debug, Clone, Copy)]
+pub enum WindowRule {
+    /// The launches from the load's start to `launches_end`, less a warm-up
+    /// of `fraction` of them or one request latency when that is longer
+    /// ([`Window::for_phase`]).
+    AfterWarmup {
+        launches_end: Instant,
+        fraction: f64,
+    },
+    /// From `start` to `end` exactly: a sustained period after the first,
+    /// once the load holds its level.
+    Between { start: Instant, end: Instant },
+}
+
+/// A stretch of load that ended, before its figures.
+#[derive(Debug)]
+pub struct FinishedLoad {
+    /// Which phase, at the concurrency it is judged at.
+    pub label: PhaseLabel,
+    pub kind: PhaseKind,
+    pub planned_duration_s: f64,
+    pub records: Vec<RequestRecord>,
+    pub start: Instant,
+    /// When its last request ended.
+    pub end: Instant,
+    pub window: WindowRule,
+    /// The server's own prefix-cache hit rate over it (`--metrics-url`).
+    pub server_cache_rate: Option<f64>,
+}
+
+/// How a load ran: to its end, or cut short by a stop now (the completed
+/// requests, which the commit keeps marked as unfinished).
+#[derive(Debug)]
+pub enum Ran {
+    Finished(FinishedLoad),
+    Stopped(Vec<RequestRecord>),
+}
+
+/// What judging a finished load takes of the run.
+#[derive(Debug, Clone, Copy)]
+pub struct Judging {
+    pub clock: Clock,
+    pub thresholds: Thresholds,
+    /// `--strict-time-window`.
+    pub strict_time_window: bool,
+    /// The server is known to report cached tokens (a missing count is 0).
+    pub reports_cached: bool,
+}
+
+/// The record of a finished load, and its requests marked in or out of its
+/// window. The same for every kind of phase; a sustained period's decision
+/// is added by its plan.
+pub fn finish_phase(load: FinishedLoad, judging: &Judging) -> (PhaseRecord, Vec<RequestRecord>) {
+    let FinishedLoad {
+        label,
+        kind,
+        planned_duration_s,
+        mut records,
+        start,
+        end,
+        window,
+        server_cache_rate,
+    } = load;
+    let clock = judging.clock;
+    let window = match window {
+        WindowRule::AfterWarmup {
+            launches_end,
+            fraction,
+        } => Window::for_phase(
+            &records,
+            clock.unix(start),
+            clock.unix(launches_end),
+            label.concurrency,
+            fraction,
+        ),
+        WindowRule::Between { start, end } => Window {
+            start_unix_s: clock.unix(start),
+            end_unix_s: clock.unix(end).max(clock.unix(start)),
+        },
+    };
+    for record in &mut records {
+        record.in_window = window.holds(record);
+    }
+    let figures = PhaseFigures::from_records_at(
+        &records,
+        &window,
+        label.concurrency,
+        judging.strict_time_window,
+        judging.reports_cached,
+    );
+    let verdict = judging.thresholds.check(&figures);
+    let phase = PhaseRecord {
+        context_size: label.context_size,
+        cache_hit_rate: label.cache_hit_rate,
+        phase_index: label.phase_index,
+        phase_id: label.phase_id,
+        kind,
+        concurrency: label.concurrency,
+        start_unix_s: clock.unix(start),
+        window_start_unix_s: window.start_unix_s,
+        window_end_unix_s: window.end_unix_s,
+        end_unix_s: clock.unix(end),
+        planned_duration_s,
+        passed: verdict.is_ok(),
+        reason: verdict.err(),
+        decision_ttft_s: figures.ttft_metric(judging.thresholds.ttft_metric),
+        server_cache_rate,
+        figures,
+        period: None,
+    };
+    (phase, records)
+}
+
+/// The line a committed phase prints: its counts, throughput, TTFT and
+/// verdict (and a sustained period's decision).
+pub fn progress_line(phase: &PhaseRecord) -> String {
+    let (context, rate, f) = (phase.context_size, phase.cache_hit_rate, &phase.figures);
+    let name = match (phase.kind, phase.period) {
+        (PhaseKind::Period(n), Some(_)) => format!("PERIOD_{n:<3} c{:<5}", phase.concurrency),
+        _ => format!("{:<20}", phase.phase_id),
+    };
+    let verdict = match &phase.reason {
+        None => "pass".to_string(),
+        Some(reason) => format!("over: {reason}"),
+    };
+    let decided = phase.period.map_or(String::new(), |d| {
+        format!("  -> {} c{}", d.decision.name(), d.next_concurrency)
+    });
+    format!(
+        "ctx {context} {rate:>3}% {name} {:>6} ok {:>4} failed  input {:>9.0} tok/s  TTFT p95 \
+         {:.3}s  {verdict}{decided}",
+        f.completed, f.failed, f.input_tps, f.ttft.p95,
+    )
+}
+
+/// What a committed phase should warn of: a window too short to mean what
+/// its figures say. A ramp phase that overshoots is judged all the same; a
+/// sample must be steady-state to mean what it says.
+pub fn phase_warning(phase: &PhaseRecord) -> Option<String> {
+    let (context, rate, f) = (phase.context_size, phase.cache_hit_rate, &phase.figures);
+    let window_s = phase.window_end_unix_s - phase.window_start_unix_s;
+    let period_s = phase.planned_duration_s;
+    match phase.kind {
+        PhaseKind::Period(n) if f.whole_phase => Some(format!(
+            "ctx {context} {rate}% period {n}: no request was launched inside its window (the \
+             period is not much longer than its requests), so its figures are over all its \
+             requests; raise --assessment-period"
+        )),
+        PhaseKind::Period(n) if window_s < period_s / 2.0 => Some(format!(
+            "ctx {context} {rate}% period {n}: its window was {window_s:.1} s of {period_s} s \
+             (its first part waits for the previous period's requests to finish), so its \
+             figures rest on few requests; raise --assessment-period to several request \
+             latencies"
+        )),
+        kind if f.whole_phase && kind.is_sample() => Some(format!(
+            "ctx {context} {rate}% {}: no request was launched inside the steady-state window \
+             (the phase is shorter than its requests), so its figures are over the whole \
+             phase, warm-up included; lengthen --ramp-duration and --sample-duration",
+            phase.phase_id
+        )),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{Decision, PeriodDecision};
 
-    fn row(kind: Option<ErrorKind>) -> RequestRecord {
-        let mut record: RequestRecord = serde_json::from_value(serde_json::json!({
-            "context_size": 512, "cache_hit_rate": 0, "phase_id": "RAMP_c2",
-            "phase_index": 0, "concurrency": 2, "request_id": 1, "endpoint": 0,
-            "working_set_prompt": 0, "launch_unix_s": 0.0, "dispatch_delay_s": null,
-            "ttft_s": null, "ttlt_s": null, "finish_s": 0.1, "chunks": 0,
-            "max_chunk_gap_s": null, "expected_prompt_tokens": 512,
-            "target_cached_tokens": 0, "prompt_tokens": null, "completion_tokens": null,
-            "cached_tokens": null, "status": 0, "error_kind": null, "error": null,
-            "in_window": true
-        }))
-        .unwrap();
-        record.error_kind = kind;
-        record.error = kind.map(|k| format!("{} happened", k.name()));
-        record
-    }
-
-    #[test]
-    fn the_breaker_counts_connection_failures_in_a_row() {
-        let breaker = Breaker::new(3, Duration::ZERO);
-        breaker.record(&row(Some(ErrorKind::Connect)));
-        breaker.record(&row(Some(ErrorKind::Http5xx)));
-        // A success starts the count again; a 429 or a broken stream
-        // neither counts nor resets.
-        breaker.record(&row(None));
-        breaker.record(&row(Some(ErrorKind::Timeout)));
-        breaker.record(&row(Some(ErrorKind::RateLimited)));
-        breaker.record(&row(Some(ErrorKind::Protocol)));
-        breaker.record(&row(Some(ErrorKind::Disconnect)));
-        assert_eq!(breaker.tripped(), None);
-        breaker.record(&row(Some(ErrorKind::Connect)));
-        let why = breaker.tripped().unwrap();
-        assert!(
-            why.contains(
-                "3 connection-level failures in a row (connect 1, timeout 1, disconnect 1)"
-            ) && why.ends_with("the last: connect happened"),
-            "{why}"
-        );
-        breaker.arm();
-        assert_eq!(breaker.tripped(), None);
-    }
-
-    #[test]
-    fn the_breaker_waits_for_its_window_and_zero_turns_it_off() {
-        let patient = Breaker::new(1, Duration::from_secs(3600));
-        let off = Breaker::new(0, Duration::ZERO);
-        for _ in 0..100 {
-            patient.record(&row(Some(ErrorKind::Connect)));
-            off.record(&row(Some(ErrorKind::Connect)));
+    fn record(kind: PhaseKind, concurrency: u32) -> PhaseRecord {
+        let window = Window {
+            start_unix_s: 1.0,
+            end_unix_s: 2.0,
+        };
+        let mut figures = PhaseFigures::from_records(&[], &window, false, false);
+        figures.whole_phase = false;
+        figures.completed = 12;
+        figures.failed = 1;
+        figures.input_tps = 1234.4;
+        figures.ttft.p95 = 0.25;
+        PhaseRecord {
+            context_size: 512,
+            cache_hit_rate: 50,
+            phase_index: 0,
+            phase_id: kind.id(concurrency),
+            kind,
+            concurrency,
+            start_unix_s: 0.0,
+            window_start_unix_s: 1.0,
+            window_end_unix_s: 2.0,
+            end_unix_s: 2.5,
+            planned_duration_s: 2.0,
+            passed: true,
+            reason: None,
+            decision_ttft_s: 0.25,
+            server_cache_rate: None,
+            figures,
+            period: None,
         }
-        assert_eq!(patient.tripped(), None);
-        assert_eq!(off.tripped(), None);
+    }
+
+    #[test]
+    fn a_phase_and_a_period_print_one_line_each() {
+        let mut ramp = record(PhaseKind::Ramp, 8);
+        assert_eq!(
+            progress_line(&ramp),
+            "ctx 512  50% RAMP_c8                  12 ok    1 failed  input      1234 tok/s  \
+             TTFT p95 0.250s  pass"
+        );
+        ramp.passed = false;
+        ramp.reason = Some("TTFT p95 0.250s > 0.200s".into());
+        assert!(progress_line(&ramp).ends_with("  over: TTFT p95 0.250s > 0.200s"));
+        let mut period = record(PhaseKind::Period(3), 8);
+        period.period = Some(PeriodDecision {
+            decision: Decision::RampUp,
+            next_concurrency: 12,
+        });
+        assert_eq!(
+            progress_line(&period),
+            "ctx 512  50% PERIOD_3   c8         12 ok    1 failed  input      1234 tok/s  \
+             TTFT p95 0.250s  pass  -> RAMP_UP c12"
+        );
+    }
+
+    #[test]
+    fn a_sample_or_a_period_without_a_steady_window_warns() {
+        let mut sample = record(PhaseKind::Retry(1), 8);
+        assert_eq!(phase_warning(&sample), None);
+        sample.figures.whole_phase = true;
+        assert!(
+            phase_warning(&sample)
+                .unwrap()
+                .starts_with("ctx 512 50% RETRY_1: no request")
+        );
+        let mut ramp = record(PhaseKind::Ramp, 8);
+        ramp.figures.whole_phase = true;
+        assert_eq!(
+            phase_warning(&ramp),
+            None,
+            "a ramp phase is judged all the same"
+        );
+        let mut period = record(PhaseKind::Period(2), 8);
+        period.window_start_unix_s = 1.5;
+        let short = phase_warning(&period).unwrap();
+        assert!(short.contains("its window was 0.5 s of 2 s"), "{short}");
     }
 }

@@ -4,10 +4,26 @@
 
 use std::time::SystemTime;
 
-use serde::Serialize;
-
+use crate::error::Result;
 use crate::settings::{RunSettings, mask_password};
-use crate::store::{GitState, git_state};
+use crate::store::{GitState, RunInfo, RunStatus, git_state};
+
+/// `run.json` of a run starting now: the tool, the command line, the git
+/// state, the host and the settings; the setup adds what it learns of the
+/// server and the prompts.
+pub fn run_info(settings: &RunSettings, argv: &[String]) -> Result<RunInfo> {
+    Ok(RunInfo {
+        tool: Some("cacherate".into()),
+        version: Some(env!("CARGO_PKG_VERSION").into()),
+        status: Some(RunStatus::Running),
+        started_at: Some(now_rfc3339()),
+        command: redacted(argv),
+        git: git_info(),
+        host: hostname(),
+        settings: serde_json::to_value(settings).map_err(anyhow::Error::from)?,
+        ..RunInfo::default()
+    })
+}
 
 /// The git state of the repository the run was started in.
 pub fn git_info() -> Option<GitState> {
@@ -24,33 +40,6 @@ pub fn hostname() -> Option<String> {
 
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
-}
-
-/// `run.json`.
-#[derive(Debug, Serialize)]
-pub struct RunInfo<'a> {
-    pub tool: &'static str,
-    pub version: &'static str,
-    pub status: &'static str,
-    pub started_at: &'a str,
-    pub finished_at: Option<String>,
-    pub attempt: u64,
-    pub command: Vec<String>,
-    pub model: &'a str,
-    pub endpoints: &'a [String],
-    pub embedded_simulator: bool,
-    pub server: super::target::Fingerprint,
-    pub tokenizer: String,
-    /// How the prefix cache was emptied before warm-ups, if it was.
-    pub flush_cache: Option<String>,
-    /// Where the server's prefix-cache counters were read.
-    pub metrics_url: Option<String>,
-    /// The same prompt sent twice came back with cached tokens.
-    pub server_reports_cached_tokens: bool,
-    pub seed: u64,
-    pub git: Option<GitState>,
-    pub host: Option<String>,
-    pub settings: &'a RunSettings,
 }
 
 /// The command line with secrets blanked, for `run.json`.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::provenance::now_rfc3339;
 use crate::error::{Error, Result};
-use crate::settings::{FixedLoadSpec, PASSWORD_MASK, RunSettings, mask_password};
+use crate::settings::{FixedLoadSpec, FlushCache, PASSWORD_MASK, RunSettings, mask_password};
 use crate::store::RunDir;
 
 fn shell_quote(arg: &str) -> String {
@@ -29,6 +29,29 @@ fn script_arg(arg: &str) -> String {
     }
 }
 
+/// The script's arguments, option by option.
+struct Args(Vec<String>);
+
+impl Args {
+    fn push(&mut self, name: &str, values: Vec<String>) {
+        self.0.push(format!("--{name}"));
+        self.0.extend(values);
+    }
+
+    fn one(&mut self, name: &str, value: &dyn ToString) {
+        self.push(name, vec![value.to_string()]);
+    }
+
+    /// Explicit either way, so no profile can change it.
+    fn flag(&mut self, name: &str, set: bool) {
+        self.0.push(if set {
+            format!("--{name}")
+        } else {
+            format!("--no-{name}")
+        });
+    }
+}
+
 /// Every option of the run, explicit, so the script does not depend on a
 /// profile file or the environment.
 pub fn reproduce_args(
@@ -37,122 +60,91 @@ pub fn reproduce_args(
     seed: u64,
     embedded: bool,
 ) -> Vec<String> {
-    let mut args: Vec<String> = vec!["run".into()];
-    let mut push = |name: &str, values: Vec<String>| {
-        args.push(format!("--{name}"));
-        args.extend(values);
-    };
-    let one = |value: &dyn ToString| vec![value.to_string()];
+    let mut args = Args(vec!["run".into()]);
     if embedded {
-        push("sim-time-scale", one(&settings.sim_time_scale));
+        args.one("sim-time-scale", &settings.sim_time_scale);
     } else {
-        push(
-            "api-endpoint",
-            settings
-                .endpoints
-                .iter()
-                .map(|url| mask_password(url))
-                .collect(),
-        );
+        let endpoints = settings.endpoints.iter().map(|url| mask_password(url));
+        args.push("api-endpoint", endpoints.collect());
     }
-    push("model", one(&model));
-    push(
-        "context-sizes",
-        settings.context_sizes.iter().map(u64::to_string).collect(),
-    );
-    push("working-set-size", one(&settings.working_set_size));
-    push("output-tokens", one(&settings.output_tokens));
-    push("max-ttft", one(&settings.max_ttft));
-    push("ttft-metric", one(&settings.ttft_metric));
-    push("test-duration", one(&settings.test_duration));
-    push("ramp-duration", one(&settings.ramp_duration));
-    push("num-retries", one(&settings.num_retries));
-    push("start-concurrency", one(&settings.start_concurrency));
-    push(
-        "concurrency-increment",
-        one(&settings.concurrency_increment),
-    );
-    push("max-concurrency", one(&settings.max_concurrency));
-    push("init-concurrency", one(&settings.init_concurrency));
-    push(
-        "cache-hit-rates",
-        settings
-            .cache_hit_rates
-            .iter()
-            .map(u32::to_string)
-            .collect(),
-    );
-    push("chunk-size", one(&settings.chunk_size));
-    push("reinit-strategy", one(&settings.reinit_strategy));
-    push("output-dir", one(&settings.output_dir.display()));
-    push("seed", one(&seed));
-    push(
-        "kv-cache-quantization",
-        one(&settings.kv_cache_quantization),
-    );
-    push(
-        "tokens-per-req-metric",
-        one(&settings.tokens_per_req_metric),
-    );
-    if let Some(min) = settings.min_tokens_per_req {
-        push("min-tokens-per-req", one(&min));
-    }
-    push("request-timeout", one(&settings.request_timeout));
-    push("max-error-rate", one(&settings.max_error_rate));
-    push(
-        "circuit-breaker-failures",
-        one(&settings.circuit_breaker_failures),
-    );
-    push(
-        "circuit-breaker-window",
-        one(&settings.circuit_breaker_window),
-    );
-    push("prompt-mode", one(&settings.prompt_mode));
-    if let Some(tokenizer) = &settings.tokenizer {
-        push("tokenizer", one(tokenizer));
-    }
-    push(
-        "flush-cache",
-        one(&match &settings.flush_cache {
-            crate::settings::FlushCache::None => "none".to_string(),
-            crate::settings::FlushCache::Auto => "auto".to_string(),
-            crate::settings::FlushCache::Url(url) => mask_password(url),
-        }),
-    );
-    if let Some(url) = &settings.metrics_url {
-        push("metrics-url", one(&mask_password(url)));
-    }
-    if let Some(gap) = settings.max_cache_rate_gap {
-        push("max-cache-rate-gap", one(&gap));
-    }
-    push("warmup-fraction", one(&settings.warmup_fraction));
-    push("sample-duration", one(&settings.sample_duration));
-    push("mode", one(&settings.mode));
-    push("chunk-times", one(&settings.chunk_times));
+    args.one("model", &model);
+    sweep_args(&mut args, settings, seed);
+    measurement_args(&mut args, settings);
     match (&settings.concurrency_from, &settings.fixed_load) {
-        (Some(path), _) => push("concurrency-from", one(&path.display())),
-        (None, Some(FixedLoadSpec::Levels(levels))) => push(
+        (Some(path), _) => args.one("concurrency-from", &path.display()),
+        (None, Some(FixedLoadSpec::Levels(levels))) => args.push(
             "fixed-concurrency-levels",
             levels.iter().map(u32::to_string).collect(),
         ),
         _ => {}
     }
-    for (flag, set) in [
-        (
-            "random-working-set-selection",
-            settings.random_working_set_selection,
-        ),
-        ("strict-time-window", settings.strict_time_window),
-        ("skip-graphs", settings.skip_graphs),
-    ] {
-        // Explicit either way, so no profile can change it.
-        args.push(if set {
-            format!("--{flag}")
-        } else {
-            format!("--no-{flag}")
-        });
+    args.flag(
+        "random-working-set-selection",
+        settings.random_working_set_selection,
+    );
+    args.flag("strict-time-window", settings.strict_time_window);
+    args.flag("skip-graphs", settings.skip_graphs);
+    args.0
+}
+
+/// What is swept and how the peak is searched for.
+fn sweep_args(args: &mut Args, s: &RunSettings, seed: u64) {
+    args.push(
+        "context-sizes",
+        s.context_sizes.iter().map(u64::to_string).collect(),
+    );
+    args.one("working-set-size", &s.working_set_size);
+    args.one("output-tokens", &s.output_tokens);
+    args.one("max-ttft", &s.max_ttft);
+    args.one("ttft-metric", &s.ttft_metric);
+    args.one("test-duration", &s.test_duration);
+    args.one("ramp-duration", &s.ramp_duration);
+    args.one("num-retries", &s.num_retries);
+    args.one("start-concurrency", &s.start_concurrency);
+    args.one("concurrency-increment", &s.concurrency_increment);
+    args.one("max-concurrency", &s.max_concurrency);
+    args.one("init-concurrency", &s.init_concurrency);
+    args.push(
+        "cache-hit-rates",
+        s.cache_hit_rates.iter().map(u32::to_string).collect(),
+    );
+    args.one("chunk-size", &s.chunk_size);
+    args.one("reinit-strategy", &s.reinit_strategy);
+    args.one("output-dir", &s.output_dir.display());
+    args.one("seed", &seed);
+    args.one("kv-cache-quantization", &s.kv_cache_quantization);
+}
+
+/// How each request and phase is measured and judged.
+fn measurement_args(args: &mut Args, s: &RunSettings) {
+    args.one("tokens-per-req-metric", &s.tokens_per_req_metric);
+    if let Some(min) = s.min_tokens_per_req {
+        args.one("min-tokens-per-req", &min);
     }
-    args
+    args.one("request-timeout", &s.request_timeout);
+    args.one("max-error-rate", &s.max_error_rate);
+    args.one("circuit-breaker-failures", &s.circuit_breaker_failures);
+    args.one("circuit-breaker-window", &s.circuit_breaker_window);
+    args.one("prompt-mode", &s.prompt_mode);
+    if let Some(tokenizer) = &s.tokenizer {
+        args.one("tokenizer", tokenizer);
+    }
+    let flush = match &s.flush_cache {
+        FlushCache::None => "none".to_string(),
+        FlushCache::Auto => "auto".to_string(),
+        FlushCache::Url(url) => mask_password(url),
+    };
+    args.one("flush-cache", &flush);
+    if let Some(url) = &s.metrics_url {
+        args.one("metrics-url", &mask_password(url));
+    }
+    if let Some(gap) = s.max_cache_rate_gap {
+        args.one("max-cache-rate-gap", &gap);
+    }
+    args.one("warmup-fraction", &s.warmup_fraction);
+    args.one("sample-duration", &s.sample_duration);
+    args.one("mode", &s.mode);
+    args.one("chunk-times", &s.chunk_times);
 }
 
 pub fn write_run_command(dir: &RunDir, args: &[String]) -> Result<PathBuf> {

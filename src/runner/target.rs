@@ -2,28 +2,13 @@
 //! its fingerprint (kind, version, context length), emptying its prefix
 //! cache, and reading its own prefix-cache counters.
 
-use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::client::Client;
 use crate::client::prometheus::{PrefixCounters, prefix_counters};
 use crate::error::{Error, Result};
 use crate::settings::{FlushCache, mask_password};
-
-/// Who the server says it is, for run.json and for refusing comparisons of
-/// different servers.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Fingerprint {
-    /// `vllm`, `llama.cpp`, `sglang`, `cacherate-sim` or `unknown`.
-    pub kind: String,
-    pub version: Option<String>,
-    /// The longest context the server accepts, when it says.
-    pub max_model_len: Option<u64>,
-    pub model: String,
-    /// llama.cpp's `/props`, trimmed of its chat template.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub props: Option<Value>,
-}
+use crate::store::Fingerprint;
 
 async fn get_json(client: &Client, url: &str) -> Option<Value> {
     let text = client.get_text(url).await.ok()?;

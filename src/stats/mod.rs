@@ -1,12 +1,15 @@
 //! Figures of a phase and of a point, computed from request records: sums
-//! for throughput, HDR histograms for latency quantiles.
+//! for throughput, HDR histograms for latency quantiles, means over a
+//! point's samples.
 
 mod histogram;
 mod phase;
+mod point;
 mod thresholds;
 mod window;
 
 pub use histogram::{Latency, decode_histogram, encode_histogram, merge_histograms, new_histogram};
 pub use phase::PhaseFigures;
+pub use point::{PointFigures, PointRequests, Sample, cache_rate_missed, settled_cache_rate};
 pub use thresholds::Thresholds;
 pub use window::Window;

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use hdrhistogram::Histogram;
+
 use super::histogram::{Latency, encode_histogram, new_histogram, record_seconds};
 use super::window::Window;
 use crate::cli::values::{TokensPerReqMetric, TtftMetric};
@@ -96,6 +98,138 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[rank - 1]
 }
 
+/// Throughput by Little's law over the requests launched inside the
+/// window: each slot keeps one request in flight, so a slot's rate is its
+/// requests' tokens over the time they held it (dispatch delay and
+/// back-off included), and the phase's is `concurrency` times that.
+/// Counting tokens by their arrival in a fixed window instead aliases when
+/// requests move in step — equal prompts and output lengths are batched
+/// and finish together — because a window that is not a whole number of
+/// request cycles long sees one wave too many or too few.
+struct Throughput {
+    concurrency: f64,
+    /// Seconds the requests held their slots.
+    held: f64,
+    /// Prompt tokens of those that got a first token.
+    prompt_tokens: u64,
+    /// Output tokens they streamed.
+    streamed: f64,
+}
+
+impl Throughput {
+    fn of(launched_inside: &[&RequestRecord], concurrency: u32) -> Throughput {
+        Throughput {
+            concurrency: f64::from(concurrency),
+            held: launched_inside
+                .iter()
+                .map(|r| r.finish_s + r.dispatch_delay_s.unwrap_or(0.0))
+                .sum(),
+            prompt_tokens: launched_inside
+                .iter()
+                .filter(|r| r.ttft_s.is_some())
+                .map(|r| r.prompt_tokens_or_expected())
+                .sum(),
+            streamed: launched_inside
+                .iter()
+                .map(|r| chunk_tokens(r).sum::<f64>())
+                .sum(),
+        }
+    }
+
+    fn per_second(&self, tokens: f64) -> f64 {
+        if self.held > 0.0 {
+            self.concurrency * tokens / self.held
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The latency histograms of the counted requests, and their per-request
+/// output rates (sorted).
+struct Latencies {
+    ttft: Histogram<u64>,
+    ttlt: Histogram<u64>,
+    /// Over the individual gaps between chunks, per token.
+    itl: Histogram<u64>,
+    rates: Vec<f64>,
+}
+
+impl Latencies {
+    fn of(counted: &[&RequestRecord]) -> Latencies {
+        let (mut ttft, mut ttlt, mut itl) = (new_histogram(), new_histogram(), new_histogram());
+        let mut rates = Vec::with_capacity(counted.len());
+        for record in counted {
+            if let Some(value) = record.ttft_s {
+                record_seconds(&mut ttft, value);
+            }
+            if let Some(value) = record.ttlt_s {
+                record_seconds(&mut ttlt, value);
+            }
+            let mut previous: Option<u32> = None;
+            for (time_us, tokens) in record.chunk_times_us.iter().zip(chunk_tokens(record)) {
+                if let Some(before) = previous {
+                    let gap = f64::from(time_us.saturating_sub(before)) / 1e6;
+                    record_seconds(&mut itl, gap / tokens.max(1.0));
+                }
+                previous = Some(*time_us);
+            }
+            if let Some(rate) = record.output_tps() {
+                rates.push(rate);
+            }
+        }
+        rates.sort_by(f64::total_cmp);
+        Latencies {
+            ttft,
+            ttlt,
+            itl,
+            rates,
+        }
+    }
+
+    fn rate_avg(&self) -> f64 {
+        if self.rates.is_empty() {
+            0.0
+        } else {
+            self.rates.iter().sum::<f64>() / self.rates.len() as f64
+        }
+    }
+}
+
+/// What the counted requests say of the cache and of the prompts the
+/// server saw.
+struct CacheFigures {
+    counted_prompt_tokens: u64,
+    cached_tokens: u64,
+    cached_reported: u64,
+    achieved_cache_rate: Option<f64>,
+    prompt_token_drift: Option<f64>,
+}
+
+impl CacheFigures {
+    fn of(counted: &[&RequestRecord], reports_cached: bool) -> CacheFigures {
+        let cached_reported = counted.iter().filter(|r| r.cached_tokens.is_some()).count() as u64;
+        let cached_tokens: u64 = counted.iter().filter_map(|r| r.cached_tokens).sum();
+        let counted_prompt: u64 = counted.iter().map(|r| r.prompt_tokens_or_expected()).sum();
+        let drifts: Vec<f64> = counted
+            .iter()
+            .filter_map(|r| Some(r.prompt_tokens? as f64 - r.expected_prompt_tokens as f64))
+            .collect();
+        CacheFigures {
+            counted_prompt_tokens: counted_prompt,
+            cached_tokens,
+            cached_reported,
+            // A server that reports cached tokens for some requests leaves
+            // them out for requests with none cached (vLLM), so those count
+            // as 0.
+            achieved_cache_rate: ((reports_cached || cached_reported > 0) && counted_prompt > 0)
+                .then(|| cached_tokens as f64 / counted_prompt as f64),
+            prompt_token_drift: (!drifts.is_empty())
+                .then(|| drifts.iter().sum::<f64>() / drifts.len() as f64),
+        }
+    }
+}
+
 impl PhaseFigures {
     /// The figures of a phase's records over `window` (SPEC §2.2): every
     /// figure is over the requests launched inside the window, the slow
@@ -132,88 +266,19 @@ impl PhaseFigures {
                 *errors.entry(kind.name().to_string()).or_insert(0) += 1;
             }
         }
-        // Throughput by Little's law over the requests launched inside the
-        // window: each slot keeps one request in flight, so a slot's rate
-        // is its requests' tokens over the time they held it (dispatch
-        // delay and back-off included), and the phase's is `concurrency`
-        // times that. Counting tokens by their arrival in a fixed window
-        // instead aliases when requests move in step — equal prompts and
-        // output lengths are batched and finish together — because a
-        // window that is not a whole number of request cycles long sees
-        // one wave too many or too few.
         // A phase shorter than its requests may launch nothing inside its
         // window: then every request of the phase counts, and it says so.
         let whole_phase = !records.iter().any(|r| window.contains(r.launch_unix_s));
         let inside = |r: &RequestRecord| whole_phase || window.contains(r.launch_unix_s);
         let launched_inside: Vec<&RequestRecord> = records.iter().filter(|r| inside(r)).collect();
-        let held: f64 = launched_inside
-            .iter()
-            .map(|r| r.finish_s + r.dispatch_delay_s.unwrap_or(0.0))
-            .sum();
-        let prompt_tokens: u64 = launched_inside
-            .iter()
-            .filter(|r| r.ttft_s.is_some())
-            .map(|r| r.prompt_tokens_or_expected())
-            .sum();
-        let streamed: f64 = launched_inside
-            .iter()
-            .map(|r| chunk_tokens(r).sum::<f64>())
-            .sum();
-        let completion_tokens = streamed.round() as u64;
-        let concurrency = f64::from(concurrency);
-        let duration_s = window.length();
-        let per_second = |tokens: f64| {
-            if held > 0.0 {
-                concurrency * tokens / held
-            } else {
-                0.0
-            }
-        };
+        let throughput = Throughput::of(&launched_inside, concurrency);
         // Latency: the requests launched inside the window.
         let counted: Vec<&RequestRecord> = records
             .iter()
             .filter(|r| r.ok() && inside(r) && (!strict_window || whole_phase || window.holds(r)))
             .collect();
-        let cached_reported = counted.iter().filter(|r| r.cached_tokens.is_some()).count() as u64;
-        let cached_tokens: u64 = counted.iter().filter_map(|r| r.cached_tokens).sum();
-        let counted_prompt: u64 = counted.iter().map(|r| r.prompt_tokens_or_expected()).sum();
-        let (mut ttft, mut ttlt, mut itl) = (new_histogram(), new_histogram(), new_histogram());
-        let mut rates = Vec::with_capacity(counted.len());
-        for record in &counted {
-            if let Some(value) = record.ttft_s {
-                record_seconds(&mut ttft, value);
-            }
-            if let Some(value) = record.ttlt_s {
-                record_seconds(&mut ttlt, value);
-            }
-            let mut previous: Option<u32> = None;
-            for (time_us, tokens) in record.chunk_times_us.iter().zip(chunk_tokens(record)) {
-                if let Some(before) = previous {
-                    let gap = f64::from(time_us.saturating_sub(before)) / 1e6;
-                    record_seconds(&mut itl, gap / tokens.max(1.0));
-                }
-                previous = Some(*time_us);
-            }
-            if let Some(rate) = record.output_tps() {
-                rates.push(rate);
-            }
-        }
-        rates.sort_by(f64::total_cmp);
-        let req_output_tps_avg = if rates.is_empty() {
-            0.0
-        } else {
-            rates.iter().sum::<f64>() / rates.len() as f64
-        };
-        // A server that reports cached tokens for some requests leaves them
-        // out for requests with none cached (vLLM), so those count as 0.
-        let achieved_cache_rate = ((reports_cached || cached_reported > 0) && counted_prompt > 0)
-            .then(|| cached_tokens as f64 / counted_prompt as f64);
-        let drifts: Vec<f64> = counted
-            .iter()
-            .filter_map(|r| Some(r.prompt_tokens? as f64 - r.expected_prompt_tokens as f64))
-            .collect();
-        let prompt_token_drift =
-            (!drifts.is_empty()).then(|| drifts.iter().sum::<f64>() / drifts.len() as f64);
+        let latency = Latencies::of(&counted);
+        let cache = CacheFigures::of(&counted, reports_cached);
         PhaseFigures {
             launched,
             completed: launched - failed,
@@ -224,25 +289,25 @@ impl PhaseFigures {
                 failed as f64 / launched as f64
             },
             counted: counted.len() as u64,
-            duration_s,
+            duration_s: window.length(),
             whole_phase,
-            prompt_tokens,
-            completion_tokens,
-            counted_prompt_tokens: counted_prompt,
-            cached_tokens,
-            cached_reported,
-            input_tps: per_second(prompt_tokens as f64),
-            output_tps: per_second(streamed),
-            ttft: Latency::from_histogram(&ttft),
-            ttlt: Latency::from_histogram(&ttlt),
-            itl: Latency::from_histogram(&itl),
-            req_output_tps_avg,
-            req_output_tps_p5: percentile(&rates, 0.05),
-            req_output_tps_p10: percentile(&rates, 0.10),
-            achieved_cache_rate,
-            prompt_token_drift,
+            prompt_tokens: throughput.prompt_tokens,
+            completion_tokens: throughput.streamed.round() as u64,
+            counted_prompt_tokens: cache.counted_prompt_tokens,
+            cached_tokens: cache.cached_tokens,
+            cached_reported: cache.cached_reported,
+            input_tps: throughput.per_second(throughput.prompt_tokens as f64),
+            output_tps: throughput.per_second(throughput.streamed),
+            ttft: Latency::from_histogram(&latency.ttft),
+            ttlt: Latency::from_histogram(&latency.ttlt),
+            itl: Latency::from_histogram(&latency.itl),
+            req_output_tps_avg: latency.rate_avg(),
+            req_output_tps_p5: percentile(&latency.rates, 0.05),
+            req_output_tps_p10: percentile(&latency.rates, 0.10),
+            achieved_cache_rate: cache.achieved_cache_rate,
+            prompt_token_drift: cache.prompt_token_drift,
             errors,
-            ttft_histogram: encode_histogram(&ttft),
+            ttft_histogram: encode_histogram(&latency.ttft),
         }
     }
 

@@ -9,16 +9,20 @@ mod journal;
 mod point;
 mod rows;
 mod run_dir;
+mod run_info;
 mod schema;
 mod workload;
 
+/// A point's samples are persisted in `results.json` as stats computes
+/// them.
+pub use crate::stats::Sample;
 pub use git::{GitState, git_state};
 pub use journal::{Journal, Recovered, UNFINISHED_SUFFIX, unfinished_phase};
 pub use point::{AtPoint, PointId, find, position};
-pub use rows::sustained_periods;
 pub use run_dir::{PROGRESS, RESULTS, RUN, RunDir, detailed_results, phase_metadata};
+pub use run_info::{Fingerprint, RUN_INFO_SCHEMA_VERSION, RunInfo, RunStatus};
 pub use schema::{
     CurrentPoint, Decision, PeriodDecision, PhaseKind, PhaseRecord, PlanKind, PointResult,
-    PointStatus, Progress, Results, SCHEMA_VERSION, Sample,
+    PointStatus, Progress, Results, SCHEMA_VERSION,
 };
 pub use workload::Workload;

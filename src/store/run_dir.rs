@@ -347,7 +347,8 @@ impl RunDir {
     }
 
     /// Appends a sustained period's row to its point's period log, named
-    /// `name` (see [`sustained_periods`](super::sustained_periods)); returns the file's new length.
+    /// `name` (see [`Progress::period_log`](super::Progress::period_log)); returns the file's new
+    /// length.
     pub fn append_period(&self, name: &str, period: &PhaseRecord) -> Result<u64> {
         let rows: Vec<PeriodRow> = PeriodRow::of(period).into_iter().collect();
         self.append_csv(name, &rows)

@@ -7,9 +7,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::point::{AtPoint, PointId};
+use super::rows::sustained_periods;
 use super::workload::Workload;
 use crate::error::{Error, Result};
-use crate::stats::{Latency, PhaseFigures, encode_histogram, merge_histograms};
+use crate::stats::{Latency, PhaseFigures, PointFigures, PointRequests, Sample};
 
 /// Version of the files' layout; bumped when a field changes meaning.
 /// 2: steady-state windows, samples that exclude the phase that chose the
@@ -136,61 +137,15 @@ pub struct PhaseRecord {
     pub period: Option<PeriodDecision>,
 }
 
-/// One sample of a point: a phase of equal length at the point's load,
-/// measured over its steady-state window. The statistics of a comparison
-/// rest on these.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Sample {
-    pub phase_id: String,
-    pub concurrency: u32,
-    pub window_start_unix_s: f64,
-    pub window_end_unix_s: f64,
-    /// Requests launched in the phase, and of those the completed and the
-    /// failed ones.
-    pub launched: u64,
-    pub completed: u64,
-    pub failed: u64,
-    pub error_rate: f64,
-    pub input_tps: f64,
-    pub output_tps: f64,
-    /// Over the requests launched inside the window.
-    pub ttft: Latency,
-    /// The TTFT histogram (µs, HDR V2, base64) the quantiles come from.
-    pub ttft_histogram: String,
-    pub ttlt: Latency,
-    /// Over the individual gaps between streamed chunks, per token.
-    pub itl: Latency,
-    pub achieved_cache_rate: Option<f64>,
-    /// The phase held every threshold.
-    pub passed: bool,
-    /// Requests the latency figures are over, their prompt tokens and the
-    /// cached share of those (for the point's achieved rate).
-    #[serde(default)]
-    pub counted: u64,
-    #[serde(default)]
-    pub counted_prompt_tokens: u64,
-    #[serde(default)]
-    pub cached_tokens: u64,
-    #[serde(default)]
-    pub req_output_tps_avg: f64,
-    #[serde(default)]
-    pub req_output_tps_p5: f64,
-    #[serde(default)]
-    pub req_output_tps_p10: f64,
-    #[serde(default)]
-    pub server_cache_rate: Option<f64>,
-    #[serde(default)]
-    pub prompt_token_drift: Option<f64>,
-}
-
-impl Sample {
-    pub fn from_phase(phase: &PhaseRecord) -> Sample {
-        let f = &phase.figures;
+impl PhaseRecord {
+    /// The phase as one of its point's samples.
+    pub fn sample(&self) -> Sample {
+        let f = &self.figures;
         Sample {
-            phase_id: phase.phase_id.clone(),
-            concurrency: phase.concurrency,
-            window_start_unix_s: phase.window_start_unix_s,
-            window_end_unix_s: phase.window_end_unix_s,
+            phase_id: self.phase_id.clone(),
+            concurrency: self.concurrency,
+            window_start_unix_s: self.window_start_unix_s,
+            window_end_unix_s: self.window_end_unix_s,
             launched: f.launched,
             completed: f.completed,
             failed: f.failed,
@@ -202,31 +157,16 @@ impl Sample {
             ttlt: f.ttlt,
             itl: f.itl,
             achieved_cache_rate: f.achieved_cache_rate,
-            passed: phase.passed,
+            passed: self.passed,
             counted: f.counted,
             counted_prompt_tokens: f.counted_prompt_tokens,
             cached_tokens: f.cached_tokens,
             req_output_tps_avg: f.req_output_tps_avg,
             req_output_tps_p5: f.req_output_tps_p5,
             req_output_tps_p10: f.req_output_tps_p10,
-            server_cache_rate: phase.server_cache_rate,
+            server_cache_rate: self.server_cache_rate,
             prompt_token_drift: f.prompt_token_drift,
         }
-    }
-}
-
-fn mean(values: impl Iterator<Item = f64>) -> f64 {
-    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
-    if n == 0 { 0.0 } else { sum / n as f64 }
-}
-
-fn mean_latency(latencies: &[Latency]) -> Latency {
-    Latency {
-        avg: mean(latencies.iter().map(|l| l.avg)),
-        p50: mean(latencies.iter().map(|l| l.p50)),
-        p95: mean(latencies.iter().map(|l| l.p95)),
-        p99: mean(latencies.iter().map(|l| l.p99)),
-        max: latencies.iter().map(|l| l.max).fold(0.0, f64::max),
     }
 }
 
@@ -244,6 +184,19 @@ crate::names::named_enum! {
         /// Sustained mode: one continuous load whose controller settled; the
         /// samples are the passing periods at the level it settled on.
         Sustained,
+    }
+}
+
+impl PlanKind {
+    /// The kind of sample phase `n` added to a finished point of this plan
+    /// (the gate's extra samples at the point's load).
+    pub fn extra_sample(self, n: u32) -> PhaseKind {
+        match self {
+            PlanKind::PeakSearch => PhaseKind::Retry(n),
+            PlanKind::FixedLevels | PlanKind::FixedFrom | PlanKind::Sustained => {
+                PhaseKind::Fixed(n)
+            }
+        }
     }
 }
 
@@ -353,40 +306,54 @@ impl AtPoint for CurrentPoint {
 }
 
 impl PointResult {
-    /// Sets the point's figures from `source` — its samples, or the phase
-    /// that chose the peak when it has none: means over them, TTFT from
-    /// their merged histogram, the achieved cache rate as Σ cached ÷ Σ
-    /// prompt. Fails when a stored histogram does not decode.
-    pub fn set_figures(&mut self, source: &[Sample]) -> Result<(), String> {
-        let merged = merge_histograms(source.iter().map(|s| s.ttft_histogram.as_str()))?;
-        let requests: u64 = source.iter().map(|s| s.launched).sum();
-        let failed: u64 = source.iter().map(|s| s.failed).sum();
-        let reported = source.iter().any(|s| s.achieved_cache_rate.is_some());
-        let prompt: u64 = source.iter().map(|s| s.counted_prompt_tokens).sum();
-        let cached: u64 = source.iter().map(|s| s.cached_tokens).sum();
-        let some_mean = |values: Vec<f64>| (!values.is_empty()).then(|| mean(values.into_iter()));
-        self.input_tps = mean(source.iter().map(|s| s.input_tps));
-        self.output_tps = mean(source.iter().map(|s| s.output_tps));
-        self.ttft = Latency::from_histogram(&merged);
-        self.ttft_histogram = encode_histogram(&merged);
-        self.ttlt = mean_latency(&source.iter().map(|s| s.ttlt).collect::<Vec<_>>());
-        self.itl = mean_latency(&source.iter().map(|s| s.itl).collect::<Vec<_>>());
-        self.req_output_tps_avg = mean(source.iter().map(|s| s.req_output_tps_avg));
-        self.req_output_tps_p5 = mean(source.iter().map(|s| s.req_output_tps_p5));
-        self.req_output_tps_p10 = mean(source.iter().map(|s| s.req_output_tps_p10));
+    /// Keeps `figures` (computed by [`PointFigures::of`]) as the point's.
+    pub fn set_figures(&mut self, figures: PointFigures) {
+        let PointFigures {
+            input_tps,
+            output_tps,
+            ttft,
+            ttft_histogram,
+            ttlt,
+            itl,
+            req_output_tps_avg,
+            req_output_tps_p5,
+            req_output_tps_p10,
+            requests,
+            error_rate,
+            achieved_cache_rate,
+            server_cache_rate,
+            prompt_token_drift,
+        } = figures;
+        self.input_tps = input_tps;
+        self.output_tps = output_tps;
+        self.ttft = ttft;
+        self.ttft_histogram = ttft_histogram;
+        self.ttlt = ttlt;
+        self.itl = itl;
+        self.req_output_tps_avg = req_output_tps_avg;
+        self.req_output_tps_p5 = req_output_tps_p5;
+        self.req_output_tps_p10 = req_output_tps_p10;
         self.requests = requests;
-        self.error_rate = if requests == 0 {
-            0.0
-        } else {
-            failed as f64 / requests as f64
-        };
-        // vLLM leaves a zero count out, so a sample without one counts 0.
-        self.achieved_cache_rate = (reported && prompt > 0).then(|| cached as f64 / prompt as f64);
-        self.server_cache_rate =
-            some_mean(source.iter().filter_map(|s| s.server_cache_rate).collect());
-        self.prompt_token_drift =
-            some_mean(source.iter().filter_map(|s| s.prompt_token_drift).collect());
-        Ok(())
+        self.error_rate = error_rate;
+        self.achieved_cache_rate = achieved_cache_rate;
+        self.server_cache_rate = server_cache_rate;
+        self.prompt_token_drift = prompt_token_drift;
+    }
+
+    /// Every request of the point's phases, as counted so far.
+    pub fn requests(&self) -> PointRequests {
+        PointRequests {
+            total: self.total_requests,
+            failed: self.failed_requests,
+            errors: self.errors.clone(),
+        }
+    }
+
+    /// Keeps `requests` as the point's count.
+    pub fn set_requests(&mut self, requests: PointRequests) {
+        self.total_requests = requests.total;
+        self.failed_requests = requests.failed;
+        self.errors = requests.errors;
     }
 
     /// Whether the point has independent samples a comparison can use.
@@ -425,6 +392,34 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// Records `id` as measured (once).
+    pub fn mark_completed(&mut self, id: PointId) {
+        let pair = (id.context_size, id.cache_hit_rate);
+        if !self.completed.contains(&pair) {
+            self.completed.push(pair);
+        }
+    }
+
+    /// The name of the period log of `period`'s point: the one its first
+    /// period started, so a resumed point appends to the same file.
+    pub fn period_log(&self, period: &PhaseRecord) -> String {
+        let prefix = format!(
+            "sustained_periods_ctx{}_cache{}_",
+            period.context_size, period.cache_hit_rate
+        );
+        self.files
+            .keys()
+            .find(|name| name.starts_with(&prefix))
+            .cloned()
+            .unwrap_or_else(|| {
+                sustained_periods(
+                    period.context_size,
+                    period.cache_hit_rate,
+                    period.start_unix_s,
+                )
+            })
+    }
+
     /// Parses `progress.json`; `path` is for messages. Its schema version
     /// is read first, so a file of another version says so rather than
     /// failing on a field it lacks.

@@ -217,13 +217,14 @@ pub fn verdict(
         dir: "runs/pr-1234".into(),
         workload,
         points,
-        info: json!({
+        info: serde_json::from_value(json!({
             "started_at": "2026-11-20T10:00:00Z",
             "seed": 7,
             "git": {"commit": "0123456789abcdef0123456789abcdef01234567", "branch": "tune-max-num-seqs", "dirty": false},
             "server": {"kind": "vllm", "version": "0.11.0", "max_model_len": 65536, "model": model},
             "status": "complete",
-        }),
+        }))
+        .expect("a run.json"),
         gate_verdict: None,
     };
     let baseline = Baseline {

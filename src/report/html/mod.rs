@@ -6,5 +6,5 @@ pub mod format;
 mod model;
 mod pages;
 
-pub use model::{Git, PhaseRow, Provenance, RunReport, Server, Thresholds, names};
+pub use model::{PhaseRow, RunReport, Thresholds, names};
 pub use pages::{RenderError, RenderedFile, render_all};

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::PointResult;
+use crate::store::{PointResult, RunInfo};
 
 /// Everything the HTML reports of one run show.
 #[derive(Debug, Clone, Default)]
@@ -20,8 +20,9 @@ pub struct RunReport {
     /// The options that decided what was measured (`progress.json`'s
     /// workload), as `name = value` lines for the index.
     pub options: Vec<(String, String)>,
-    /// Where and how the run was made (`run.json`).
-    pub provenance: Provenance,
+    /// Where and how the run was made (`run.json`; empty when it is
+    /// missing or does not read).
+    pub provenance: RunInfo,
     /// The point in flight when the files were read, if any.
     pub in_flight: Option<(u64, u32)>,
     /// The cacherate version that renders the reports.
@@ -101,50 +102,6 @@ impl PhaseRow {
     pub fn is_sample(&self) -> bool {
         self.phase_type == "RETRY" || self.phase_type == "FIXED"
     }
-}
-
-/// The parts of `run.json` the index shows. Every field is optional so a
-/// file from another version still renders what it has.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Provenance {
-    pub version: Option<String>,
-    /// `running` (or interrupted) or `complete`.
-    pub status: Option<String>,
-    pub started_at: Option<String>,
-    pub finished_at: Option<String>,
-    pub attempt: Option<u64>,
-    pub command: Vec<String>,
-    pub model: Option<String>,
-    pub endpoints: Vec<String>,
-    pub embedded_simulator: bool,
-    pub server: Option<Server>,
-    pub tokenizer: Option<String>,
-    pub flush_cache: Option<String>,
-    pub metrics_url: Option<String>,
-    pub server_reports_cached_tokens: Option<bool>,
-    pub seed: Option<u64>,
-    pub git: Option<Git>,
-    pub host: Option<String>,
-}
-
-/// The server's fingerprint in `run.json`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Server {
-    pub kind: Option<String>,
-    pub version: Option<String>,
-    pub max_model_len: Option<u64>,
-    pub model: Option<String>,
-}
-
-/// The calling repository's git state in `run.json`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Git {
-    pub commit: Option<String>,
-    pub branch: Option<String>,
-    pub dirty: Option<bool>,
 }
 
 impl RunReport {

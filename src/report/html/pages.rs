@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::charts::{self, Chart};
 use super::format;
 use super::model::{PhaseRow, RunReport, names};
-use crate::store::{PlanKind, PointResult};
+use crate::store::{PlanKind, PointResult, RunStatus};
 
 const UPLOT_JS: &str = include_str!("vendor/uplot/uPlot.iife.min.js");
 const UPLOT_CSS: &str = include_str!("vendor/uplot/uPlot.min.css");
@@ -117,10 +117,10 @@ struct RunHeader {
 
 fn run_header(report: &RunReport) -> RunHeader {
     let p = &report.provenance;
-    let complete = p.status.as_deref() == Some("complete") && report.in_flight.is_none();
+    let complete = p.status == Some(RunStatus::Complete) && report.in_flight.is_none();
     let status = if complete {
         "complete".to_string()
-    } else if p.status.as_deref() == Some("complete_with_errors") && report.in_flight.is_none() {
+    } else if p.status == Some(RunStatus::CompleteWithErrors) && report.in_flight.is_none() {
         "complete, with errored points (the same command measures them again)".to_string()
     } else {
         let mut status = format!(
@@ -344,7 +344,11 @@ fn provenance_rows(report: &RunReport) -> Vec<(String, String)> {
         }),
     );
     if let Some(server) = &p.server {
-        let mut text = server.kind.clone().unwrap_or_else(|| "unknown".into());
+        let mut text = if server.kind.is_empty() {
+            "unknown".to_string()
+        } else {
+            server.kind.clone()
+        };
         if let Some(version) = &server.version {
             text.push_str(&format!(" {version}"));
         }
@@ -371,7 +375,7 @@ fn provenance_rows(report: &RunReport) -> Vec<(String, String)> {
     );
     push("cacherate", p.version.clone());
     if let Some(git) = &p.git {
-        let mut text = git.commit.clone().unwrap_or_else(|| "unknown".into());
+        let mut text = git.commit.clone();
         if let Some(branch) = &git.branch {
             text.push_str(&format!(" on {branch}"));
         }

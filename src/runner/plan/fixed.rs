@@ -10,7 +10,7 @@
 //! reported whatever its TTFT: a comparison needs the figures even when
 //! they are bad.
 
-use super::{Outcome, PlanResult, PlannedPhase};
+use super::common::{Outcome, PlanResult, PlannedPhase};
 use crate::store::PhaseKind;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -163,6 +163,8 @@ mod tests {
                 passed: phase.concurrency < limit,
                 ttft: 0.5,
                 completed: 10,
+                failed: 0,
+                tokens_per_req: 0.0,
                 input_tps: tps(phase.concurrency),
                 elapsed: phase.duration,
             });
@@ -238,6 +240,8 @@ mod tests {
                 passed: true,
                 ttft: 0.1,
                 completed: 1,
+                failed: 0,
+                tokens_per_req: 0.0,
                 input_tps: 1.0,
                 elapsed: 1.0,
             });

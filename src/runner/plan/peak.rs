@@ -20,7 +20,7 @@
 //!    They, and only they, are the samples: the ramp phase that chose the
 //!    peak was chosen by its own noise (winner's curse).
 
-use super::{Outcome, PlanResult, PlannedPhase};
+use super::common::{Outcome, PlanResult, PlannedPhase};
 use crate::store::PhaseKind;
 
 /// Most bisection steps between the last good and the first bad level.
@@ -174,69 +174,11 @@ impl PeakSearch {
                     .map_or(outcome.concurrency, |c| c.min(outcome.concurrency)),
             );
         }
-        let params = self.params;
         self.state = match self.state.clone() {
-            State::Ramping { concurrency, first } => {
-                if outcome.passed {
-                    self.last_good = Some(concurrency);
-                    let headroom = (params.max_ttft - outcome.ttft) / params.max_ttft;
-                    let next = concurrency
-                        .saturating_add(step_multiplier(headroom) * params.increment)
-                        .min(params.max_concurrency);
-                    match self.ceiling {
-                        _ if concurrency >= params.max_concurrency => self.finish_ramp(),
-                        Some(bad) if next >= bad => {
-                            if self.midpoint(concurrency, bad).is_some() {
-                                State::Refining {
-                                    good: concurrency,
-                                    bad,
-                                    step: 0,
-                                }
-                            } else {
-                                self.finish_ramp()
-                            }
-                        }
-                        _ => State::Ramping {
-                            concurrency: next,
-                            first: false,
-                        },
-                    }
-                } else if first && concurrency > params.start_concurrency {
-                    // Started too high (from the previous rate's peak):
-                    // back off halfway towards the start and ramp again.
-                    let low = params.start_concurrency;
-                    let steps = (concurrency - low) / params.increment;
-                    State::Ramping {
-                        concurrency: low + steps / 2 * params.increment,
-                        first: true,
-                    }
-                } else {
-                    match self.last_good {
-                        Some(good) if concurrency - good > params.increment => State::Refining {
-                            good,
-                            bad: concurrency,
-                            step: 0,
-                        },
-                        _ => self.finish_ramp(),
-                    }
-                }
-            }
-            State::Refining { good, bad, step } => {
-                let (good, bad) = if outcome.passed {
-                    self.last_good = Some(outcome.concurrency);
-                    (outcome.concurrency, bad)
-                } else {
-                    (good, outcome.concurrency)
-                };
-                let step = step + 1;
-                if step >= MAX_REFINEMENTS || self.midpoint(good, bad).is_none() {
-                    self.finish_ramp()
-                } else {
-                    State::Refining { good, bad, step }
-                }
-            }
+            State::Ramping { concurrency, first } => self.after_ramp(concurrency, first, &outcome),
+            State::Refining { good, bad, step } => self.after_refine(good, bad, step, &outcome),
             State::Retrying { done } => {
-                if done + 1 >= params.num_retries {
+                if done + 1 >= self.params.num_retries {
                     State::Done
                 } else {
                     State::Retrying { done: done + 1 }
@@ -249,6 +191,71 @@ impl PeakSearch {
             && self.next().is_none()
         {
             self.state = self.finish_ramp();
+        }
+    }
+
+    /// After a ramp phase at `concurrency`: step up by the headroom, back
+    /// off, bisect, or stop.
+    fn after_ramp(&mut self, concurrency: u32, first: bool, outcome: &Outcome) -> State {
+        let params = self.params;
+        if outcome.passed {
+            self.last_good = Some(concurrency);
+            let headroom = (params.max_ttft - outcome.ttft) / params.max_ttft;
+            let next = concurrency
+                .saturating_add(step_multiplier(headroom) * params.increment)
+                .min(params.max_concurrency);
+            match self.ceiling {
+                _ if concurrency >= params.max_concurrency => self.finish_ramp(),
+                Some(bad) if next >= bad => {
+                    if self.midpoint(concurrency, bad).is_some() {
+                        State::Refining {
+                            good: concurrency,
+                            bad,
+                            step: 0,
+                        }
+                    } else {
+                        self.finish_ramp()
+                    }
+                }
+                _ => State::Ramping {
+                    concurrency: next,
+                    first: false,
+                },
+            }
+        } else if first && concurrency > params.start_concurrency {
+            // Started too high (from the previous rate's peak): back off
+            // halfway towards the start and ramp again.
+            let low = params.start_concurrency;
+            let steps = (concurrency - low) / params.increment;
+            State::Ramping {
+                concurrency: low + steps / 2 * params.increment,
+                first: true,
+            }
+        } else {
+            match self.last_good {
+                Some(good) if concurrency - good > params.increment => State::Refining {
+                    good,
+                    bad: concurrency,
+                    step: 0,
+                },
+                _ => self.finish_ramp(),
+            }
+        }
+    }
+
+    /// After a bisection step between `good` and `bad`.
+    fn after_refine(&mut self, good: u32, bad: u32, step: u32, outcome: &Outcome) -> State {
+        let (good, bad) = if outcome.passed {
+            self.last_good = Some(outcome.concurrency);
+            (outcome.concurrency, bad)
+        } else {
+            (good, outcome.concurrency)
+        };
+        let step = step + 1;
+        if step >= MAX_REFINEMENTS || self.midpoint(good, bad).is_none() {
+            self.finish_ramp()
+        } else {
+            State::Refining { good, bad, step }
         }
     }
 
@@ -337,6 +344,8 @@ mod tests {
                 passed: measured <= params.max_ttft,
                 ttft: measured,
                 completed: 10,
+                failed: 0,
+                tokens_per_req: 0.0,
                 input_tps: f64::from(phase.concurrency) * 100.0,
                 elapsed: phase.duration,
             });
@@ -357,6 +366,8 @@ mod tests {
                 passed: true,
                 ttft,
                 completed: 10,
+                failed: 0,
+                tokens_per_req: 0.0,
                 input_tps: 1.0,
                 elapsed: phase.duration,
             });
@@ -502,6 +513,8 @@ mod tests {
                 passed: false,
                 ttft,
                 completed,
+                failed: 0,
+                tokens_per_req: 0.0,
                 input_tps: 1.0,
                 elapsed: phase.duration,
             });
@@ -521,6 +534,8 @@ mod tests {
                 passed: phase.concurrency < 15,
                 ttft: f64::from(phase.concurrency) * 0.1,
                 completed: 10,
+                failed: 0,
+                tokens_per_req: 0.0,
                 input_tps: 1.0,
                 elapsed: phase.duration,
             });
@@ -549,6 +564,8 @@ mod tests {
                 passed: phase.concurrency < 10,
                 ttft: 1.5,
                 completed: 10,
+                failed: 0,
+                tokens_per_req: 0.0,
                 input_tps: 1.0,
                 elapsed: phase.duration,
             });

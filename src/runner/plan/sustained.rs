@@ -1,8 +1,9 @@
-//! Sustained mode's controller (the seed's continuous mode) as a pure
-//! state machine: after each assessment period of one continuous load it
-//! decides the next period's concurrency from the period's figures, and at
-//! the end it says where the load settled and which periods are the
-//! point's samples. Replaying the stored periods rebuilds it on resume.
+//! Sustained mode's plan (the seed's continuous mode) as a pure state
+//! machine: `--test-duration` in assessment periods of one continuous load;
+//! after each period the controller decides the next period's concurrency
+//! from the period's figures, and at the end it says where the load
+//! settled and which periods are the point's samples. Replaying the stored
+//! periods rebuilds it on resume.
 //!
 //! After each period, one decision:
 //! 1. input throughput more than 15 % below the best period so far, two or
@@ -18,8 +19,8 @@
 //! past `--max-concurrency`; when the load is already there the decision
 //! is `MIN_REACHED` or `MAX_REACHED` and it stays.
 
-use super::PlanResult;
-use crate::store::{Decision, PeriodDecision};
+use super::common::{Outcome, PlanResult, PlannedPhase};
+use crate::store::{Decision, PeriodDecision, PhaseKind};
 
 /// A fall of input throughput below the best period that counts as a
 /// plateau passed, and how many periods after the best it may first count.
@@ -34,6 +35,67 @@ pub struct ControllerParams {
     pub max_concurrency: u32,
     pub max_ttft: f64,
     pub min_tokens_per_req: Option<f64>,
+}
+
+/// Sustained mode's plan: its periods and the controller.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SustainedParams {
+    pub controller: ControllerParams,
+    /// Seconds of each assessment period.
+    pub period_s: f64,
+    /// Periods of a point: --test-duration in whole periods, at least one.
+    pub periods: u32,
+}
+
+impl SustainedParams {
+    /// `test_duration` and `period_s` in seconds.
+    pub fn new(controller: ControllerParams, test_duration: f64, period_s: f64) -> Self {
+        SustainedParams {
+            controller,
+            period_s,
+            periods: ((test_duration / period_s) + 1e-9).floor().max(1.0) as u32,
+        }
+    }
+}
+
+/// The periods of a sustained point, each decided by the controller.
+#[derive(Debug, Clone)]
+pub struct Sustained {
+    params: SustainedParams,
+    controller: Controller,
+}
+
+impl Sustained {
+    pub fn new(params: SustainedParams) -> Sustained {
+        Sustained {
+            params,
+            controller: Controller::new(params.controller),
+        }
+    }
+
+    /// Periods of the point in all.
+    pub fn periods(&self) -> u32 {
+        self.params.periods
+    }
+
+    /// The next period, at the concurrency the controller chose.
+    pub fn next(&self) -> Option<PlannedPhase> {
+        let done = self.controller.periods() as u32;
+        (done < self.params.periods).then(|| PlannedPhase {
+            kind: PhaseKind::Period(done + 1),
+            concurrency: self.controller.concurrency(),
+            duration: self.params.period_s,
+        })
+    }
+
+    /// Decides after a period.
+    pub fn record(&mut self, outcome: Outcome) -> PeriodDecision {
+        self.controller.decide(PeriodInput::from(outcome))
+    }
+
+    pub fn result(&self) -> PlanResult {
+        self.controller.result()
+    }
 }
 
 /// What the controller needs of a finished period.
@@ -51,6 +113,20 @@ pub struct PeriodInput {
     /// The per-request output rate held against --min-tokens-per-req.
     pub tokens_per_req: f64,
     pub input_tps: f64,
+}
+
+impl From<Outcome> for PeriodInput {
+    fn from(outcome: Outcome) -> PeriodInput {
+        PeriodInput {
+            concurrency: outcome.concurrency,
+            passed: outcome.passed,
+            counted: outcome.completed,
+            failed: outcome.failed,
+            ttft: outcome.ttft,
+            tokens_per_req: outcome.tokens_per_req,
+            input_tps: outcome.input_tps,
+        }
+    }
 }
 
 /// The controller of one point.
@@ -247,6 +323,41 @@ mod tests {
             tokens_per_req: 50.0,
             input_tps,
         }
+    }
+
+    #[test]
+    fn the_plan_runs_the_test_duration_in_whole_periods_each_decided() {
+        let params = SustainedParams::new(params(), 7.0, 2.0);
+        assert_eq!(params.periods, 3, "7 s in 2 s periods");
+        assert_eq!(SustainedParams::new(params.controller, 1.0, 2.0).periods, 1);
+        let mut plan = Sustained::new(params);
+        let (mut ran, mut decisions) = (Vec::new(), Vec::new());
+        while let Some(next) = plan.next() {
+            ran.push((next.kind, next.concurrency, next.duration));
+            let decided = plan.record(Outcome {
+                kind: next.kind,
+                concurrency: next.concurrency,
+                passed: true,
+                ttft: 0.1,
+                completed: 10,
+                failed: 0,
+                tokens_per_req: 50.0,
+                input_tps: 100.0,
+                elapsed: next.duration,
+            });
+            decisions.push(decided.decision);
+        }
+        use Decision::{MaxReached, RampUp};
+        assert_eq!(decisions, [RampUp, RampUp, MaxReached]);
+        assert_eq!(
+            ran,
+            [
+                (PhaseKind::Period(1), 4, 2.0),
+                (PhaseKind::Period(2), 24, 2.0),
+                (PhaseKind::Period(3), 40, 2.0),
+            ]
+        );
+        assert_eq!(plan.result().concurrency, 40);
     }
 
     fn step(c: &mut Controller, ttft: f64, input_tps: f64) -> (Decision, u32) {
