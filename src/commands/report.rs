@@ -93,6 +93,80 @@ fn thresholds_of(progress: &Progress) -> Thresholds {
     }
 }
 
+/// The committed rows of every `phase_metadata_{ctx}.csv`.
+fn committed_phases(
+    dir: &RunDir,
+    progress: Option<&Progress>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<PhaseRow>> {
+    let mut names: Vec<String> = fs::read_dir(dir.path())
+        .map_err(|e| read_error(dir.path(), e))?
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("phase_metadata_") && name.ends_with(".csv"))
+        .collect();
+    names.sort();
+    let mut phases = Vec::new();
+    for name in &names {
+        let committed = progress.and_then(|p| p.files.get(name).copied());
+        if progress.is_some() && committed.is_none() {
+            // Never committed: the rows of a phase that was in flight.
+            continue;
+        }
+        phases.extend(read_phases(&dir.file(name), committed, warnings)?);
+    }
+    Ok(phases)
+}
+
+/// `run.json`, or an empty one and a warning saying why.
+fn provenance(dir: &RunDir, warnings: &mut Vec<String>) -> RunInfo {
+    match RunInfo::read(dir) {
+        Ok(Some(info)) => info,
+        Ok(None) => {
+            warnings.push(format!(
+                "{} is missing: the index shows no provenance",
+                store::RUN
+            ));
+            RunInfo::default()
+        }
+        Err(e) => {
+            warnings.push(format!("{} does not read ({e})", store::RUN));
+            RunInfo::default()
+        }
+    }
+}
+
+/// The thresholds as `run.json`'s settings recorded them, for a
+/// `results.json` alone (copied out of a run).
+fn recorded_thresholds(provenance: &RunInfo, warnings: &mut Vec<String>) -> Thresholds {
+    let s = &provenance.settings;
+    if s["max_ttft"].is_number() {
+        return Thresholds {
+            max_ttft: s["max_ttft"].as_f64().unwrap_or(2.0),
+            ttft_metric: s["ttft_metric"].as_str().unwrap_or("p95").into(),
+            min_tokens_per_req: s["min_tokens_per_req"].as_f64(),
+            max_error_rate: s["max_error_rate"].as_f64().unwrap_or(0.01),
+        };
+    }
+    warnings.push(format!(
+        "neither {} nor {} records the thresholds: the defaults are shown",
+        store::PROGRESS,
+        store::RUN
+    ));
+    Thresholds::default()
+}
+
+/// The workload's options as the index lists them.
+fn options_of(progress: &Progress) -> Vec<(String, String)> {
+    match serde_json::to_value(&progress.workload) {
+        Ok(serde_json::Value::Object(map)) => map
+            .iter()
+            .map(|(key, value)| (option_name(key), option_text(value)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// Reads a run directory into the value the reports are drawn from. A
 /// directory with neither `progress.json` nor `results.json` is not a
 /// run: a usage error. A run still going reads as far as it got.
@@ -109,80 +183,23 @@ pub fn load(dir: &RunDir) -> Result<Loaded> {
     }
     let mut warnings = Vec::new();
     let results = dir.load_results()?;
-
-    let mut names: Vec<String> = fs::read_dir(dir.path())
-        .map_err(|e| read_error(dir.path(), e))?
-        .filter_map(|entry| entry.ok())
-        .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .filter(|name| name.starts_with("phase_metadata_") && name.ends_with(".csv"))
-        .collect();
-    names.sort();
-    let mut phases = Vec::new();
-    for name in &names {
-        let committed = progress.as_ref().and_then(|p| p.files.get(name).copied());
-        if progress.is_some() && committed.is_none() {
-            // Never committed: the rows of a phase that was in flight.
-            continue;
-        }
-        phases.extend(read_phases(&dir.file(name), committed, &mut warnings)?);
-    }
-
-    let provenance = match RunInfo::read(dir) {
-        Ok(Some(info)) => info,
-        Ok(None) => {
-            warnings.push(format!(
-                "{} is missing: the index shows no provenance",
-                store::RUN
-            ));
-            RunInfo::default()
-        }
-        Err(e) => {
-            warnings.push(format!("{} does not read ({e})", store::RUN));
-            RunInfo::default()
-        }
-    };
-
+    let phases = committed_phases(dir, progress.as_ref(), &mut warnings)?;
+    let provenance = provenance(dir, &mut warnings);
     let (thresholds, options, in_flight) = match &progress {
-        Some(progress) => {
-            let options = match serde_json::to_value(&progress.workload) {
-                Ok(serde_json::Value::Object(map)) => map
-                    .iter()
-                    .map(|(key, value)| (option_name(key), option_text(value)))
-                    .collect(),
-                _ => Vec::new(),
-            };
-            (
-                thresholds_of(progress),
-                options,
-                progress
-                    .current
-                    .as_ref()
-                    .map(|c| (c.context_size, c.cache_hit_rate)),
-            )
-        }
-        None => {
-            // A results.json alone (copied out of a run): the thresholds
-            // as run.json's settings recorded them.
-            let s = &provenance.settings;
-            let thresholds = if s["max_ttft"].is_number() {
-                Thresholds {
-                    max_ttft: s["max_ttft"].as_f64().unwrap_or(2.0),
-                    ttft_metric: s["ttft_metric"].as_str().unwrap_or("p95").into(),
-                    min_tokens_per_req: s["min_tokens_per_req"].as_f64(),
-                    max_error_rate: s["max_error_rate"].as_f64().unwrap_or(0.01),
-                }
-            } else {
-                warnings.push(format!(
-                    "neither {} nor {} records the thresholds: the defaults are shown",
-                    store::PROGRESS,
-                    store::RUN
-                ));
-                Thresholds::default()
-            };
-            (thresholds, Vec::new(), None)
-        }
+        Some(progress) => (
+            thresholds_of(progress),
+            options_of(progress),
+            progress
+                .current
+                .as_ref()
+                .map(|c| (c.context_size, c.cache_hit_rate)),
+        ),
+        None => (
+            recorded_thresholds(&provenance, &mut warnings),
+            Vec::new(),
+            None,
+        ),
     };
-
     let mut points = results.points;
     points.sort_by_key(|p| (p.context_size, p.cache_hit_rate));
     Ok(Loaded {
