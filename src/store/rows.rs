@@ -1,65 +1,69 @@
 //! The flat CSV rows of the run directory: `phase_metadata_{ctx}.csv`,
 //! the sustained period logs and `summary.csv`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::schema::{PhaseKind, PhaseRecord, PlanKind, PointResult, PointStatus};
 
-/// A flat `phase_metadata_{ctx}.csv` row.
-#[derive(Debug, Serialize)]
-pub(super) struct PhaseRow<'a> {
-    context_size: u64,
-    cache_hit_rate: u32,
-    phase_index: u32,
-    phase_id: &'a str,
-    phase_type: &'static str,
-    concurrency: u32,
-    start_unix_s: f64,
-    window_start_unix_s: f64,
-    window_end_unix_s: f64,
-    end_unix_s: f64,
-    planned_duration_s: f64,
-    launched: u64,
-    window_requests: u64,
-    completed: u64,
-    failed: u64,
-    error_rate: f64,
-    input_tps: f64,
-    output_tps: f64,
-    ttft_avg_s: f64,
-    ttft_p50_s: f64,
-    ttft_p95_s: f64,
-    ttft_p99_s: f64,
-    ttft_max_s: f64,
-    ttlt_avg_s: f64,
-    ttlt_p95_s: f64,
-    itl_avg_s: f64,
-    itl_p50_s: f64,
-    itl_p95_s: f64,
-    itl_p99_s: f64,
-    req_output_tps_avg: f64,
-    req_output_tps_p5: f64,
-    req_output_tps_p10: f64,
-    achieved_cache_rate: Option<f64>,
-    server_cache_rate: Option<f64>,
-    decision_ttft_s: f64,
-    passed: bool,
-    reason: Option<&'a str>,
+/// A flat `phase_metadata_{ctx}.csv` row, as it is written and read back
+/// (by the reports). A column an older file lacks reads as its default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PhaseRow {
+    pub context_size: u64,
+    pub cache_hit_rate: u32,
+    pub phase_index: u32,
+    pub phase_id: String,
+    /// `RAMP`, `RAMP_REFINE`, `RETRY`, `FIXED_WARMUP`, `FIXED` or
+    /// `PERIOD`.
+    pub phase_type: String,
+    pub concurrency: u32,
+    pub start_unix_s: f64,
+    pub window_start_unix_s: f64,
+    pub window_end_unix_s: f64,
+    pub end_unix_s: f64,
+    pub planned_duration_s: f64,
+    pub launched: u64,
+    pub window_requests: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub error_rate: f64,
+    pub input_tps: f64,
+    pub output_tps: f64,
+    pub ttft_avg_s: f64,
+    pub ttft_p50_s: f64,
+    pub ttft_p95_s: f64,
+    pub ttft_p99_s: f64,
+    pub ttft_max_s: f64,
+    pub ttlt_avg_s: f64,
+    pub ttlt_p95_s: f64,
+    pub itl_avg_s: f64,
+    pub itl_p50_s: f64,
+    pub itl_p95_s: f64,
+    pub itl_p99_s: f64,
+    pub req_output_tps_avg: f64,
+    pub req_output_tps_p5: f64,
+    pub req_output_tps_p10: f64,
+    pub achieved_cache_rate: Option<f64>,
+    pub server_cache_rate: Option<f64>,
+    pub decision_ttft_s: f64,
+    pub passed: bool,
+    pub reason: Option<String>,
     /// Sustained mode: the controller's decision after the period, and
     /// the next period's concurrency.
-    decision: Option<&'static str>,
-    next_concurrency: Option<u32>,
+    pub decision: Option<String>,
+    pub next_concurrency: Option<u32>,
 }
 
-impl<'a> From<&'a PhaseRecord> for PhaseRow<'a> {
-    fn from(p: &'a PhaseRecord) -> Self {
+impl From<&PhaseRecord> for PhaseRow {
+    fn from(p: &PhaseRecord) -> Self {
         let f = &p.figures;
         PhaseRow {
             context_size: p.context_size,
             cache_hit_rate: p.cache_hit_rate,
             phase_index: p.phase_index,
-            phase_id: &p.phase_id,
-            phase_type: p.kind.label(),
+            phase_id: p.phase_id.clone(),
+            phase_type: p.kind.label().to_string(),
             concurrency: p.concurrency,
             start_unix_s: p.start_unix_s,
             window_start_unix_s: p.window_start_unix_s,
@@ -91,10 +95,24 @@ impl<'a> From<&'a PhaseRecord> for PhaseRow<'a> {
             server_cache_rate: p.server_cache_rate,
             decision_ttft_s: p.decision_ttft_s,
             passed: p.passed,
-            reason: p.reason.as_deref(),
-            decision: p.period.map(|d| d.decision.name()),
+            reason: p.reason.clone(),
+            decision: p.period.map(|d| d.decision.name().to_string()),
             next_concurrency: p.period.map(|d| d.next_concurrency),
         }
+    }
+}
+
+impl PhaseRow {
+    /// A phase of the peak search's ramp (not a sample, not a fixed level).
+    pub fn is_ramp(&self) -> bool {
+        self.phase_type == PhaseKind::Ramp.label()
+            || self.phase_type == PhaseKind::Refine(0).label()
+    }
+
+    /// A phase whose figures are a sample of its point.
+    pub fn is_sample(&self) -> bool {
+        self.phase_type == PhaseKind::Retry(0).label()
+            || self.phase_type == PhaseKind::Fixed(0).label()
     }
 }
 

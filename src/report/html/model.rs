@@ -3,8 +3,7 @@
 //! `progress.json`, `run.json`) by `cacherate report`, so the renderers
 //! only read it.
 
-use serde::{Deserialize, Serialize};
-
+pub use crate::store::PhaseRow;
 use crate::store::{PointResult, RunInfo};
 
 /// Everything the HTML reports of one run show.
@@ -49,58 +48,6 @@ impl Default for Thresholds {
             min_tokens_per_req: None,
             max_error_rate: 0.01,
         }
-    }
-}
-
-/// One row of `phase_metadata_{ctx}.csv`, read by the column names the
-/// store writes (extra columns are ignored).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PhaseRow {
-    pub context_size: u64,
-    pub cache_hit_rate: u32,
-    pub phase_index: u32,
-    pub phase_id: String,
-    /// `RAMP`, `RAMP_REFINE`, `RETRY`, `FIXED_WARMUP`, `FIXED` or
-    /// `PERIOD`.
-    pub phase_type: String,
-    pub concurrency: u32,
-    pub start_unix_s: f64,
-    pub window_start_unix_s: f64,
-    pub window_end_unix_s: f64,
-    pub end_unix_s: f64,
-    pub launched: u64,
-    pub completed: u64,
-    pub failed: u64,
-    pub error_rate: f64,
-    pub input_tps: f64,
-    pub output_tps: f64,
-    pub ttft_avg_s: f64,
-    pub ttft_p50_s: f64,
-    pub ttft_p95_s: f64,
-    pub ttft_max_s: f64,
-    pub itl_avg_s: f64,
-    pub req_output_tps_avg: f64,
-    pub achieved_cache_rate: Option<f64>,
-    /// The TTFT statistic held against `--max-ttft`.
-    pub decision_ttft_s: f64,
-    pub passed: bool,
-    pub reason: Option<String>,
-    /// Sustained mode: the controller's decision after the period.
-    #[serde(default)]
-    pub decision: Option<String>,
-    #[serde(default)]
-    pub next_concurrency: Option<u32>,
-}
-
-impl PhaseRow {
-    /// A phase of the peak search's ramp (not a sample, not a fixed level).
-    pub fn is_ramp(&self) -> bool {
-        self.phase_type == "RAMP" || self.phase_type == "RAMP_REFINE"
-    }
-
-    /// A phase whose figures are a sample of its point.
-    pub fn is_sample(&self) -> bool {
-        self.phase_type == "RETRY" || self.phase_type == "FIXED"
     }
 }
 
