@@ -11,6 +11,19 @@ use crate::cli::values::{FixedLoadSpec, Mode, TokensPerReqMetric};
 use crate::error::{Error, Result};
 use crate::store::{PeriodDecision, PhaseKind, PhaseRecord, PlanKind, PointId};
 
+/// How many increments a step up takes at `headroom`, the share of the
+/// TTFT limit left (the seed's steps; the ramp's and the sustained
+/// controller's alike).
+pub(super) fn step_multiplier(headroom: f64) -> u32 {
+    match headroom {
+        h if h > 0.7 => 10,
+        h if h > 0.5 => 5,
+        h if h > 0.3 => 3,
+        h if h > 0.15 => 2,
+        _ => 1,
+    }
+}
+
 /// The next phase to run.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PlannedPhase {

@@ -20,7 +20,7 @@
 //!    They, and only they, are the samples: the ramp phase that chose the
 //!    peak was chosen by its own noise (winner's curse).
 
-use super::common::{Outcome, PlanResult, PlannedPhase};
+use super::common::{Outcome, PlanResult, PlannedPhase, step_multiplier};
 use crate::store::PhaseKind;
 
 /// Most bisection steps between the last good and the first bad level.
@@ -76,17 +76,6 @@ pub struct PeakSearch {
     ceiling: Option<u32>,
     /// Set when the retries start.
     peak_index: Option<usize>,
-}
-
-/// Headroom multiplier of the increment.
-fn step_multiplier(headroom: f64) -> u32 {
-    match headroom {
-        h if h > 0.7 => 10,
-        h if h > 0.5 => 5,
-        h if h > 0.3 => 3,
-        h if h > 0.15 => 2,
-        _ => 1,
-    }
 }
 
 impl PeakSearch {

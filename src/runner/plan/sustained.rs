@@ -19,7 +19,7 @@
 //! past `--max-concurrency`; when the load is already there the decision
 //! is `MIN_REACHED` or `MAX_REACHED` and it stays.
 
-use super::common::{Outcome, PlanResult, PlannedPhase};
+use super::common::{Outcome, PlanResult, PlannedPhase, step_multiplier};
 use crate::store::{Decision, PeriodDecision, PhaseKind};
 
 /// A fall of input throughput below the best period that counts as a
@@ -137,17 +137,6 @@ pub struct Controller {
     periods: Vec<PeriodInput>,
     /// Index and input throughput of the best period so far.
     best: Option<(usize, f64)>,
-}
-
-/// Headroom multiplier of the increment (the same steps as the ramp).
-fn step_multiplier(headroom: f64) -> u32 {
-    match headroom {
-        h if h > 0.7 => 10,
-        h if h > 0.5 => 5,
-        h if h > 0.3 => 3,
-        h if h > 0.15 => 2,
-        _ => 1,
-    }
 }
 
 impl Controller {
