@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::exit;
 use crate::progress::Ui;
 use crate::report::html::{PhaseRow, RunReport, Thresholds, render_all};
-use crate::store::{self, Progress, RunDir, RunInfo};
+use crate::store::{self, AtPoint, Progress, RunDir, RunInfo};
 
 /// What `load` read, and what it had to leave out.
 #[derive(Debug)]
@@ -189,10 +189,7 @@ pub fn load(dir: &RunDir) -> Result<Loaded> {
         Some(progress) => (
             thresholds_of(progress),
             options_of(progress),
-            progress
-                .current
-                .as_ref()
-                .map(|c| (c.context_size, c.cache_hit_rate)),
+            progress.current.as_ref().map(|c| c.point_id()),
         ),
         None => (
             recorded_thresholds(&provenance, &mut warnings),

@@ -23,8 +23,8 @@ use crate::progress::Ui;
 use crate::settings::{ChunkTimes, FlushCache, Mode, PromptMode, RunSettings};
 use crate::stats::Thresholds;
 use crate::store::{
-    self, Fingerprint, Journal, PointId, Progress, Results, RunDir, RunInfo, SCHEMA_VERSION,
-    Workload,
+    self, AtPoint, Fingerprint, Journal, PointId, Progress, Results, RunDir, RunInfo,
+    SCHEMA_VERSION, Workload,
 };
 use crate::workload::content::prompt_content;
 use crate::workload::tokenizer::Tokenizer;
@@ -562,14 +562,7 @@ fn resume(dir: &RunDir, mut progress: Progress, ui: &Ui) -> Result<(Progress, Re
     let in_flight = progress
         .current
         .as_ref()
-        .map(|c| {
-            format!(
-                ", and {} phases of ctx {} at {}%",
-                c.phases.len(),
-                c.context_size,
-                c.cache_hit_rate
-            )
-        })
+        .map(|c| format!(", and {} phases of {}", c.phases.len(), c.point_id()))
         .unwrap_or_default();
     let kept = if recovered.requests > 0 {
         format!(

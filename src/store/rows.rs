@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::point::{AtPoint, PointId};
 use super::schema::{PhaseKind, PhaseRecord, PlanKind, PointResult, PointStatus};
 
 /// A flat `phase_metadata_{ctx}.csv` row, as it is written and read back
@@ -99,6 +100,12 @@ impl From<&PhaseRecord> for PhaseRow {
             decision: p.period.map(|d| d.decision.name().to_string()),
             next_concurrency: p.period.map(|d| d.next_concurrency),
         }
+    }
+}
+
+impl AtPoint for PhaseRow {
+    fn point_id(&self) -> PointId {
+        PointId::new(self.context_size, self.cache_hit_rate)
     }
 }
 

@@ -4,7 +4,7 @@
 //! only read it.
 
 pub use crate::store::PhaseRow;
-use crate::store::{PointResult, RunInfo};
+use crate::store::{AtPoint, PointId, PointResult, RunInfo};
 
 /// Everything the HTML reports of one run show.
 #[derive(Debug, Clone, Default)]
@@ -23,7 +23,7 @@ pub struct RunReport {
     /// missing or does not read).
     pub provenance: RunInfo,
     /// The point in flight when the files were read, if any.
-    pub in_flight: Option<(u64, u32)>,
+    pub in_flight: Option<PointId>,
     /// The cacherate version that renders the reports.
     pub renderer_version: String,
 }
@@ -77,16 +77,12 @@ impl RunReport {
     }
 
     /// Every point with phases (finished or not), in sweep order.
-    pub fn measured_points(&self) -> Vec<(u64, u32)> {
-        let mut keys: Vec<(u64, u32)> = self
+    pub fn measured_points(&self) -> Vec<PointId> {
+        let mut keys: Vec<PointId> = self
             .points
             .iter()
-            .map(|p| (p.context_size, p.cache_hit_rate))
-            .chain(
-                self.phases
-                    .iter()
-                    .map(|p| (p.context_size, p.cache_hit_rate)),
-            )
+            .map(AtPoint::point_id)
+            .chain(self.phases.iter().map(AtPoint::point_id))
             .collect();
         keys.sort_unstable();
         keys.dedup();
@@ -94,20 +90,15 @@ impl RunReport {
     }
 
     /// The phases of one point, in the order they ran.
-    pub fn phases_of(&self, context: u64, rate: u32) -> Vec<&PhaseRow> {
-        let mut phases: Vec<&PhaseRow> = self
-            .phases
-            .iter()
-            .filter(|p| p.context_size == context && p.cache_hit_rate == rate)
-            .collect();
+    pub fn phases_of(&self, id: PointId) -> Vec<&PhaseRow> {
+        let mut phases: Vec<&PhaseRow> =
+            self.phases.iter().filter(|p| p.point_id() == id).collect();
         phases.sort_by(|a, b| a.start_unix_s.total_cmp(&b.start_unix_s));
         phases
     }
 
-    pub fn point(&self, context: u64, rate: u32) -> Option<&PointResult> {
-        self.points
-            .iter()
-            .find(|p| p.context_size == context && p.cache_hit_rate == rate)
+    pub fn point(&self, id: PointId) -> Option<&PointResult> {
+        crate::store::find(&self.points, id)
     }
 }
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::charts::{self, Chart};
 use super::format;
 use super::model::{PhaseRow, RunReport, names};
-use crate::store::{PlanKind, PointResult, RunStatus};
+use crate::store::{PlanKind, PointId, PointResult, RunStatus};
 
 const UPLOT_JS: &str = include_str!("vendor/uplot/uPlot.iife.min.js");
 const UPLOT_CSS: &str = include_str!("vendor/uplot/uPlot.min.css");
@@ -127,8 +127,8 @@ fn run_header(report: &RunReport) -> RunHeader {
             "not finished (running or interrupted): {} points done",
             report.points.len()
         );
-        if let Some((context, rate)) = report.in_flight {
-            status.push_str(&format!(", context {context} at {rate} % in flight"));
+        if let Some(id) = report.in_flight {
+            status.push_str(&format!(", {id} in flight"));
         }
         status
     };
@@ -396,8 +396,8 @@ fn index(env: &Environment<'_>, report: &RunReport) -> Result<RenderedFile, Rend
     let charts = charts::overview(report);
     let in_flight_ramp = report
         .in_flight
-        .filter(|(c, r)| !report.phases_of(*c, *r).is_empty())
-        .map(|(c, r)| names::ramp(c, r));
+        .filter(|&id| !report.phases_of(id).is_empty())
+        .map(|id| names::ramp(id.context_size, id.cache_hit_rate));
     page(
         env,
         report,
@@ -441,11 +441,11 @@ fn performance(
 fn ramp(
     env: &Environment<'_>,
     report: &RunReport,
-    context: u64,
-    rate: u32,
+    id: PointId,
 ) -> Result<RenderedFile, RenderError> {
-    let phases = report.phases_of(context, rate);
-    let point = report.point(context, rate);
+    let (context, rate) = (id.context_size, id.cache_hit_rate);
+    let phases = report.phases_of(id);
+    let point = report.point(id);
     let origin = phases.first().map_or(0.0, |p| p.start_unix_s);
     let selection = point.and_then(|p| p.selection_phase.clone());
     let is_sample = |phase: &PhaseRow| match point {
@@ -471,7 +471,7 @@ fn ramp(
         "ramp.html",
         &names::ramp(context, rate),
         &format!("Phases of context {context} at {rate} % cache hits"),
-        &charts::ramp(report, context, rate),
+        &charts::ramp(report, id),
         context! {
             context => context,
             rate => rate,
@@ -558,7 +558,7 @@ fn heatmap_table(
             let cells = rates
                 .iter()
                 .map(|&rate| {
-                    let point = report.point(context, rate)?;
+                    let point = report.point(PointId::new(context, rate))?;
                     let v = value(point);
                     let share = if high > 0.0 && v.is_finite() {
                         v / high
@@ -623,9 +623,9 @@ pub fn render_all(report: &RunReport) -> Result<Vec<RenderedFile>, RenderError> 
             files.push(performance(&env, report, context)?);
         }
     }
-    for (context, rate) in report.measured_points() {
-        if !report.phases_of(context, rate).is_empty() {
-            files.push(ramp(&env, report, context, rate)?);
+    for id in report.measured_points() {
+        if !report.phases_of(id).is_empty() {
+            files.push(ramp(&env, report, id)?);
         }
     }
     if !report.points.is_empty() {

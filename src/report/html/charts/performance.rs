@@ -7,7 +7,7 @@ use super::{
     RATE_AXIS, decision_ttft, finite, per_context, ramp_levels, rate_xs, selection, spread,
 };
 use crate::report::html::model::{PhaseRow, RunReport};
-use crate::store::{PointResult, Sample};
+use crate::store::{PointId, PointResult, Sample};
 
 /// The charts of `performance_vs_cache_rate_{ctx}.html`.
 pub fn performance(report: &RunReport, context: u64) -> Vec<Chart> {
@@ -134,10 +134,10 @@ fn curves_of(report: &RunReport, context: u64) -> Vec<Curve<'_>> {
     report
         .measured_points()
         .into_iter()
-        .filter(|(c, _)| *c == context)
-        .map(|(_, rate)| {
-            let phases = report.phases_of(context, rate);
-            (rate, ramp_levels(&phases), phases)
+        .filter(|id| id.context_size == context)
+        .map(|id| {
+            let phases = report.phases_of(id);
+            (id.cache_hit_rate, ramp_levels(&phases), phases)
         })
         .filter(|(_, levels, _)| !levels.is_empty())
         .collect()
@@ -201,7 +201,7 @@ fn load_curves(report: &RunReport, context: u64) -> Vec<Chart> {
         let label = format!("{rate} %");
         ttft.add(label.clone(), color(i), at(&|p| p.decision_ttft_s));
         input.add(label, color(i), at(&|p| p.input_tps));
-        if let Some(chosen) = selection(report.point(context, *rate), phases) {
+        if let Some(chosen) = selection(report.point(PointId::new(context, *rate)), phases) {
             let x = f64::from(chosen.concurrency);
             let label = format!("{rate} %: peak c={}", chosen.concurrency);
             ttft.mark(Marker {

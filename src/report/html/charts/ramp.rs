@@ -5,7 +5,7 @@ use super::plot::{
 };
 use super::{finite, ramp_levels, selection};
 use crate::report::html::model::{PhaseRow, RunReport};
-use crate::store::PointResult;
+use crate::store::{PointId, PointResult};
 
 /// A point's phases on one time axis: seconds since its first phase, with
 /// an x value at every phase's start, window edges and end.
@@ -257,17 +257,17 @@ fn load_curve(report: &RunReport, levels: &[&PhaseRow], chosen: Option<&PhaseRow
 
 /// The charts of `ramp_ctx{ctx}_cache{rate}.html`: each phase of the point
 /// over time, and its load curve.
-pub fn ramp(report: &RunReport, context: u64, rate: u32) -> Vec<Chart> {
-    let phases = report.phases_of(context, rate);
+pub fn ramp(report: &RunReport, id: PointId) -> Vec<Chart> {
+    let phases = report.phases_of(id);
     if phases.is_empty() {
         return Vec::new();
     }
-    let point = report.point(context, rate);
+    let point = report.point(id);
     let chosen = selection(point, &phases);
     let levels = ramp_levels(&phases);
     let timeline = Timeline::new(phases);
     let regions = regions(&timeline, point, chosen);
-    let sync = Some(format!("ramp-{context}-{rate}"));
+    let sync = Some(format!("ramp-{}-{}", id.context_size, id.cache_hit_rate));
     let mut charts = vec![concurrency_chart(&timeline), ttft_chart(report, &timeline)];
     charts.extend(throughput_charts(&timeline));
     for chart in &mut charts {

@@ -3,6 +3,7 @@
 use super::finite;
 use super::plot::{Axis, Chart, PALETTE, Style, Unit};
 use crate::report::html::model::{PhaseRow, RunReport};
+use crate::store::PointId;
 
 /// The rates with sustained periods, each with a comparison page.
 pub fn sustained_rates(report: &RunReport) -> Vec<u32> {
@@ -26,7 +27,7 @@ fn periods_at(report: &RunReport, rate: u32) -> Periods<'_> {
         .into_iter()
         .map(|context| {
             let periods: Vec<&PhaseRow> = report
-                .phases_of(context, rate)
+                .phases_of(PointId::new(context, rate))
                 .into_iter()
                 .filter(|p| p.decision.is_some())
                 .collect();
