@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::provenance::now_rfc3339;
 use crate::error::{Error, Result};
-use crate::settings::{FixedLoadSpec, FlushCache, PASSWORD_MASK, RunSettings, mask_password};
+use crate::settings::{FixedLoadSpec, PASSWORD_MASK, RunSettings, mask_password};
 use crate::store::RunDir;
 
 fn shell_quote(arg: &str) -> String {
@@ -129,12 +129,7 @@ fn measurement_args(args: &mut Args, s: &RunSettings) {
     if let Some(tokenizer) = &s.tokenizer {
         args.one("tokenizer", tokenizer);
     }
-    let flush = match &s.flush_cache {
-        FlushCache::None => "none".to_string(),
-        FlushCache::Auto => "auto".to_string(),
-        FlushCache::Url(url) => mask_password(url),
-    };
-    args.one("flush-cache", &flush);
+    args.one("flush-cache", &s.flush_cache);
     if let Some(url) = &s.metrics_url {
         args.one("metrics-url", &mask_password(url));
     }

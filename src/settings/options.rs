@@ -37,3 +37,15 @@ impl FlushCache {
         }
     }
 }
+
+/// As `--flush-cache` takes it (the inverse of [`FlushCache::parse`]), a
+/// URL's password masked.
+impl std::fmt::Display for FlushCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FlushCache::None => f.write_str("none"),
+            FlushCache::Auto => f.write_str("auto"),
+            FlushCache::Url(url) => f.write_str(&super::url::mask_password(url)),
+        }
+    }
+}
