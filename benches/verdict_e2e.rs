@@ -12,13 +12,17 @@
 //!
 //! Every process is a real `cacherate` binary; the simulators listen on
 //! loopback ports of their own. Prints one line per gate as it ends and a
-//! table at the end.
+//! table at the end, each rate with the two-sided 95 % Clopper–Pearson
+//! interval its count allows (tens of gates bound a rate only loosely;
+//! `cargo bench --bench verdict_mc` counts in thousands).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 mod common;
+#[path = "../tests/verdict_model/mod.rs"]
+mod verdict_model;
 
 use common::Sim;
 
@@ -210,16 +214,20 @@ fn main() {
         rows.push((name, tally));
     }
     println!(
-        "\n{:<26} {:>6} {:>12} {:>13} {:>13} {:>11}",
-        "case", "gates", "failed gate", "inconclusive", "other exits", "mean wall"
+        "\n{:<26} {:>6} {:>30} {:>13} {:>13} {:>11}",
+        "case", "gates", "failed gate (95 % interval)", "inconclusive", "other exits", "mean wall"
     );
     for (name, t) in &rows {
+        let (low, high) =
+            verdict_model::clopper_pearson(t.failed as usize, t.gates.max(1) as usize, 0.975);
         println!(
-            "{:<26} {:>6} {:>6} ({:>3.0}%) {:>6} ({:>3.0}%) {:>13} {:>9.0} s",
+            "{:<26} {:>6} {:>6} ({:>3.0}%; {:>5.1}–{:>5.1}%) {:>6} ({:>3.0}%) {:>13} {:>9.0} s",
             name,
             t.gates,
             t.failed,
             100.0 * f64::from(t.failed) / f64::from(t.gates.max(1)),
+            100.0 * low,
+            100.0 * high,
             t.inconclusive,
             100.0 * f64::from(t.inconclusive) / f64::from(t.gates.max(1)),
             t.errors,
