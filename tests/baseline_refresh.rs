@@ -4,71 +4,34 @@
 //! the same command resumes. Runs are of the embedded simulator with
 //! scaled time; nothing here depends on what they measured.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use common::binary::{copy_dir, read_json, text, write_json};
 use serde_json::Value;
 
 /// Two points, three samples each at a fixed load of 4 (`FIXED`).
 const FIXED: [&str; 4] = ["--mode", "fixed", "--fixed-concurrency-levels", "4"];
 
-/// The sweep's options, then `extra`.
+/// The sweep's options, then `extra` (a later option overrides an earlier
+/// one).
 fn sweep(extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "--context-sizes",
-        "512",
-        "--working-set-size",
-        "2048",
-        "--cache-hit-rates",
-        "0",
-        "100",
-        "--output-tokens",
-        "8",
-        "--max-ttft",
-        "9",
-        "--ramp-duration",
-        "0.3",
-        "--sample-duration",
-        "0.4",
-        "--num-retries",
-        "3",
-        "--init-concurrency",
-        "4",
-        "--reinit-strategy",
-        "per_cache_rate",
-        "--sim-time-scale",
-        "0.05",
-        "--seed",
-        "7",
-        "--skip-graphs",
-        "--quiet",
-    ]
-    .map(String::from)
-    .to_vec();
-    // A later option overrides an earlier one (args_override_self).
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
+    let common = "--context-sizes 512 --working-set-size 2048 --cache-hit-rates 0 100 \
+                  --output-tokens 8 --max-ttft 9 --ramp-duration 0.3 --sample-duration 0.4 \
+                  --num-retries 3 --init-concurrency 4 --reinit-strategy per_cache_rate \
+                  --sim-time-scale 0.05 --seed 7 --skip-graphs --quiet";
+    common
+        .split_whitespace()
+        .chain(extra.iter().copied())
+        .map(String::from)
+        .collect()
 }
 
 fn cacherate(cwd: &Path, args: &[String]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_cacherate"));
-    command.current_dir(cwd).args(args);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CACHERATE_") || key.starts_with("GITHUB_") {
-            command.env_remove(key);
-        }
-    }
-    command
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+    common::binary::cacherate(cwd, args)
 }
 
 /// [`FIXED`], then `extra`.
@@ -85,27 +48,6 @@ fn run(root: &Path, dir: &str, extra: &[&str]) -> PathBuf {
     let output = cacherate(root, &args).output().unwrap();
     assert!(output.status.success(), "{dir}: {}", text(&output));
     out
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn write_json(path: &Path, value: &Value) {
-    std::fs::write(path, serde_json::to_vec_pretty(value).unwrap()).unwrap();
 }
 
 /// A copy of `run` named `name`, changed by `edit`.
@@ -138,19 +80,13 @@ fn each_refusal_names_the_run_and_force_makes_the_baseline_anyway() {
             let good = scope.spawn(|| run(root, "good", &FIXED));
             // The ramp with no samples after it (fixed loads refuse that).
             let no_samples = scope.spawn(|| {
-                let ramp = [
-                    "--mode",
-                    "adaptive",
-                    "--num-retries",
-                    "0",
-                    "--start-concurrency",
-                    "4",
-                    "--max-concurrency",
-                    "4",
-                    "--test-duration",
-                    "1",
-                ];
-                run(root, "no-samples", &ramp)
+                let ramp = "--mode adaptive --num-retries 0 --start-concurrency 4 \
+                            --max-concurrency 4 --test-duration 1";
+                run(
+                    root,
+                    "no-samples",
+                    &ramp.split_whitespace().collect::<Vec<_>>(),
+                )
             });
             let (good, no_samples) = (good.join().unwrap(), no_samples.join().unwrap());
             let other_workload =
@@ -299,30 +235,11 @@ fn progress(dir: &Path) -> Option<Value> {
 }
 
 fn refresh_command() -> Vec<String> {
-    let mut args: Vec<String> = [
-        "baseline",
-        "refresh",
-        "sim",
-        "--runs",
-        "2",
-        "--commit",
-        "--baselines-dir",
-        "baselines",
-        "--output-dir",
-        "runs",
-    ]
-    .map(String::from)
-    .to_vec();
+    let refresh = "baseline refresh sim --runs 2 --commit --baselines-dir baselines \
+                   --output-dir runs";
+    let mut args: Vec<String> = refresh.split_whitespace().map(String::from).collect();
     args.extend(sweep(&FIXED));
     args
-}
-
-fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill")
-        .args([format!("-{name}"), child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -{name}");
 }
 
 #[test]
@@ -361,7 +278,9 @@ fn an_interrupted_refresh_resumes_and_commits_the_baseline() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    signal(&child, "INT");
+    let pid = child.id().to_string();
+    let interrupted = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(interrupted.success(), "kill -INT {pid}");
     let output = child.wait_with_output().unwrap();
     assert_eq!(
         output.status.code(),

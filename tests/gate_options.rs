@@ -10,10 +10,13 @@
 //! tolerance and, with the 2 % run-noise floor, not significant
 //! (inconclusive); × 3 is a regression beyond doubt.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::OnceLock;
 
+use common::binary::{self, copy_dir, read_json, text};
 use serde_json::Value;
 
 /// The sweep, in a profile: two points, short phases, fast simulated time.
@@ -42,29 +45,10 @@ struct Setup {
 }
 
 fn cacherate(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_cacherate"));
-    command.current_dir(cwd).args(args);
-    // Nothing from the caller's environment decides these tests.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CACHERATE_") {
-            command.env_remove(key);
-        }
-    }
-    command.envs(env.iter().copied());
-    command.output().expect("cacherate runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    binary::cacherate(cwd, args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("cacherate runs")
 }
 
 /// The run (profile `tiny`, output tokens and the TTFT limit also from the
@@ -137,19 +121,6 @@ fn scaled_baseline(name: &str, factor: f64) -> PathBuf {
     let path = setup.root.path().join(format!("baselines/{name}.json"));
     std::fs::write(&path, serde_json::to_vec_pretty(&baseline).unwrap()).unwrap();
     path
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// `cacherate compare` of (a copy of, since tests run in parallel and

@@ -16,9 +16,7 @@ mod verdict_model;
 use std::time::Instant;
 
 use cacherate::analysis::Policy;
-use verdict_model::{
-    Cell, NOMINAL, Noise, Tally, clopper_pearson, quote_lower, quote_upper, run_cell,
-};
+use verdict_model::{Bound, Cell, NOMINAL, Noise, Tally, clopper_pearson, quote, run_cell};
 
 const SEED: u64 = 20_260_601;
 const A_A_GATES: usize = 4_000;
@@ -67,60 +65,42 @@ fn clopper_pearson_bounds_match_scipy() {
     }
 }
 
+/// Prints what the gates did, the gate's rate, its first look's and what
+/// the second look changed; returns the gate's rate's bound.
+fn report(what: &str, t: &Tally, bound: Bound) -> f64 {
+    let (gate, value) = quote(t.failed, t.gates, bound);
+    println!("{what}, the gate: {gate}");
+    println!(
+        "{what}, the first look alone: {}",
+        quote(t.failed_first, t.gates, bound).0
+    );
+    println!(
+        "{what}: {} second looks; gates they made fail: {}; made pass: {}",
+        t.second_looks,
+        quote(t.failed_by_second_look, t.gates, Bound::Upper).0,
+        t.passed_by_second_look
+    );
+    // What the gate decides is the first look, changed by the second.
+    assert_eq!(
+        t.failed,
+        t.failed_first + t.failed_by_second_look - t.passed_by_second_look
+    );
+    value
+}
+
 #[test]
 fn a_a_gates_raise_false_alarms_in_under_2_percent_second_look_included() {
     let aa = simulate(Cell::defaults(0.0), A_A_GATES);
-    println!(
-        "A/A false alarms (the gate): {}",
-        quote_upper(aa.failed, aa.gates)
-    );
-    println!(
-        "A/A false alarms of the first look alone: {}",
-        quote_upper(aa.failed_first, aa.gates)
-    );
-    println!(
-        "second looks taken: {} of {}; gates they made fail: {}, made pass: {}",
-        aa.second_looks,
-        aa.gates,
-        quote_upper(aa.failed_by_second_look, aa.gates),
-        aa.passed_by_second_look
-    );
-    let (_, upper) = clopper_pearson(aa.failed, aa.gates, 0.95);
-    assert!(
-        upper < 0.02,
-        "false alarms {}",
-        quote_upper(aa.failed, aa.gates)
-    );
-    // The second look was taken (the model exercises it) and is what
-    // the rate above includes.
-    assert!(aa.second_looks > 0);
-    assert_eq!(
-        aa.failed,
-        aa.failed_first + aa.failed_by_second_look - aa.passed_by_second_look
-    );
+    let upper = report("A/A false alarms", &aa, Bound::Upper);
+    assert!(upper < 0.02, "false alarms' bound {upper}");
+    assert!(aa.second_looks > 0, "the model takes the second look");
 }
 
 #[test]
 fn a_10_percent_slowdown_is_caught_in_over_85_percent_of_gates() {
     let slow = simulate(Cell::defaults(0.10), SLOWDOWN_GATES);
-    println!(
-        "10 % slowdown caught (the gate): {}",
-        quote_lower(slow.failed, slow.gates)
-    );
-    println!(
-        "caught by the first look alone: {}",
-        quote_lower(slow.failed_first, slow.gates)
-    );
-    println!(
-        "second looks taken: {}; gates they made fail: {}, made pass: {}",
-        slow.second_looks, slow.failed_by_second_look, slow.passed_by_second_look
-    );
-    let (lower, _) = clopper_pearson(slow.failed, slow.gates, 0.95);
-    assert!(
-        lower > 0.85,
-        "detection {}",
-        quote_lower(slow.failed, slow.gates)
-    );
+    let lower = report("10 % slowdown caught", &slow, Bound::Lower);
+    assert!(lower > 0.85, "detection's bound {lower}");
 }
 
 #[test]
@@ -137,24 +117,11 @@ fn the_second_look_raises_few_false_alarms_of_its_own() {
         ..Cell::defaults(0.0)
     };
     let aa = simulate(cell, NOISY_GATES);
-    println!(
-        "A/A with 3 % sample noise: second looks {} of {}; the gate failed {}; the first look \
-         alone {}; made fail by the second look {}; made pass by it {}",
-        aa.second_looks,
-        aa.gates,
-        quote_upper(aa.failed, aa.gates),
-        quote_upper(aa.failed_first, aa.gates),
-        quote_upper(aa.failed_by_second_look, aa.gates),
-        aa.passed_by_second_look,
-    );
+    report("A/A with 3 % sample noise", &aa, Bound::Upper);
     assert!(
         aa.second_looks * 10 > aa.gates,
         "the second look is exercised"
     );
-    let (_, upper) = clopper_pearson(aa.failed_by_second_look, aa.gates, 0.95);
-    assert!(
-        upper < 0.01,
-        "the second look's own false alarms {}",
-        quote_upper(aa.failed_by_second_look, aa.gates)
-    );
+    let (own, upper) = quote(aa.failed_by_second_look, aa.gates, Bound::Upper);
+    assert!(upper < 0.01, "the second look's own false alarms {own}");
 }

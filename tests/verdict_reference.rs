@@ -13,9 +13,9 @@
 //! ([`stated_accuracy`]), an interval's end through its half-width only.
 
 use cacherate::analysis::{
-    Effect, Metric, MetricSamples, PointHealth, PointSamples, Policy, RunNoiseSource, Verdict,
-    estimate_effect, holm_adjust, judge_curve, minimum_detectable_effect, satterthwaite_df,
-    t_quantile, t_upper_tail,
+    CurveVerdict, Effect, Estimate, Metric, MetricSamples, PointHealth, PointSamples, Policy,
+    RunNoiseSource, Verdict, estimate_effect, holm_adjust, judge_curve, minimum_detectable_effect,
+    satterthwaite_df, t_quantile, t_upper_tail,
 };
 
 const ARITHMETIC: f64 = 1e-12;
@@ -79,6 +79,18 @@ fn fixture_point(context: u64, rate: u32, metric: usize, factor: f64, noisy: boo
     }
 }
 
+/// The fixture's ctx2048 curve of `metric` (input or output tok/s), its
+/// 0, 50 and 100 % points changed by `factors`.
+fn fixture_curve_2048(metric: Metric, factors: [f64; 3]) -> CurveVerdict {
+    let index = Metric::ALL.iter().position(|&m| m == metric).unwrap();
+    let points: Vec<PointSamples> = [0, 50, 100]
+        .into_iter()
+        .zip(factors)
+        .map(|(rate, factor)| fixture_point(2048, rate, index, factor, false))
+        .collect();
+    judge_curve(metric, &points, &Policy::default()).unwrap()
+}
+
 fn effect(baseline_runs: Vec<Vec<f64>>, current: Vec<f64>) -> Effect {
     estimate_effect(
         &MetricSamples {
@@ -88,6 +100,22 @@ fn effect(baseline_runs: Vec<Vec<f64>>, current: Vec<f64>) -> Effect {
         &Policy::default(),
     )
     .expect("enough samples")
+}
+
+/// The effect of one point and the estimate of it as the only point of a
+/// curve of `metric`.
+fn alone(metric: Metric, baseline_runs: Vec<Vec<f64>>, current: Vec<f64>) -> (Effect, Estimate) {
+    let e = effect(baseline_runs.clone(), current.clone());
+    let points = [PointSamples {
+        point: "p".into(),
+        samples: MetricSamples {
+            baseline_runs,
+            current,
+        },
+        health: None,
+    }];
+    let curve = judge_curve(metric, &points, &Policy::default()).unwrap();
+    (e, curve.points[0].estimate.expect("an estimate"))
 }
 
 /// What the reference prints for one point and metric.
@@ -120,13 +148,7 @@ fn close_bound(what: &str, ours_log: f64, reference_pct: f64, half_width: f64, a
 
 /// Checks an effect and the estimate `judge_curve` made of it against the
 /// reference; the MDE's level is α / `family`, the curve's tested points.
-fn check_point(
-    name: &str,
-    e: &Effect,
-    verdict: &cacherate::analysis::Estimate,
-    family: f64,
-    r: &PointReference,
-) {
+fn check_point(name: &str, e: &Effect, verdict: &Estimate, family: f64, r: &PointReference) {
     let at = |what: &str| format!("{name}: {what}");
     close(&at("log ratio"), e.log_ratio, r.log_ratio, ARITHMETIC);
     close(&at("std error"), e.std_error(), r.std_error, ARITHMETIC);
@@ -170,12 +192,7 @@ fn check_point(
 fn an_unchanged_fixture_point_matches_the_reference() {
     // ctx2048 input_tps of the fixture's mixed(): cache0 unchanged,
     // cache50 20 % slower, cache100 25 % faster: three tested points.
-    let points = vec![
-        fixture_point(2048, 0, 0, 1.0, false),
-        fixture_point(2048, 50, 0, 0.80, false),
-        fixture_point(2048, 100, 0, 1.25, false),
-    ];
-    let curve = judge_curve(Metric::InputThroughput, &points, &Policy::default()).unwrap();
+    let curve = fixture_curve_2048(Metric::InputThroughput, [1.0, 0.80, 1.25]);
     let e = effect(
         fixture_baseline(2048, 0, 0),
         fixture_current(2048, 0, 0, 1.0, false),
@@ -255,21 +272,12 @@ fn run_noise_from_disagreeing_baseline_runs_matches_the_reference() {
         vec![90.0, 90.5, 89.5],
     ];
     let current = vec![100.0, 100.5, 99.5];
-    let e = effect(baseline.clone(), current.clone());
+    let (e, estimate) = alone(Metric::InputThroughput, baseline, current);
     assert_eq!(e.run_noise_source, RunNoiseSource::BaselineRuns);
-    let points = vec![PointSamples {
-        point: "p".into(),
-        samples: MetricSamples {
-            baseline_runs: baseline,
-            current,
-        },
-        health: None,
-    }];
-    let curve = judge_curve(Metric::InputThroughput, &points, &Policy::default()).unwrap();
     check_point(
         "runs 10 % apart",
         &e,
-        &curve.points[0].estimate.unwrap(),
+        &estimate,
         1.0,
         &PointReference {
             log_ratio: 0.003_350_281_442_200_372_8,
@@ -291,21 +299,12 @@ fn run_noise_from_disagreeing_baseline_runs_matches_the_reference() {
 fn single_sample_baseline_runs_borrow_the_current_spread_as_the_reference_does() {
     let baseline = vec![vec![1000.0], vec![1012.0], vec![991.0]];
     let current = vec![990.0, 1003.0, 1011.0, 985.0];
-    let e = effect(baseline.clone(), current.clone());
+    let (e, estimate) = alone(Metric::OutputThroughput, baseline, current);
     assert_eq!(e.baseline_sample_df, 3.0, "the current run's m − 1");
-    let points = vec![PointSamples {
-        point: "p".into(),
-        samples: MetricSamples {
-            baseline_runs: baseline,
-            current,
-        },
-        health: None,
-    }];
-    let curve = judge_curve(Metric::OutputThroughput, &points, &Policy::default()).unwrap();
     check_point(
         "single-sample runs",
         &e,
-        &curve.points[0].estimate.unwrap(),
+        &estimate,
         1.0,
         &PointReference {
             log_ratio: -0.003_769_739_899_062_439,
@@ -326,12 +325,7 @@ fn single_sample_baseline_runs_borrow_the_current_spread_as_the_reference_does()
 #[test]
 fn holm_p_values_and_the_curve_of_a_fixture_curve_match_the_reference() {
     // ctx2048 output_tps of mixed(): only cache50 changes (20 % slower).
-    let points = vec![
-        fixture_point(2048, 0, 1, 1.0, false),
-        fixture_point(2048, 50, 1, 0.80, false),
-        fixture_point(2048, 100, 1, 1.0, false),
-    ];
-    let curve = judge_curve(Metric::OutputThroughput, &points, &Policy::default()).unwrap();
+    let curve = fixture_curve_2048(Metric::OutputThroughput, [1.0, 0.80, 1.0]);
     let reference = [
         (0.489_152_254_477_992_15, 1.0),
         (4.551_042_261_812_002e-14, 1.365_312_678_543_600_7e-13),

@@ -343,22 +343,26 @@ pub fn clopper_pearson(k: usize, n: usize, confidence: f64) -> (f64, f64) {
     (lower, upper)
 }
 
-/// "k of n = r % (95 % upper bound u %)", the way rates are quoted.
-pub fn quote_upper(k: usize, n: usize) -> String {
-    let (_, upper) = clopper_pearson(k, n, 0.95);
-    format!(
-        "{k} of {n} = {:.2} % (95 % Clopper–Pearson upper bound {:.2} %)",
-        100.0 * k as f64 / n as f64,
-        100.0 * upper
-    )
+/// Which one-sided bound a rate is quoted with: the upper for a rate that
+/// must stay low (false alarms), the lower for one that must stay high.
+#[derive(Clone, Copy, Debug)]
+pub enum Bound {
+    Upper,
+    Lower,
 }
 
-/// "k of n = r % (95 % lower bound l %)".
-pub fn quote_lower(k: usize, n: usize) -> String {
-    let (lower, _) = clopper_pearson(k, n, 0.95);
-    format!(
-        "{k} of {n} = {:.2} % (95 % Clopper–Pearson lower bound {:.2} %)",
+/// "k of n = r % (95 % Clopper–Pearson upper bound u %)", the way rates
+/// are quoted; the bound as a fraction beside it.
+pub fn quote(k: usize, n: usize, bound: Bound) -> (String, f64) {
+    let (lower, upper) = clopper_pearson(k, n, 0.95);
+    let (name, value) = match bound {
+        Bound::Upper => ("upper", upper),
+        Bound::Lower => ("lower", lower),
+    };
+    let text = format!(
+        "{k} of {n} = {:.2} % (95 % Clopper–Pearson {name} bound {:.2} %)",
         100.0 * k as f64 / n as f64,
-        100.0 * lower
-    )
+        100.0 * value
+    );
+    (text, value)
 }
