@@ -112,6 +112,19 @@ fn verdict(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_default()
 }
 
+/// Points of a gate's run with more samples than the quick profile's 3:
+/// where the gate's second look measured.
+fn extended_points(dir: &Path) -> usize {
+    let text = std::fs::read_to_string(dir.join("results.json")).unwrap_or_default();
+    let results: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    results["points"].as_array().map_or(0, |points| {
+        points
+            .iter()
+            .filter(|p| p["samples"].as_array().is_some_and(|s| s.len() > 3))
+            .count()
+    })
+}
+
 #[derive(Default)]
 struct Tally {
     gates: u32,
@@ -145,8 +158,18 @@ fn main() {
             args.extend(strings(&["--mode", "fixed", "--concurrency-from"]));
             args.push(dirs[0].join("results.json").display().to_string());
         }
+        let t = Instant::now();
         let code = cacherate(&args);
         assert_eq!(code, 0, "baseline run {k} failed");
+        println!(
+            "baseline run {k}{}: {:.0} s",
+            if k == 1 {
+                " (the ramp)"
+            } else {
+                " (at run 1's loads)"
+            },
+            t.elapsed().as_secs_f64()
+        );
         dirs.push(dir);
     }
     let mut args = strings(&["baseline", "refresh", "bench", "--baselines-dir"]);
@@ -198,9 +221,11 @@ fn main() {
             tally.errors += u32::from(code != 0 && code != 1);
             tally.seconds += seconds;
             println!(
-                "slowdown {slowdown}{} trial {i}: exit {code}, {overall}, {:.0} s; {}",
+                "slowdown {slowdown}{} trial {i}: exit {code}, {overall}, {:.0} s, extra samples at \
+                 {} point(s); {}",
                 if search_peak { " --search-peak" } else { "" },
                 seconds,
+                extended_points(&dir),
                 v["overall"]["summary"].as_str().unwrap_or("")
             );
         }
