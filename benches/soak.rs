@@ -10,9 +10,15 @@
 //! The run is one fixed load of many equal sample phases, so its memory
 //! should be the same at every phase boundary: a phase holds its requests'
 //! records until it ends, then writes them and lets them go. Prints a line
-//! per sample and, at the end, memory and descriptors at the start (after
-//! the first phase), the largest and the end; exits 1 when the end is more
-//! than 10 % (and 8 MiB) above the start or descriptors grew by more than 8.
+//! per phase boundary and, at the end, memory and descriptors at the start
+//! (after the first phase), the largest and the end, and the last ten
+//! phase boundaries. Exits 1 when the run failed; when the end is more than
+//! 10 % (and 8 MiB) above the start or descriptors grew by more than 8;
+//! or when the last ten phases are not flat: memory rising over them (the
+//! least-squares slope times the nine phases between them) by more than
+//! 2 % of their mean or 1 MiB, whichever is larger, or descriptors moving
+//! by more than 2. A run of fewer than eleven phases cannot show that and
+//! fails too (give it more `--minutes` or shorter `--phase-seconds`).
 
 mod common;
 
@@ -73,6 +79,54 @@ fn phases(out: &std::path::Path) -> usize {
         .unwrap_or(0)
 }
 
+/// Phases at the end of the run that must be flat.
+const FLAT_PHASES: usize = 10;
+
+/// Least-squares slope of memory (KiB) against the phase number over
+/// `boundaries` (phase, RSS KiB, fds).
+fn slope_kib_per_phase(boundaries: &[(usize, u64, usize)]) -> f64 {
+    let n = boundaries.len() as f64;
+    let mean_x = boundaries.iter().map(|b| b.0 as f64).sum::<f64>() / n;
+    let mean_y = boundaries.iter().map(|b| b.1 as f64).sum::<f64>() / n;
+    let (mut sxy, mut sxx) = (0.0, 0.0);
+    for &(x, y, _) in boundaries {
+        sxy += (x as f64 - mean_x) * (y as f64 - mean_y);
+        sxx += (x as f64 - mean_x).powi(2);
+    }
+    sxy / sxx
+}
+
+/// Whether the last [`FLAT_PHASES`] phase boundaries are flat, and why not.
+fn flat(boundaries: &[(usize, u64, usize)]) -> Result<String, String> {
+    if boundaries.len() < FLAT_PHASES + 1 {
+        return Err(format!(
+            "{} phase boundaries seen: the last {FLAT_PHASES} phases after the first cannot be \
+             judged; run longer",
+            boundaries.len()
+        ));
+    }
+    let last = &boundaries[boundaries.len() - FLAT_PHASES..];
+    let mean = last.iter().map(|b| b.1 as f64).sum::<f64>() / FLAT_PHASES as f64;
+    let rise = slope_kib_per_phase(last) * (FLAT_PHASES - 1) as f64;
+    let allowed = (0.02 * mean).max(1024.0);
+    let (fds_low, fds_high) = (
+        last.iter().map(|b| b.2).min().unwrap(),
+        last.iter().map(|b| b.2).max().unwrap(),
+    );
+    let what = format!(
+        "last {FLAT_PHASES} phases (phases {} to {}): RSS mean {:.0} KiB, trend {rise:+.0} KiB over \
+         them (allowed {allowed:.0}), fds {fds_low} to {fds_high}",
+        last[0].0,
+        last[FLAT_PHASES - 1].0,
+        mean
+    );
+    if rise > allowed || fds_high - fds_low > 2 {
+        Err(what)
+    } else {
+        Ok(what)
+    }
+}
+
 fn main() {
     let o = options();
     let _ = std::fs::remove_dir_all(&o.out);
@@ -129,8 +183,10 @@ fn main() {
         "{:>8} {:>7} {:>10} {:>5}",
         "seconds", "phases", "RSS KiB", "fds"
     );
-    // (phases done, RSS, fds) at each sample once the first phase is over.
+    // (phases done, RSS, fds) at each sample once the first phase is over,
+    // and at the first sample after each phase boundary.
     let mut seen: Vec<(usize, u64, usize)> = Vec::new();
+    let mut boundaries: Vec<(usize, u64, usize)> = Vec::new();
     let mut last_phases = usize::MAX;
     loop {
         if child.try_wait().unwrap().is_some() {
@@ -146,6 +202,9 @@ fn main() {
                 started.elapsed().as_secs_f64()
             );
             last_phases = done;
+            if done >= 1 {
+                boundaries.push((done, rss, fds));
+            }
         }
         if done >= 1 {
             seen.push((done, rss, fds));
@@ -172,8 +231,16 @@ fn main() {
         last.2
     );
     let grew = last.1 > first.1 + (first.1 / 10).max(8 * 1024);
-    if !status.success() || grew || last.2 > first.2 + 8 {
-        println!("FAIL: the run failed, or its memory or descriptors grew");
+    let flatness = flat(&boundaries);
+    match &flatness {
+        Ok(what) => println!("{what}: flat"),
+        Err(what) => println!("{what}: NOT FLAT"),
+    }
+    if !status.success() || grew || last.2 > first.2 + 8 || flatness.is_err() {
+        println!(
+            "FAIL: the run failed, its memory or descriptors grew, or its last {FLAT_PHASES} \
+             phases are not flat"
+        );
         std::process::exit(1);
     }
     println!("flat");

@@ -12,13 +12,17 @@
 //!
 //! Every process is a real `cacherate` binary; the simulators listen on
 //! loopback ports of their own. Prints one line per gate as it ends and a
-//! table at the end.
+//! table at the end, each rate with the two-sided 95 % Clopper–Pearson
+//! interval its count allows (tens of gates bound a rate only loosely;
+//! `cargo bench --bench verdict_mc` counts in thousands).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 mod common;
+#[path = "../tests/verdict_model/mod.rs"]
+mod verdict_model;
 
 use common::Sim;
 
@@ -108,6 +112,19 @@ fn verdict(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_default()
 }
 
+/// Points of a gate's run with more samples than the quick profile's 3:
+/// where the gate's second look measured.
+fn extended_points(dir: &Path) -> usize {
+    let text = std::fs::read_to_string(dir.join("results.json")).unwrap_or_default();
+    let results: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    results["points"].as_array().map_or(0, |points| {
+        points
+            .iter()
+            .filter(|p| p["samples"].as_array().is_some_and(|s| s.len() > 3))
+            .count()
+    })
+}
+
 #[derive(Default)]
 struct Tally {
     gates: u32,
@@ -141,8 +158,18 @@ fn main() {
             args.extend(strings(&["--mode", "fixed", "--concurrency-from"]));
             args.push(dirs[0].join("results.json").display().to_string());
         }
+        let t = Instant::now();
         let code = cacherate(&args);
         assert_eq!(code, 0, "baseline run {k} failed");
+        println!(
+            "baseline run {k}{}: {:.0} s",
+            if k == 1 {
+                " (the ramp)"
+            } else {
+                " (at run 1's loads)"
+            },
+            t.elapsed().as_secs_f64()
+        );
         dirs.push(dir);
     }
     let mut args = strings(&["baseline", "refresh", "bench", "--baselines-dir"]);
@@ -194,9 +221,11 @@ fn main() {
             tally.errors += u32::from(code != 0 && code != 1);
             tally.seconds += seconds;
             println!(
-                "slowdown {slowdown}{} trial {i}: exit {code}, {overall}, {:.0} s; {}",
+                "slowdown {slowdown}{} trial {i}: exit {code}, {overall}, {:.0} s, extra samples at \
+                 {} point(s); {}",
                 if search_peak { " --search-peak" } else { "" },
                 seconds,
+                extended_points(&dir),
                 v["overall"]["summary"].as_str().unwrap_or("")
             );
         }
@@ -210,16 +239,20 @@ fn main() {
         rows.push((name, tally));
     }
     println!(
-        "\n{:<26} {:>6} {:>12} {:>13} {:>13} {:>11}",
-        "case", "gates", "failed gate", "inconclusive", "other exits", "mean wall"
+        "\n{:<26} {:>6} {:>30} {:>13} {:>13} {:>11}",
+        "case", "gates", "failed gate (95 % interval)", "inconclusive", "other exits", "mean wall"
     );
     for (name, t) in &rows {
+        let (low, high) =
+            verdict_model::clopper_pearson(t.failed as usize, t.gates.max(1) as usize, 0.975);
         println!(
-            "{:<26} {:>6} {:>6} ({:>3.0}%) {:>6} ({:>3.0}%) {:>13} {:>9.0} s",
+            "{:<26} {:>6} {:>6} ({:>3.0}%; {:>5.1}–{:>5.1}%) {:>6} ({:>3.0}%) {:>13} {:>9.0} s",
             name,
             t.gates,
             t.failed,
             100.0 * f64::from(t.failed) / f64::from(t.gates.max(1)),
+            100.0 * low,
+            100.0 * high,
             t.inconclusive,
             100.0 * f64::from(t.inconclusive) / f64::from(t.gates.max(1)),
             t.errors,

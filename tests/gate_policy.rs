@@ -34,7 +34,7 @@ fn inconclusive() -> VerdictFile {
         0 => Change {
             factors: [0.93, 1.0, 1.0, 1.0],
             noisy: true,
-            error_rate: 0.0,
+            ..Change::SAME
         },
         _ => Change::SAME,
     })

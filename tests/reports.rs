@@ -32,10 +32,90 @@ fn the_mixed_fixture_has_every_verdict() {
         Verdict::Improved,
         Verdict::Inconclusive,
         Verdict::Error,
+        Verdict::Insufficient,
     ] {
         assert!(seen.contains(&expected), "no {expected:?} in {seen:?}");
     }
     assert_eq!(verdict.overall.verdict, Verdict::Regressed);
+    let point = |context: u64, rate: u32, metric: &str| {
+        let curve = verdict
+            .curves
+            .iter()
+            .find(|c| c.context_size == context && c.verdict.metric.name() == metric)
+            .unwrap();
+        let name = cacherate::store::PointId::new(context, rate).key();
+        let point = curve
+            .verdict
+            .points
+            .iter()
+            .find(|p| p.point == name)
+            .unwrap_or_else(|| panic!("no {name} in {:?}", curve.verdict.points));
+        (curve.gated, point.clone())
+    };
+    // Cache rates are fractions, as runs store them: the 50 % point that
+    // the server served 30 % of from cache is 20 points off (the limit is
+    // 5), the 100 % one at 99.2 % within it.
+    for figures in &verdict.points {
+        assert_eq!(
+            figures.target_cache_rate,
+            f64::from(figures.cache_hit_rate) / 100.0,
+            "{}",
+            figures.point
+        );
+    }
+    let (_, gap) = point(32000, 50, "input_throughput");
+    assert_eq!(gap.verdict, Verdict::Error);
+    assert_eq!(
+        gap.reason.as_deref(),
+        Some("cache hit rate is 20.0 points off the requested one (limit 5.0)")
+    );
+    assert_eq!(
+        point(32000, 100, "input_throughput").1.verdict,
+        Verdict::Pass
+    );
+    assert!(
+        verdict
+            .overall
+            .errors
+            .iter()
+            .any(|e| e.starts_with("ctx32000/cache50/")),
+        "{:?}",
+        verdict.overall.errors
+    );
+    // An insufficient verdict of a gated metric, with its reason; the
+    // same point's TTFT p95 rose by half, but that metric is not gated.
+    let (gated, insufficient) = point(32000, 0, "output_throughput");
+    assert!(gated);
+    assert_eq!(insufficient.verdict, Verdict::Insufficient);
+    assert!(
+        insufficient
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("sample 1 is 0"),
+        "{:?}",
+        insufficient.reason
+    );
+    let (gated, p95) = point(32000, 0, "ttft_p95");
+    assert!(!gated);
+    assert_eq!(p95.verdict, Verdict::Regressed);
+    assert!(
+        !verdict
+            .overall
+            .regressed
+            .iter()
+            .any(|n| n.contains("ttft_p95")),
+        "an ungated metric fails nothing: {:?}",
+        verdict.overall.regressed
+    );
+    assert_eq!(
+        verdict
+            .gated_metrics
+            .iter()
+            .map(|m| m.name())
+            .collect::<Vec<_>>(),
+        ["input_throughput", "output_throughput", "ttft_p50"]
+    );
 }
 
 #[test]
@@ -121,7 +201,7 @@ fn diff_html_is_self_contained_and_escapes_the_model_everywhere() {
         assert!(html.contains(&format!("<tr class=\"{class}\">")), "{class}");
     }
     // One chart per context and metric.
-    assert_eq!(html.matches("<svg ").count(), 8);
+    assert_eq!(html.matches("<svg ").count(), 12);
 }
 
 #[test]

@@ -376,6 +376,61 @@ async fn other_options_start_a_new_run_and_keep_the_old_one() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adding_context_sizes_resumes_the_run_and_keeps_what_it_measured() {
+    let server = simulator(SimConfig::for_tests(TIME_SCALE)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = sweep_args(&server.url(), dir.path());
+    args.extend(["--cache-hit-rates", "100", "--context-sizes", "256"].map(String::from));
+    let status = binary(&args).stderr(Stdio::null()).status().unwrap();
+    assert!(status.success());
+    let first = progress(dir.path()).unwrap();
+    assert_eq!(first.completed, vec![(256, 100)]);
+    let kept = |dir: &Path| {
+        ["detailed_results_256.csv", "phase_metadata_256.csv"]
+            .map(|file| std::fs::read(dir.join(file)).unwrap())
+    };
+    let measured = kept(dir.path());
+
+    // The same options with a second context size: a resume, not a new
+    // run, that measures only the new point.
+    let mut more = args.clone();
+    more.retain(|a| a != "--quiet");
+    more.extend(["--context-sizes", "256", "512"].map(String::from));
+    let output = binary(&more).output().unwrap();
+    server.stop().await.unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("cannot be resumed"), "{stderr}");
+    let archived = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().is_dir())
+        .count();
+    assert_eq!(archived, 0, "nothing moved aside");
+    let after = progress(dir.path()).unwrap();
+    assert_eq!(after.attempt, first.attempt + 1, "resumed");
+    assert_eq!(after.completed, vec![(256, 100), (512, 100)]);
+    assert_eq!(
+        kept(dir.path()),
+        measured,
+        "the 256-token point is not measured again"
+    );
+    let points = results(dir.path());
+    assert_eq!(
+        points
+            .iter()
+            .map(|p| (p.context_size, p.cache_hit_rate))
+            .collect::<Vec<_>>(),
+        [(256, 100), (512, 100)]
+    );
+    assert!(points.iter().all(|p| p.samples.len() == 1));
+    assert!(!records(dir.path(), 512).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_run_command_script_reproduces_the_options() {
     let server = simulator(SimConfig::for_tests(TIME_SCALE)).await;
     let dir = tempfile::tempdir().unwrap();

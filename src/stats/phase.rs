@@ -414,37 +414,84 @@ pub(super) mod tests {
         assert!((figures.ttft.max - 0.5).abs() < 1e-3);
     }
 
-    /// Eight slots in step: every request takes 1.25 s (first token at
-    /// 0.65 s, then 32 tokens), all relaunched together — as a server runs
-    /// equal requests batched. Windows of any length read the same.
+    /// Eight slots in step: every request takes 1.25 s, all relaunched
+    /// together — as a server runs equal requests batched — but no two
+    /// requests are alike: slot s sends 1024 + 256 s prompt tokens and
+    /// streams 16 + 4 s tokens, and wave w (launched at 1.25 w s) has its
+    /// first token at 0.60 + 0.01 w s and 64 w tokens cached, so the
+    /// figures tell which waves the window kept.
     fn in_step(phase_s: f64) -> PhaseFigures {
         let mut records = Vec::new();
-        let mut launch = 0.0;
-        while launch < phase_s {
-            for _ in 0..8 {
-                let mut r = record(launch, 0.65, 0.6 / 31.0, 32);
+        let mut wave = 0_u32;
+        while 1.25 * f64::from(wave) < phase_s {
+            for slot in 0..8_u32 {
+                let ttft = 0.60 + 0.01 * f64::from(wave);
+                let tokens = 16 + 4 * slot;
+                let mut r = record(
+                    1.25 * f64::from(wave),
+                    ttft,
+                    0.5 / f64::from(tokens),
+                    tokens,
+                );
                 r.concurrency = 8;
                 r.finish_s = 1.25;
-                r.prompt_tokens = Some(2048);
+                r.prompt_tokens = Some(u64::from(1024 + 256 * slot));
+                r.cached_tokens = Some(64 * u64::from(wave));
                 records.push(r);
             }
-            launch += 1.25;
+            wave += 1;
         }
         let w = Window::for_phase(&records, 0.0, phase_s, 8, 0.2);
-        PhaseFigures::from_records(&records, &w, false, false)
+        PhaseFigures::from_records(&records, &w, false, true)
     }
 
     #[test]
     fn requests_in_step_read_the_same_in_a_short_and_a_long_phase() {
-        let truth = 8.0 * 2048.0 / 1.25;
-        for phase_s in [3.0, 3.3, 7.0, 20.0] {
+        // Per wave: Σ prompt = 8 × 1024 + 256 × 28 = 15 360 tokens and
+        // Σ output = 8 × 16 + 4 × 28 = 240 tokens in 8 × 1.25 s of slot
+        // time, whichever waves are counted.
+        let input = 8.0 * 15_360.0 / (8.0 * 1.25);
+        let output = 8.0 * 240.0 / (8.0 * 1.25);
+        // The waves the window keeps, by hand: its warm-up is one request
+        // latency (1.25 s) or 20 % of the phase, whichever is longer, and
+        // it keeps the requests launched from its start (inclusive) on.
+        // 3 s and 3.3 s: launches 0, 1.25, 2.5 → waves 1–2; 7 s (warm-up
+        // 1.4 s): waves 2–5 of 0–5; 20 s (warm-up 4 s): waves 4–15.
+        for (phase_s, first, last) in [(3.0, 1, 2), (3.3, 1, 2), (7.0, 2, 5), (20.0, 4, 15)] {
             let figures = in_step(phase_s);
+            let waves = f64::from(last - first + 1);
             assert!(
-                close(figures.input_tps, truth),
-                "{phase_s} s: {} vs {truth}",
+                close(figures.input_tps, input),
+                "{phase_s} s: {} vs {input}",
                 figures.input_tps
             );
-            assert!(close(figures.output_tps, 8.0 * 32.0 / 1.25));
+            assert!(close(figures.output_tps, output), "{phase_s} s");
+            assert_eq!(
+                figures.counted,
+                8 * u64::from(last - first + 1),
+                "{phase_s} s"
+            );
+            assert_eq!(figures.prompt_tokens, (15_360.0 * waves) as u64);
+            let first_ttft = 0.60 + 0.01 * f64::from(first);
+            let last_ttft = 0.60 + 0.01 * f64::from(last);
+            assert!(
+                (figures.ttft.max - last_ttft).abs() < 1e-3,
+                "{phase_s} s: {:?}",
+                figures.ttft
+            );
+            assert!(
+                (figures.ttft.avg - (first_ttft + last_ttft) / 2.0).abs() < 1e-3,
+                "{phase_s} s: {:?}",
+                figures.ttft
+            );
+            // Σ cached / Σ prompt: 64 × 8 × Σ w over 15 360 × waves.
+            let cached: u32 = (first..=last).map(|w| 64 * 8 * w).sum();
+            let rate = f64::from(cached) / (15_360.0 * waves);
+            assert!(
+                close(figures.achieved_cache_rate.unwrap(), rate),
+                "{phase_s} s: {:?} vs {rate}",
+                figures.achieved_cache_rate
+            );
         }
     }
 

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+pub mod binary;
 pub mod fault_proxy;
 
 use std::path::Path;

@@ -1,15 +1,16 @@
 //! Verdicts to render in tests: runs and baselines built from numbers,
-//! judged by `cacherate::analysis::judge` itself, so the reports
-//! are tested on what `compare` really writes.
+//! judged by `cacherate::analysis::judge` itself, so the reports are
+//! tested on what `compare` really writes. Cache rates are stored as runs
+//! store them: `target_cache_rate` and `achieved_cache_rate` as fractions,
+//! `max_cache_rate_gap` in percentage points.
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use cacherate::analysis::Verdict;
 use cacherate::analysis::document::VerdictFile;
-use cacherate::analysis::{GatePolicy, judge};
+use cacherate::analysis::{GatePolicy, Metric, Verdict, judge};
 use cacherate::baseline::{Baseline, BaselinePoint, BaselineRun, Provenance, RunData, RunSamples};
 use cacherate::cli::{Cli, Command};
 use cacherate::settings::RunSettings;
@@ -29,6 +30,9 @@ pub struct Change {
     pub noisy: bool,
     /// The current run's error rate.
     pub error_rate: f64,
+    /// The cache hit rate the server reported, a fraction (none reported
+    /// when `None`).
+    pub achieved_cache_rate: Option<f64>,
 }
 
 impl Change {
@@ -36,6 +40,7 @@ impl Change {
         factors: [1.0; 4],
         noisy: false,
         error_rate: 0.0,
+        achieved_cache_rate: None,
     };
 
     pub fn factors(factors: [f64; 4]) -> Change {
@@ -57,7 +62,7 @@ fn base_values(context: u64, rate: u32) -> [f64; 4] {
     [input, input / 30.0, ttft, ttft * 1.4]
 }
 
-fn sample(id: usize, values: [f64; 4], error_rate: f64) -> Sample {
+fn sample(id: usize, values: [f64; 4], error_rate: f64, achieved: Option<f64>) -> Sample {
     serde_json::from_value(json!({
         "phase_id": format!("RETRY_{id}"),
         "concurrency": 8,
@@ -73,7 +78,7 @@ fn sample(id: usize, values: [f64; 4], error_rate: f64) -> Sample {
         "ttft_histogram": "",
         "ttlt": latency(values[2] * 3.0, values[3] * 3.0),
         "itl": latency(0.01, 0.012),
-        "achieved_cache_rate": null,
+        "achieved_cache_rate": achieved,
         "passed": true,
     }))
     .expect("a sample")
@@ -84,7 +89,13 @@ fn mean(values: impl Iterator<Item = f64>) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
 }
 
-fn point_result(context: u64, rate: u32, samples: Vec<Sample>, error_rate: f64) -> PointResult {
+fn point_result(
+    context: u64,
+    rate: u32,
+    samples: Vec<Sample>,
+    error_rate: f64,
+    achieved: Option<f64>,
+) -> PointResult {
     let n = samples.len() as f64;
     let avg = |f: &dyn Fn(&Sample) -> f64| samples.iter().map(f).sum::<f64>() / n;
     let (input, output) = (avg(&|s| s.input_tps), avg(&|s| s.output_tps));
@@ -112,8 +123,8 @@ fn point_result(context: u64, rate: u32, samples: Vec<Sample>, error_rate: f64) 
         "total_requests": 400,
         "failed_requests": (error_rate * 300.0).round() as u64,
         "errors": {},
-        "target_cache_rate": f64::from(rate),
-        "achieved_cache_rate": null,
+        "target_cache_rate": f64::from(rate) / 100.0,
+        "achieved_cache_rate": achieved,
         "max_cache_rate_gap": 5.0,
         "cache_rate_missed": false,
         "server_cache_rate": null,
@@ -134,7 +145,7 @@ fn baseline_point(context: u64, rate: u32) -> BaselinePoint {
                 samples: (0..3)
                     .map(|k| {
                         let wobble = 1.0 + 0.004 * (((r + k) % 3) as f64 - 1.0);
-                        sample(k, base.map(|v| v * run_offset * wobble), 0.0)
+                        sample(k, base.map(|v| v * run_offset * wobble), 0.0, None)
                     })
                     .collect(),
                 error_rate: 0.0,
@@ -147,7 +158,7 @@ fn baseline_point(context: u64, rate: u32) -> BaselinePoint {
         context_size: context,
         cache_hit_rate: rate,
         peak_concurrency: 8,
-        target_cache_rate: f64::from(rate),
+        target_cache_rate: f64::from(rate) / 100.0,
         input_tps: mean(all.iter().map(|s| s.input_tps)),
         output_tps: mean(all.iter().map(|s| s.output_tps)),
         ttft_p50_s: mean(all.iter().map(|s| s.ttft.p50)),
@@ -169,19 +180,37 @@ fn current_point(context: u64, rate: u32, change: Change) -> PointResult {
                 1.0 + 0.004 * (k as f64 - 1.0)
             };
             let values: [f64; 4] = std::array::from_fn(|m| base[m] * change.factors[m] * wobble);
-            sample(k, values, change.error_rate)
+            sample(k, values, change.error_rate, change.achieved_cache_rate)
         })
         .collect();
-    point_result(context, rate, samples, change.error_rate)
+    point_result(
+        context,
+        rate,
+        samples,
+        change.error_rate,
+        change.achieved_cache_rate,
+    )
 }
 
 /// Judges a run over `contexts` × `rates` against its baseline, each point
-/// changed by `change`; dates, paths and versions fixed for snapshots.
+/// changed by `change`, every metric gated; dates, paths and versions fixed
+/// for snapshots.
 pub fn verdict(
     model: &str,
     contexts: &[u64],
     rates: &[u32],
     change: impl Fn(u64, u32) -> Change,
+) -> VerdictFile {
+    verdict_gating(model, contexts, rates, change, &Metric::ALL)
+}
+
+/// [`verdict`] with only `gated` failing the gate (`--gate-metrics`).
+pub fn verdict_gating(
+    model: &str,
+    contexts: &[u64],
+    rates: &[u32],
+    change: impl Fn(u64, u32) -> Change,
+    gated: &[Metric],
 ) -> VerdictFile {
     let mut argv: Vec<String> = [
         "cacherate",
@@ -254,7 +283,10 @@ pub fn verdict(
         &baseline,
         Path::new("baselines/h100-quick.json"),
         &run,
-        &GatePolicy::default(),
+        &GatePolicy {
+            gated: gated.to_vec(),
+            ..GatePolicy::default()
+        },
         "2026-11-20T11:00:00Z",
     )
     .expect("the run and the baseline are comparable");
@@ -262,12 +294,15 @@ pub fn verdict(
     verdict
 }
 
-/// Two contexts × three rates with one of each verdict, and a hostile
-/// model id.
+/// Three contexts × three rates with one of each verdict, TTFT p95 shown
+/// but not gated, and a hostile model id: at ctx 32000, 0 % the server
+/// streamed no counted output (output tok/s 0 in every sample: an
+/// `insufficient` verdict) and TTFT p95 rose by half (not gated); at 50 % it
+/// reported 30 % cached instead of 50 % (a cache-gap `error`).
 pub fn mixed() -> VerdictFile {
-    verdict(
+    verdict_gating(
         HOSTILE_MODEL,
-        &[2048, 8000],
+        &[2048, 8000, 32000],
         &[0, 50, 100],
         |context, rate| match (context, rate) {
             (2048, 50) => Change::factors([0.80, 0.80, 1.25, 1.0]),
@@ -275,14 +310,31 @@ pub fn mixed() -> VerdictFile {
             (8000, 0) => Change {
                 factors: [0.93, 1.0, 1.0, 1.0],
                 noisy: true,
-                error_rate: 0.0,
+                ..Change::SAME
             },
             (8000, 50) => Change {
                 error_rate: 0.2,
                 ..Change::SAME
             },
+            (32000, 0) => Change {
+                achieved_cache_rate: Some(0.0),
+                ..Change::factors([1.0, 0.0, 1.0, 1.5])
+            },
+            (32000, 50) => Change {
+                achieved_cache_rate: Some(0.30),
+                ..Change::SAME
+            },
+            (32000, 100) => Change {
+                achieved_cache_rate: Some(0.992),
+                ..Change::SAME
+            },
             _ => Change::SAME,
         },
+        &[
+            Metric::InputThroughput,
+            Metric::OutputThroughput,
+            Metric::TtftP50,
+        ],
     )
 }
 
