@@ -246,14 +246,14 @@ fn refresh_command() -> Vec<String> {
 fn an_interrupted_refresh_resumes_and_commits_the_baseline() {
     let root = tempfile::tempdir().unwrap();
     let root = root.path();
-    // A repository of a serving configuration, with a place for baselines.
+    // A repository of a serving configuration, with no baselines yet: the
+    // refresh makes the directory, and still records the repository.
     let repo = git2::Repository::init(root).unwrap();
-    std::fs::create_dir(root.join("baselines")).unwrap();
-    std::fs::write(root.join("baselines/README"), "cacherate baselines\n").unwrap();
+    std::fs::write(root.join("README"), "a serving configuration\n").unwrap();
     let signature = git2::Signature::now("test", "test@localhost").unwrap();
     let initial = {
         let mut index = repo.index().unwrap();
-        index.add_path(Path::new("baselines/README")).unwrap();
+        index.add_path(Path::new("README")).unwrap();
         index.write().unwrap();
         let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
         repo.commit(Some("HEAD"), &signature, &signature, "initial", &tree, &[])

@@ -16,8 +16,14 @@ pub struct GitState {
 }
 
 /// The git state of the repository holding `dir`, if it is in one.
+/// `dir` need not exist yet (a first baseline's directory): the search
+/// starts at the nearest ancestor that does.
 pub fn git_state(dir: &Path) -> Option<GitState> {
-    let repo = git2::Repository::discover(dir).ok()?;
+    let existing = dir
+        .ancestors()
+        .find(|d| !d.as_os_str().is_empty() && d.exists())
+        .unwrap_or(Path::new("."));
+    let repo = git2::Repository::discover(existing).ok()?;
     let head = repo.head().ok()?;
     let commit = head.peel_to_commit().ok()?.id().to_string();
     let branch = head
