@@ -103,13 +103,14 @@ pub const RECOMMENDED_BASELINE_RUNS: usize = 5;
 ///
 /// The defaults are what the Monte-Carlo in `benches/verdict_mc.rs` supports
 /// (2 % run-to-run noise, 1 % sample noise, 3 points × 4 metrics a gate,
-/// 10 000 gates a cell). At 95 % confidence a gate raises false alarms in
-/// 2–6 % of A/A comparisons; at 99 % in 0.7–1.0 %. At 99 %, a 10 % slowdown
-/// is caught in 96 % of gates with a 5-run baseline, but only 91–92 % with
-/// 1 run and 89–91 % with 3 (whose run-noise estimate, on 2 df, costs as
+/// the gate's second look included, 10 000 gates a cell; the README has
+/// the table with counts and Clopper–Pearson intervals). At 95 % confidence
+/// a gate raises false alarms in 1.7–5.8 % of A/A comparisons; at 99 % in
+/// 0.6–1.2 % (0.84 % with five runs and three samples). At 99 %, a 10 %
+/// slowdown is caught in 96 % of gates with a 5-run baseline, but only 92 %
+/// with 1 run and 91 % with 3 (whose run-noise estimate, on 2 df, costs as
 /// much as it brings). Samples beyond 3 a point change little, because the
-/// run-to-run noise dominates; 5 samples recover what a cold first sample
-/// costs (95 % instead of 91 % detection with 5 baseline runs).
+/// run-to-run noise dominates.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Policy {
     pub tolerances: Tolerances,
