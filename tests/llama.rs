@@ -6,6 +6,7 @@
 //! Set CACHERATE_SKIP_LLAMA=1 to leave these out while iterating locally:
 //! they are then reported as ignored (not as passed), and
 //! `cargo test --test llama -- --include-ignored` runs them all the same.
+//! Under CI (`CI=true`) they always run.
 //!
 //! Whether to skip is known only when the tests run, and the built-in test
 //! harness can mark a test ignored only when it is compiled; so this file
@@ -43,9 +44,13 @@ fn main() -> std::process::ExitCode {
     let mut args = Arguments::from_args();
     // The tests share two CPU cores with the server: one at a time.
     args.test_threads = Some(1);
-    let skip = std::env::var(SKIP).is_ok_and(|value| !value.is_empty() && value != "0");
+    let asked = std::env::var(SKIP).is_ok_and(|value| !value.is_empty() && value != "0");
+    let ci = common::harness::under_ci();
+    let skip = asked && !ci;
     let forced = args.include_ignored || args.ignored;
-    if skip && !forced && !args.list {
+    if asked && ci && !args.list {
+        eprintln!("{SKIP} is set, but under CI (CI=true) the llama.cpp end-to-end tests run");
+    } else if skip && !forced && !args.list {
         eprintln!(
             "{SKIP} is set: the llama.cpp end-to-end tests are ignored; unset it, or pass \
              -- --include-ignored, to run them"
@@ -53,13 +58,7 @@ fn main() -> std::process::ExitCode {
     }
     let trials = TESTS
         .iter()
-        .map(|&(name, test)| {
-            Trial::test(name, move || {
-                test();
-                Ok(())
-            })
-            .with_ignored_flag(skip)
-        })
+        .map(|&(name, test)| Trial::test(name, common::harness::body(test)).with_ignored_flag(skip))
         .collect();
     libtest_mimic::run(&args, trials).exit_code()
 }
