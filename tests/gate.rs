@@ -111,6 +111,101 @@ async fn gate(url: &str, baseline: &Path, out: &Path, extra: &[&str]) -> i32 {
         .unwrap()
 }
 
+/// No tolerance and almost no run-to-run noise assumed.
+fn tight_tolerances() -> Vec<&'static str> {
+    vec![
+        "--tolerance-throughput",
+        "0",
+        "--tolerance-ttft-p50",
+        "0",
+        "--tolerance-ttft-p95",
+        "0",
+        "--run-noise-floor",
+        "0.0001",
+    ]
+}
+
+/// `cacherate compare RUN --baseline FILE OPTIONS…`, through the binary.
+fn compare_binary(run: &Path, baseline: &Path, options: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_cacherate"))
+        .arg("compare")
+        .arg(run)
+        .arg("--baseline")
+        .arg(baseline)
+        .args(options)
+        .output()
+        .unwrap()
+}
+
+/// The metrics a verdict gates, by their names in the files.
+const METRICS: [&str; 4] = [
+    "input_throughput",
+    "output_throughput",
+    "ttft_p50",
+    "ttft_p95",
+];
+
+fn value(sample: &cacherate::store::Sample, metric: &str) -> f64 {
+    match metric {
+        "input_throughput" => sample.input_tps,
+        "output_throughput" => sample.output_tps,
+        "ttft_p50" => sample.ttft.p50,
+        "ttft_p95" => sample.ttft.p95,
+        _ => unreachable!("{metric}"),
+    }
+}
+
+fn mean_log(samples: &[cacherate::store::Sample], metric: &str) -> f64 {
+    samples.iter().map(|s| value(s, metric).ln()).sum::<f64>() / samples.len() as f64
+}
+
+/// The sample standard deviation (n − 1).
+fn sample_sd(values: &[f64]) -> f64 {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+}
+
+/// The run-to-run variance of the log a baseline point's runs show (one-way
+/// ANOVA, method of moments): the variance of the run means less what the
+/// within-run noise puts there, floored at 0; `None` for one run.
+fn anova_run_variance(point: &cacherate::baseline::BaselinePoint, metric: &str) -> Option<f64> {
+    let runs: Vec<Vec<f64>> = point
+        .runs
+        .iter()
+        .map(|run| run.samples.iter().map(|s| value(s, metric).ln()).collect())
+        .collect();
+    if runs.len() < 2 {
+        return None;
+    }
+    let means: Vec<f64> = runs
+        .iter()
+        .map(|r| r.iter().sum::<f64>() / r.len() as f64)
+        .collect();
+    let within_df: usize = runs.iter().map(|r| r.len() - 1).sum();
+    let within: f64 = runs
+        .iter()
+        .zip(&means)
+        .map(|(r, m)| r.iter().map(|v| (v - m).powi(2)).sum::<f64>())
+        .sum::<f64>()
+        / within_df as f64;
+    let mean_inverse_k = runs.iter().map(|r| 1.0 / r.len() as f64).sum::<f64>() / runs.len() as f64;
+    Some((sample_sd(&means).powi(2) - within * mean_inverse_k).max(0.0))
+}
+
+/// The estimate of one point and metric in a verdict.json.
+fn estimate(verdict: &serde_json::Value, metric: &str, point: &str) -> serde_json::Value {
+    verdict["curves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["verdict"]["metric"] == metric)
+        .flat_map(|c| c["verdict"]["points"].as_array().unwrap())
+        .find(|p| p["point"] == point)
+        .unwrap_or_else(|| panic!("no {point} {metric} in {verdict}"))["estimate"]
+        .clone()
+}
+
 fn verdict(out: &Path) -> serde_json::Value {
     let path = out.join("compare/verdict.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
@@ -188,24 +283,31 @@ async fn inconclusive_points_get_extra_samples_and_mismatches_are_refused() {
     // the samples cannot call significant is inconclusive, and more
     // samples of this run are what would decide it.
     let out = root.path().join("gate-tight");
-    gate(
+    let code = gate(
         &server.url(),
         &baseline_file,
         &out,
-        &[
-            "--tolerance-throughput",
-            "0",
-            "--tolerance-ttft-p50",
-            "0",
-            "--tolerance-ttft-p95",
-            "0",
-            "--run-noise-floor",
-            "0.0001",
-            "--max-extra-samples",
-            "2",
-        ],
+        &[tight_tolerances(), vec!["--max-extra-samples", "2"]].concat(),
     )
     .await;
+    // What the gate exits with is what its verdict says (without
+    // --fail-on-inconclusive only a regression or an error fails it), and
+    // the same files judged again by `cacherate compare` give the same code.
+    let overall = verdict(&out)["overall"].clone();
+    let expected = match overall["verdict"].as_str().unwrap() {
+        "pass" | "improved" | "inconclusive" => cacherate::exit::PASS,
+        "regressed" | "error" => cacherate::exit::REGRESSION,
+        other => panic!("a verdict of {other} from samples enough: {overall}"),
+    };
+    assert_eq!(code, expected, "{overall}");
+    let compared = compare_binary(&out, &baseline_file, &tight_tolerances());
+    assert_eq!(
+        compared.status.code(),
+        Some(code),
+        "the gate and compare disagree on {}:\n{}",
+        verdict(&out)["overall"],
+        String::from_utf8_lossy(&compared.stderr)
+    );
     let run = cacherate::baseline::load_run(&out).unwrap();
     let extended: Vec<u32> = run
         .points
@@ -250,21 +352,86 @@ async fn inconclusive_points_get_extra_samples_and_mismatches_are_refused() {
         .calibration
         .expect("calibrate stores what it measured");
     assert_eq!(calibration.runs.len(), 2);
+    // The stored noise is, per metric, the largest over the points of the
+    // spread of the runs' mean logs, the baseline's runs and the A/A runs
+    // together; the recommended tolerance the change 99 % of single A/A
+    // comparisons stay within, 2.576 σ √(1 + 1/R) as a ratio, rounded up to
+    // half a percent.
+    let baseline = cacherate::baseline::Baseline::read(&baseline_file).unwrap();
+    let aa_runs: Vec<Vec<cacherate::store::PointResult>> = calibration
+        .runs
+        .iter()
+        .map(|dir| common::results(Path::new(dir)))
+        .collect();
+    for metric in METRICS {
+        let expected = baseline
+            .points
+            .iter()
+            .map(|point| {
+                let mut means: Vec<f64> = point
+                    .runs
+                    .iter()
+                    .map(|run| mean_log(&run.samples, metric))
+                    .collect();
+                means.extend(aa_runs.iter().map(|run| {
+                    let same = run
+                        .iter()
+                        .find(|p| p.cache_hit_rate == point.cache_hit_rate)
+                        .unwrap();
+                    mean_log(&same.samples, metric)
+                }));
+                assert_eq!(means.len(), 4, "two baseline runs and two A/A runs");
+                sample_sd(&means)
+            })
+            .fold(0.0, f64::max);
+        let stored = calibration.run_noise[metric];
+        assert!(
+            (stored - expected).abs() < 1e-12 && stored > 0.0,
+            "{metric}: stored run noise {stored}, the runs show {expected}"
+        );
+        let spread = 2.576 * stored * (1.0 + 1.0 / 2.0f64).sqrt();
+        let recommended = calibration.recommended_tolerances[metric];
+        let half_percents = recommended * 200.0;
+        assert!(
+            (half_percents - half_percents.round()).abs() < 1e-9
+                && recommended >= spread.exp() - 1.0
+                && recommended < spread.exp() - 1.0 + 0.005,
+            "{metric}: recommended {recommended} for a 99 % spread of {} (σ {stored})",
+            spread.exp() - 1.0
+        );
+    }
     let noise = calibration.run_noise["input_throughput"];
-    assert!(noise > 0.0 && noise < 0.5, "{noise}");
-    assert!(calibration.recommended_tolerances["input_throughput"] > 0.0);
-    let rejudged = cacherate::commands::compare::judge(
-        &run,
-        &cacherate::baseline::Baseline::read(&calibrated).unwrap(),
-        &calibrated,
-        &Default::default(),
-    )
-    .unwrap();
-    let used = rejudged.curves[0].verdict.points[0]
-        .estimate
-        .unwrap()
-        .run_noise;
-    assert!(used >= noise.max(0.02) - 1e-12, "{used} < {noise}");
+
+    // A comparison against the calibrated baseline takes that noise as its
+    // floor where it is above --run-noise-floor (2 %); the baseline's own
+    // runs raise it further only where their spread is larger still.
+    let compared = compare_binary(&out, &calibrated, &[]);
+    assert!(
+        [
+            Some(cacherate::exit::PASS),
+            Some(cacherate::exit::REGRESSION)
+        ]
+        .contains(&compared.status.code()),
+        "{}",
+        String::from_utf8_lossy(&compared.stderr)
+    );
+    let rejudged = verdict(&out);
+    for point in &baseline.points {
+        let name = format!("ctx1024/cache{}", point.cache_hit_rate);
+        let estimate = &estimate(&rejudged, "input_throughput", &name);
+        let floor = noise.max(0.02);
+        let (between_runs, source) = match anova_run_variance(point, "input_throughput") {
+            Some(v) if v > floor * floor => (v.sqrt(), "baseline_runs"),
+            _ => (floor, "floor"),
+        };
+        let used = estimate["run_noise"].as_f64().unwrap();
+        assert!(
+            (used - between_runs).abs() < 1e-9 && estimate["run_noise_source"] == source,
+            "{name}: run noise {used} ({}), expected {between_runs} ({source}) from the \
+             calibrated floor {floor}",
+            estimate["run_noise_source"]
+        );
+    }
 
     // A run of another workload is refused with the fields named.
     let mut other = run.clone();
