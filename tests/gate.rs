@@ -493,3 +493,88 @@ async fn inconclusive_points_get_extra_samples_and_mismatches_are_refused() {
     assert!(error.to_string().contains("damaged"), "{error}");
     assert!(!root.path().join("gate-damaged").exists());
 }
+
+/// `cacherate ARGS…` through the binary, off the runtime's workers.
+async fn binary(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cacherate"))
+            .args(args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gate_that_searches_the_peak_runs_the_ramp_and_warns_where_the_peak_moved() {
+    let root = tempfile::tempdir().unwrap();
+    let server = simulator(1.0).await;
+    let baseline_file = refresh(&server.url(), root.path()).await;
+    // Both points peak at the top level, 8 (every level passes a 1 s TTFT
+    // limit here, and 8 carries more than 4). A baseline that says 4 at
+    // 100 %: the peak found there differs from it, at 0 % it does not.
+    let mut baseline: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&baseline_file).unwrap()).unwrap();
+    for point in baseline["points"].as_array_mut().unwrap() {
+        assert_eq!(point["peak_concurrency"], 8, "{point}");
+        if point["cache_hit_rate"] == 100 {
+            point["peak_concurrency"] = 4.into();
+        }
+    }
+    let moved = root.path().join("moved.json");
+    std::fs::write(&moved, baseline.to_string()).unwrap();
+
+    let out = root.path().join("gate-peak");
+    let mut args: Vec<String> = ["gate", "--search-peak", "--baseline"]
+        .map(String::from)
+        .to_vec();
+    args.push(moved.display().to_string());
+    args.extend(sweep_options(&server.url(), &out));
+    let output = binary(args.clone()).await;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        [
+            Some(cacherate::exit::PASS),
+            Some(cacherate::exit::REGRESSION)
+        ]
+        .contains(&output.status.code()),
+        "{stderr}"
+    );
+    // The ramp ran, not the baseline's loads.
+    let ids: Vec<String> = phases(&out, 1024).into_iter().map(|p| p.phase_id).collect();
+    assert!(ids.iter().any(|id| id.starts_with("RAMP_")), "{ids:?}");
+    assert!(!ids.iter().any(|id| id.starts_with("FIXED_")), "{ids:?}");
+    let v = verdict(&out);
+    let moved_warnings: Vec<&str> = v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .filter(|w| w.contains("compared at different loads"))
+        .collect();
+    assert_eq!(
+        moved_warnings,
+        [
+            "ctx1024/cache100: measured at concurrency 8, the baseline at 4: throughput and TTFT \
+          are compared at different loads"
+        ],
+        "{}",
+        v["warnings"]
+    );
+
+    // With a load of its own it is refused before anything runs.
+    let other = root.path().join("gate-refused");
+    args.extend(["--mode".into(), "fixed".into(), "--output-dir".into()]);
+    args.push(other.display().to_string());
+    let output = binary(args).await;
+    server.stop().await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(cacherate::exit::USAGE),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--search-peak runs the ramp"), "{stderr}");
+    assert!(!other.exists());
+}
