@@ -374,6 +374,14 @@ async fn comment(
     run
 }
 
+/// `cacherate comment --repo acme/serving --pr 7` of a verdict against
+/// the API at `addr`, in a directory of its own.
+async fn comment_on_pr_7(addr: SocketAddr) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--repo", "acme/serving", "--pr", "7"];
+    comment(addr, dir.path(), &verdict_body("x"), &args, &[]).await
+}
+
 fn writes(log: &[String]) -> Vec<&String> {
     log.iter()
         .filter(|l| l.starts_with("POST") || l.starts_with("PATCH"))
@@ -502,15 +510,7 @@ async fn a_read_only_token_is_reported_and_exits_0() {
         ..people_talking()
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let run = comment(
-        github.addr,
-        dir.path(),
-        &verdict_body("x"),
-        &["--repo", "acme/serving", "--pr", "7"],
-        &[],
-    )
-    .await;
+    let run = comment_on_pr_7(github.addr).await;
     assert_eq!(run.code(), 0, "{}", run.text());
     let text = run.text();
     assert!(text.contains("HTTP 403"), "{text}");
@@ -533,15 +533,7 @@ async fn a_link_to_another_host_is_refused_and_the_token_never_goes_there() {
         ..people_talking()
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let run = comment(
-        github.addr,
-        dir.path(),
-        &verdict_body("x"),
-        &["--repo", "acme/serving", "--pr", "7"],
-        &[],
-    )
-    .await;
+    let run = comment_on_pr_7(github.addr).await;
     let text = run.text();
     assert_eq!(run.code(), cacherate::exit::USAGE, "{text}");
     assert!(
@@ -583,15 +575,7 @@ async fn github_failing_or_unreachable_exits_3_without_printing_the_token() {
     ] {
         let status = fake.list_fails_with.or(fake.create_fails_with).unwrap();
         let github = fake_github(fake).await;
-        let dir = tempfile::tempdir().unwrap();
-        let run = comment(
-            github.addr,
-            dir.path(),
-            &verdict_body("x"),
-            &["--repo", "acme/serving", "--pr", "7"],
-            &[],
-        )
-        .await;
+        let run = comment_on_pr_7(github.addr).await;
         let text = run.text();
         assert_eq!(run.code(), cacherate::exit::UNREACHABLE, "{what}: {text}");
         assert!(text.contains(&format!("HTTP {status}")), "{what}: {text}");
@@ -605,15 +589,7 @@ async fn github_failing_or_unreachable_exits_3_without_printing_the_token() {
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = closed.local_addr().unwrap();
     drop(closed);
-    let dir = tempfile::tempdir().unwrap();
-    let run = comment(
-        addr,
-        dir.path(),
-        &verdict_body("x"),
-        &["--repo", "acme/serving", "--pr", "7"],
-        &[],
-    )
-    .await;
+    let run = comment_on_pr_7(addr).await;
     assert_eq!(run.code(), cacherate::exit::UNREACHABLE, "{}", run.text());
     assert!(
         run.text().contains("cannot reach the GitHub API"),

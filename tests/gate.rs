@@ -193,22 +193,8 @@ fn anova_run_variance(point: &cacherate::baseline::BaselinePoint, metric: &str) 
     Some((sample_sd(&means).powi(2) - within * mean_inverse_k).max(0.0))
 }
 
-/// The estimate of one point and metric in a verdict.json.
-fn estimate(verdict: &serde_json::Value, metric: &str, point: &str) -> serde_json::Value {
-    verdict["curves"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["verdict"]["metric"] == metric)
-        .flat_map(|c| c["verdict"]["points"].as_array().unwrap())
-        .find(|p| p["point"] == point)
-        .unwrap_or_else(|| panic!("no {point} {metric} in {verdict}"))["estimate"]
-        .clone()
-}
-
 fn verdict(out: &Path) -> serde_json::Value {
-    let path = out.join("compare/verdict.json");
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    common::verdicts::read(out)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,17 +229,15 @@ async fn a_slower_server_fails_the_gate_and_the_same_one_passes() {
     assert_eq!(code, cacherate::exit::REGRESSION);
     let v = verdict(&out);
     assert_eq!(v["overall"]["verdict"], "regressed");
-    let regressed: Vec<&str> = v["overall"]["regressed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n.as_str().unwrap())
-        .collect();
+    let regressed = common::verdicts::listed(&v, "regressed");
     for name in [
         "ctx1024/cache0/input_throughput",
         "ctx1024/cache100/input_throughput",
     ] {
-        assert!(regressed.contains(&name), "{name} not in {regressed:?}");
+        assert!(
+            regressed.iter().any(|r| r == name),
+            "{name} not in {regressed:?}"
+        );
     }
     // The gate measured at the baseline's loads: no ramp phase.
     let ids: Vec<String> = phases(&out, 1024).into_iter().map(|p| p.phase_id).collect();
@@ -364,24 +348,26 @@ async fn inconclusive_points_get_extra_samples_and_mismatches_are_refused() {
         .map(|dir| common::results(Path::new(dir)))
         .collect();
     for metric in METRICS {
+        // Per point, each run's samples: the baseline's runs, then the
+        // A/A runs' at the same point.
         let expected = baseline
             .points
             .iter()
             .map(|point| {
-                let mut means: Vec<f64> = point
-                    .runs
-                    .iter()
-                    .map(|run| mean_log(&run.samples, metric))
-                    .collect();
-                means.extend(aa_runs.iter().map(|run| {
+                let at_point = aa_runs.iter().map(|run| {
                     let same = run
                         .iter()
-                        .find(|p| p.cache_hit_rate == point.cache_hit_rate)
-                        .unwrap();
-                    mean_log(&same.samples, metric)
-                }));
-                assert_eq!(means.len(), 4, "two baseline runs and two A/A runs");
-                sample_sd(&means)
+                        .find(|p| p.cache_hit_rate == point.cache_hit_rate);
+                    same.unwrap().samples.as_slice()
+                });
+                let runs: Vec<&[cacherate::store::Sample]> = point
+                    .runs
+                    .iter()
+                    .map(|run| run.samples.as_slice())
+                    .chain(at_point)
+                    .collect();
+                assert_eq!(runs.len(), 4, "two baseline runs and two A/A runs");
+                sample_sd(&runs.iter().map(|s| mean_log(s, metric)).collect::<Vec<_>>())
             })
             .fold(0.0, f64::max);
         let stored = calibration.run_noise[metric];
@@ -418,7 +404,8 @@ async fn inconclusive_points_get_extra_samples_and_mismatches_are_refused() {
     let rejudged = verdict(&out);
     for point in &baseline.points {
         let name = format!("ctx1024/cache{}", point.cache_hit_rate);
-        let estimate = &estimate(&rejudged, "input_throughput", &name);
+        let estimate =
+            &common::verdicts::of_point(&rejudged, &name, "input_throughput")["estimate"];
         let floor = noise.max(0.02);
         let (between_runs, source) = match anova_run_variance(point, "input_throughput") {
             Some(v) if v > floor * floor => (v.sqrt(), "baseline_runs"),

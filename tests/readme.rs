@@ -21,6 +21,8 @@
 //! the quick profile's gate takes it from a fresh checkout and measures at
 //! its loads.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -44,23 +46,6 @@ fn cacherate(args: &[String], cwd: &Path) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn verdict(out: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(out.join("compare/verdict.json")).unwrap_or_default();
-    serde_json::from_str(&text).unwrap_or_default()
-}
-
-/// Every point verdict of `metric` in a verdict.json.
-fn verdicts_of(verdict: &serde_json::Value, metric: &str) -> Vec<String> {
-    verdict["curves"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["verdict"]["metric"] == metric)
-        .flat_map(|c| c["verdict"]["points"].as_array().unwrap())
-        .map(|p| p["verdict"].as_str().unwrap().to_string())
-        .collect()
 }
 
 fn text(output: &Output) -> String {
@@ -148,67 +133,50 @@ async fn a_baseline_made_here_passes_a_fresh_simulator_and_fails_a_slowed_one() 
     server.stop().await.unwrap();
     assert!(output.status.success(), "{}", text(&output));
     let baseline = baselines.join("here.json");
-    let gate = |server: &SimServer, out: &Path| {
-        let mut args = quick_scaled(&["gate", "--baseline"], &server.url(), out);
-        args.insert(2, baseline.display().to_string());
-        args.extend([
-            "--gate-metrics".into(),
-            "input_throughput,output_throughput".into(),
-        ]);
-        args
+    // A gate of a fresh simulator `slowdown` times slower: its exit code
+    // and verdict.
+    let gate = |slowdown: f64, seed: u64, name: &str| {
+        let (cwd, out) = (root.path().to_path_buf(), root.path().join(name));
+        let baseline = baseline.clone();
+        async move {
+            let server = simulator(slowdown, seed).await;
+            let mut args = quick_scaled(&["gate", "--baseline"], &server.url(), &out);
+            args.insert(2, baseline.display().to_string());
+            args.extend([
+                "--gate-metrics".into(),
+                "input_throughput,output_throughput".into(),
+            ]);
+            let output = cacherate_async(args, &cwd).await;
+            server.stop().await.unwrap();
+            let verdict = common::verdicts::read(&out);
+            let text = format!("{}\n{}", verdict["overall"], text(&output));
+            (output.status.code(), verdict, text)
+        }
     };
 
     // 2. A gate of a fresh simulator of the same configuration passes.
-    let server = simulator(1.0, 2).await;
-    let out = root.path().join("gate-same");
-    let output = cacherate_async(gate(&server, &out), root.path()).await;
-    server.stop().await.unwrap();
-    let same = verdict(&out);
-    assert_eq!(
-        output.status.code(),
-        Some(cacherate::exit::PASS),
-        "{}\n{}",
-        same["overall"],
-        text(&output)
-    );
+    let (code, same, log) = gate(1.0, 2, "gate-same").await;
+    assert_eq!(code, Some(cacherate::exit::PASS), "{log}");
     assert!(
-        same["overall"]["regressed"].as_array().unwrap().is_empty(),
-        "{}",
-        same["overall"]
+        common::verdicts::listed(&same, "regressed").is_empty(),
+        "{log}"
     );
 
     // 3. One 30 % slower (throughput 23 % lower) fails it: its throughput
     //    curve regressed, and at no point does the change pass (on a busy
     //    machine a point's samples may be too noisy to call it: then it is
     //    inconclusive, never a pass).
-    let server = simulator(1.3, 3).await;
-    let out = root.path().join("gate-slow");
-    let output = cacherate_async(gate(&server, &out), root.path()).await;
-    server.stop().await.unwrap();
-    let slow = verdict(&out);
-    assert_eq!(
-        output.status.code(),
-        Some(cacherate::exit::REGRESSION),
-        "{}\n{}",
-        slow["overall"],
-        text(&output)
-    );
-    let regressed: Vec<&str> = slow["overall"]["regressed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n.as_str().unwrap())
-        .collect();
+    let (code, slow, log) = gate(1.3, 3, "gate-slow").await;
+    assert_eq!(code, Some(cacherate::exit::REGRESSION), "{log}");
     assert!(
-        regressed.contains(&"ctx2048/curve/input_throughput"),
-        "{}",
-        slow["overall"]
+        common::verdicts::listed(&slow, "regressed")
+            .contains(&"ctx2048/curve/input_throughput".to_string()),
+        "{log}"
     );
-    for verdict in verdicts_of(&slow, "input_throughput") {
+    for point in common::verdicts::of_metric(&slow, "input_throughput") {
         assert!(
-            verdict == "regressed" || verdict == "inconclusive",
-            "{}",
-            slow["overall"]
+            point["verdict"] == "regressed" || point["verdict"] == "inconclusive",
+            "{log}"
         );
     }
 }
@@ -248,7 +216,7 @@ fn the_quick_profiles_gate_takes_the_committed_baseline_and_measures_at_its_load
     .map(String::from)
     .to_vec();
     let output = cacherate(&args, root.path());
-    let verdict = verdict(&out);
+    let verdict = common::verdicts::read(&out);
     assert_eq!(
         output.status.code(),
         Some(cacherate::exit::PASS),
@@ -263,9 +231,12 @@ fn the_quick_profiles_gate_takes_the_committed_baseline_and_measures_at_its_load
         );
     }
     for metric in ["input_throughput", "output_throughput"] {
+        let verdicts: Vec<serde_json::Value> = common::verdicts::of_metric(&verdict, metric)
+            .into_iter()
+            .map(|p| p["verdict"].clone())
+            .collect();
         assert_eq!(
-            verdicts_of(&verdict, metric),
-            ["improved"; 3],
+            verdicts, ["improved"; 3],
             "{metric}: {}",
             verdict["overall"]
         );

@@ -6,6 +6,7 @@
 pub mod binary;
 pub mod fault_proxy;
 pub mod harness;
+pub mod verdicts;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
