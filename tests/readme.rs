@@ -26,12 +26,11 @@ mod common;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::Mutex;
 
 use cacherate::sim::{SimConfig, SimServer};
 
 /// One test at a time: each is alone on the machine while it measures.
-static MACHINE: Mutex<()> = Mutex::new(());
+static MACHINE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Wall seconds per modelled second of the simulators here.
 const SCALE: f64 = 0.25;
@@ -110,7 +109,7 @@ async fn cacherate_async(args: Vec<String>, cwd: &Path) -> Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_baseline_made_here_passes_a_fresh_simulator_and_fails_a_slowed_one() {
-    let _alone = MACHINE.lock().unwrap_or_else(|e| e.into_inner());
+    let _alone = MACHINE.lock().await;
     let root = tempfile::tempdir().unwrap();
     let baselines = root.path().join("baselines");
 
@@ -183,7 +182,7 @@ async fn a_baseline_made_here_passes_a_fresh_simulator_and_fails_a_slowed_one() 
 
 #[test]
 fn the_quick_profiles_gate_takes_the_committed_baseline_and_measures_at_its_loads() {
-    let _alone = MACHINE.lock().unwrap_or_else(|e| e.into_inner());
+    let _alone = MACHINE.blocking_lock();
     let committed_file = cacherate::baseline::Baseline::read(&committed()).unwrap();
     assert_eq!(committed_file.runs.len(), 5);
     assert_eq!(committed_file.points.len(), 3);

@@ -187,9 +187,12 @@ fn comment_md_stays_under_githubs_limit_for_a_21_by_4_sweep() {
     }
 }
 
+/// Rows of a comment's verdict tables, as (point or curve, metric).
+type Rows = Vec<(String, String)>;
+
 /// The verdict rows of a comment's tables: (point, metric) of each point
 /// row, (curve, metric) of each curve row.
-fn verdict_rows(comment: &str) -> (Vec<(String, String)>, Vec<(String, String)>) {
+fn verdict_rows(comment: &str) -> (Rows, Rows) {
     let (mut points, mut curves) = (Vec::new(), Vec::new());
     let mut is_curve = false;
     for line in comment.lines().filter(|l| l.starts_with("| ")) {
