@@ -262,21 +262,20 @@ fn a_working_set_larger_than_llama_cpp_can_hold_is_flagged() {
 /// the test runner is noisier than a GPU server, so the tolerances are
 /// wide; the change under test costs far more than they allow.
 fn cacherate(args: &[&str], url: &str, out: &Path) -> Output {
-    cacherate_on(
-        args,
-        url,
-        out,
-        &[
-            "--context-sizes",
-            "512",
-            "--working-set-size",
-            "4096",
-            "--cache-hit-rates",
-            "0",
-            "100",
-        ],
-    )
+    cacherate_on(args, url, out, &GATE_WORKLOAD)
 }
+
+/// The A/A and prompt-cache gates' workload: eight 512-token prompts at 0
+/// and 100 %.
+const GATE_WORKLOAD: [&str; 7] = [
+    "--context-sizes",
+    "512",
+    "--working-set-size",
+    "4096",
+    "--cache-hit-rates",
+    "0",
+    "100",
+];
 
 /// As [`cacherate`], with `workload` (the contexts, working set and
 /// rates) instead.
@@ -359,32 +358,38 @@ fn baseline() -> &'static Path {
     BASELINE.get_or_init(|| {
         let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("llama-baseline");
         let _ = std::fs::remove_dir_all(&root);
-        let baselines = root.join("baselines");
-        let server = LlamaServer::start(&[]);
-        let output = cacherate(
-            &[
-                "baseline",
-                "refresh",
-                "llama",
-                "--runs",
-                "2",
-                "--baselines-dir",
-                baselines.to_str().unwrap(),
-                "--mode",
-                "fixed",
-                "--fixed-concurrency-levels",
-                "1",
-            ],
-            &server.url,
-            &root.join("runs"),
-        );
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        baselines.join("llama.json")
+        refresh(&LlamaServer::start(&[]), "llama", &root, &GATE_WORKLOAD)
     })
+}
+
+/// `baseline refresh NAME` of two runs of `server` at one request at a
+/// time, under `root`; returns the baseline's file.
+fn refresh(server: &LlamaServer, name: &str, root: &Path, workload: &[&str]) -> PathBuf {
+    let baselines = root.join("baselines");
+    let output = cacherate_on(
+        &[
+            "baseline",
+            "refresh",
+            name,
+            "--runs",
+            "2",
+            "--baselines-dir",
+            baselines.to_str().unwrap(),
+            "--mode",
+            "fixed",
+            "--fixed-concurrency-levels",
+            "1",
+        ],
+        &server.url,
+        &root.join("runs"),
+        workload,
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    baselines.join(format!("{name}.json"))
 }
 
 /// A gate against [`baseline`] of a llama-server started with `extra`.
@@ -550,34 +555,7 @@ impl Drop for Neighbours {
 /// one run to the next) leaves the gate inconclusive and fails this test.
 fn a_gate_on_llama_cpp_fails_a_server_sharing_its_cpu_by_its_effect() {
     let root = tempfile::tempdir().unwrap();
-    let baselines = root.path().join("baselines");
-    let baseline = baselines.join("pinned.json");
-    {
-        let server = pinned_server();
-        let output = cacherate_on(
-            &[
-                "baseline",
-                "refresh",
-                "pinned",
-                "--runs",
-                "2",
-                "--baselines-dir",
-                baselines.to_str().unwrap(),
-                "--mode",
-                "fixed",
-                "--fixed-concurrency-levels",
-                "1",
-            ],
-            &server.url,
-            &root.path().join("runs"),
-            &EFFECT_WORKLOAD,
-        );
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    let baseline = refresh(&pinned_server(), "pinned", root.path(), &EFFECT_WORKLOAD);
     let server = pinned_server();
     let out = root.path().join("gate-neighbours");
     let output = {
