@@ -3,7 +3,9 @@
 //! headers pointing at `/repositories/{id}/…`, as github.com writes them):
 //! the first call creates the comment, the next updates it, an unchanged
 //! body writes nothing, every page is read, a read-only token is reported
-//! with exit 0, and the token never shows in what the command prints.
+//! with exit 0, a `Link` to another host is refused (exit 2) and the token
+//! never sent there, GitHub failing (5xx) or unreachable exits 3, and the
+//! token never shows in what the command prints.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -47,6 +49,27 @@ struct Fake {
     log: Vec<String>,
     /// Error answers quote the token back (a badly behaved proxy).
     echo_token_in_errors: bool,
+    /// Listing answers this status (GitHub failing).
+    list_fails_with: Option<u16>,
+    /// Creating answers this status.
+    create_fails_with: Option<u16>,
+    /// The `Link` to the next page points at this origin instead.
+    links_to: Option<String>,
+}
+
+/// A failure GitHub answers with, quoting the token if the fake is told
+/// to.
+fn failure(fake: &Fake, status: u16) -> Response {
+    let message = if fake.echo_token_in_errors {
+        format!("Server Error (token {TOKEN})")
+    } else {
+        "Server Error".into()
+    };
+    (
+        StatusCode::from_u16(status).unwrap(),
+        Json(json!({"message": message})),
+    )
+        .into_response()
 }
 
 type Shared = Arc<Mutex<Fake>>;
@@ -109,6 +132,9 @@ async fn list(
     if let Some(response) = unauthorised(&fake, &headers) {
         return response;
     }
+    if let Some(status) = fake.list_fails_with {
+        return failure(&fake, status);
+    }
     let size = fake.page_size.min(query.per_page.unwrap_or(30)).max(1);
     let page = query.page.unwrap_or(1).max(1);
     let pages = fake.comments.len().div_ceil(size).max(1);
@@ -119,9 +145,13 @@ async fn list(
         .take(size)
         .map(|(id, author, body)| comment_json(addr, *id, author, body))
         .collect();
+    let origin = fake
+        .links_to
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
     let link = |p: usize, rel: &str| {
         format!(
-            "<http://{addr}/repositories/4242/issues/7/comments?per_page={}&page={p}>; rel=\"{rel}\"",
+            "<{origin}/repositories/4242/issues/7/comments?per_page={}&page={p}>; rel=\"{rel}\"",
             query.per_page.unwrap_or(30)
         )
     };
@@ -161,6 +191,9 @@ async fn create(
     }
     if fake.read_only {
         return forbidden(&fake);
+    }
+    if let Some(status) = fake.create_fails_with {
+        return failure(&fake, status);
     }
     fake.next_id += 1;
     let id = fake.next_id;
@@ -341,6 +374,14 @@ async fn comment(
     run
 }
 
+/// `cacherate comment --repo acme/serving --pr 7` of a verdict against
+/// the API at `addr`, in a directory of its own.
+async fn comment_on_pr_7(addr: SocketAddr) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--repo", "acme/serving", "--pr", "7"];
+    comment(addr, dir.path(), &verdict_body("x"), &args, &[]).await
+}
+
 fn writes(log: &[String]) -> Vec<&String> {
     log.iter()
         .filter(|l| l.starts_with("POST") || l.starts_with("PATCH"))
@@ -469,15 +510,7 @@ async fn a_read_only_token_is_reported_and_exits_0() {
         ..people_talking()
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let run = comment(
-        github.addr,
-        dir.path(),
-        &verdict_body("x"),
-        &["--repo", "acme/serving", "--pr", "7"],
-        &[],
-    )
-    .await;
+    let run = comment_on_pr_7(github.addr).await;
     assert_eq!(run.code(), 0, "{}", run.text());
     let text = run.text();
     assert!(text.contains("HTTP 403"), "{text}");
@@ -488,6 +521,81 @@ async fn a_read_only_token_is_reported_and_exits_0() {
     );
     assert!(text.contains("***"), "the echoed token is redacted: {text}");
     assert!(run.summary.contains("read-only"), "{}", run.summary);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_to_another_host_is_refused_and_the_token_never_goes_there() {
+    // Another server, as `localhost` rather than the API's 127.0.0.1: what
+    // it is asked is logged, so a token sent there would show.
+    let elsewhere = fake_github(people_talking()).await;
+    let github = fake_github(Fake {
+        links_to: Some(format!("http://localhost:{}", elsewhere.addr.port())),
+        ..people_talking()
+    })
+    .await;
+    let run = comment_on_pr_7(github.addr).await;
+    let text = run.text();
+    assert_eq!(run.code(), cacherate::exit::USAGE, "{text}");
+    assert!(
+        text.contains(&format!(
+            "refusing to send the token to http://localhost:{}",
+            elsewhere.addr.port()
+        )),
+        "{text}"
+    );
+    assert!(
+        elsewhere.state.lock().unwrap().log.is_empty(),
+        "the other host was asked: {:?}",
+        elsewhere.state.lock().unwrap().log
+    );
+    let fake = github.state.lock().unwrap();
+    assert_eq!(fake.log.len(), 1, "only the first page: {:?}", fake.log);
+    assert!(writes(&fake.log).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn github_failing_or_unreachable_exits_3_without_printing_the_token() {
+    for (what, fake) in [
+        (
+            "listing answered 502",
+            Fake {
+                list_fails_with: Some(502),
+                echo_token_in_errors: true,
+                ..people_talking()
+            },
+        ),
+        (
+            "creating answered 503",
+            Fake {
+                create_fails_with: Some(503),
+                echo_token_in_errors: true,
+                ..people_talking()
+            },
+        ),
+    ] {
+        let status = fake.list_fails_with.or(fake.create_fails_with).unwrap();
+        let github = fake_github(fake).await;
+        let run = comment_on_pr_7(github.addr).await;
+        let text = run.text();
+        assert_eq!(run.code(), cacherate::exit::UNREACHABLE, "{what}: {text}");
+        assert!(text.contains(&format!("HTTP {status}")), "{what}: {text}");
+        assert!(
+            run.summary.contains("could not comment"),
+            "{what}: {}",
+            run.summary
+        );
+    }
+    // Nothing listening where the API should be.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let run = comment_on_pr_7(addr).await;
+    assert_eq!(run.code(), cacherate::exit::UNREACHABLE, "{}", run.text());
+    assert!(
+        run.text().contains("cannot reach the GitHub API"),
+        "{}",
+        run.text()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

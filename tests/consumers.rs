@@ -10,6 +10,7 @@
 //! That needs to be decided at run time, so this file has its own harness
 //! (libtest-mimic, `harness = false`), like `tests/llama.rs`.
 
+mod common;
 mod verdict_fixture;
 
 use std::collections::BTreeMap;
@@ -20,7 +21,8 @@ use std::process::{Command, Stdio};
 use cacherate::analysis::Verdict;
 use cacherate::analysis::document::VerdictFile;
 use cacherate::report::markdown::{self, Links};
-use libtest_mimic::{Arguments, Failed, Trial};
+use common::harness::trial_needing;
+use libtest_mimic::{Arguments, Failed};
 use verdict_fixture::{Change, JunitCounts};
 
 /// The Python with the parsers: `CACHERATE_PYTHON`, else the virtualenv
@@ -297,31 +299,17 @@ const TESTS: [(&str, Test, &str); 2] = [
 
 fn main() -> std::process::ExitCode {
     let args = Arguments::from_args();
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
     let trials = TESTS
         .iter()
         .map(|&(name, test, module)| {
-            let missing = !args.list && !has_module(module);
-            if missing && !ci {
-                eprintln!(
-                    "SKIPPED {name}: the Python module `{module}` is not importable by {} \
-                     (bash .ci/run installs it; or set CACHERATE_PYTHON to a Python that has it)",
+            let missing = (!args.list && !has_module(module)).then(|| {
+                format!(
+                    "the Python module `{module}` is not importable by {}: .ci/run installs it \
+                     into a virtualenv (pip install {module}) and sets CACHERATE_PYTHON to it",
                     python().display()
-                );
-            }
-            Trial::test(name, move || {
-                if missing {
-                    return Err(format!(
-                        "CI=true but the Python module `{module}` is not importable by {}: \
-                         .ci/run installs it into a virtualenv (pip install {module}) and \
-                         sets CACHERATE_PYTHON",
-                        python().display()
-                    )
-                    .into());
-                }
-                test()
-            })
-            .with_ignored_flag(missing && !ci)
+                )
+            });
+            trial_needing(&args, name, missing, test)
         })
         .collect();
     libtest_mimic::run(&args, trials).exit_code()

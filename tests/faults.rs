@@ -68,8 +68,18 @@ async fn an_event_split_at_any_byte_reads_as_the_whole_stream() {
     assert!(events.len() >= 6 && longest > 200, "{raw}");
     for at in 1..longest {
         proxy.inject(Fault::Split { at });
+        let before = proxy.splits();
         let split = measure(&proxy.url(), Duration::from_secs(10)).await;
         assert_eq!(facts(&split), facts(&whole), "events cut {at} bytes in");
+        // The cut happened, and the client read the pieces apart.
+        let after = proxy.splits();
+        let written = after.written - before.written;
+        assert!(written > 0, "no event is longer than {at} bytes");
+        assert_eq!(
+            after.read_apart - before.read_apart,
+            written,
+            "events cut {at} bytes in: the client read some of them whole"
+        );
     }
     server.stop().await.unwrap();
 }

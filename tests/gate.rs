@@ -114,9 +114,90 @@ async fn gate(url: &str, baseline: &Path, out: &Path, extra: &[&str]) -> i32 {
         .unwrap()
 }
 
+/// No tolerance and almost no run-to-run noise assumed.
+fn tight_tolerances() -> Vec<&'static str> {
+    vec![
+        "--tolerance-throughput",
+        "0",
+        "--tolerance-ttft-p50",
+        "0",
+        "--tolerance-ttft-p95",
+        "0",
+        "--run-noise-floor",
+        "0.0001",
+    ]
+}
+
+/// `cacherate compare RUN --baseline FILE OPTIONS…`, through the binary.
+fn compare_binary(run: &Path, baseline: &Path, options: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_cacherate"))
+        .arg("compare")
+        .arg(run)
+        .arg("--baseline")
+        .arg(baseline)
+        .args(options)
+        .output()
+        .unwrap()
+}
+
+/// The metrics a verdict gates, by their names in the files.
+const METRICS: [&str; 4] = [
+    "input_throughput",
+    "output_throughput",
+    "ttft_p50",
+    "ttft_p95",
+];
+
+fn value(sample: &cacherate::store::Sample, metric: &str) -> f64 {
+    match metric {
+        "input_throughput" => sample.input_tps,
+        "output_throughput" => sample.output_tps,
+        "ttft_p50" => sample.ttft.p50,
+        "ttft_p95" => sample.ttft.p95,
+        _ => unreachable!("{metric}"),
+    }
+}
+
+fn mean_log(samples: &[cacherate::store::Sample], metric: &str) -> f64 {
+    samples.iter().map(|s| value(s, metric).ln()).sum::<f64>() / samples.len() as f64
+}
+
+/// The sample standard deviation (n − 1).
+fn sample_sd(values: &[f64]) -> f64 {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+}
+
+/// The run-to-run variance of the log a baseline point's runs show (one-way
+/// ANOVA, method of moments): the variance of the run means less what the
+/// within-run noise puts there, floored at 0; `None` for one run.
+fn anova_run_variance(point: &cacherate::baseline::BaselinePoint, metric: &str) -> Option<f64> {
+    let runs: Vec<Vec<f64>> = point
+        .runs
+        .iter()
+        .map(|run| run.samples.iter().map(|s| value(s, metric).ln()).collect())
+        .collect();
+    if runs.len() < 2 {
+        return None;
+    }
+    let means: Vec<f64> = runs
+        .iter()
+        .map(|r| r.iter().sum::<f64>() / r.len() as f64)
+        .collect();
+    let within_df: usize = runs.iter().map(|r| r.len() - 1).sum();
+    let within: f64 = runs
+        .iter()
+        .zip(&means)
+        .map(|(r, m)| r.iter().map(|v| (v - m).powi(2)).sum::<f64>())
+        .sum::<f64>()
+        / within_df as f64;
+    let mean_inverse_k = runs.iter().map(|r| 1.0 / r.len() as f64).sum::<f64>() / runs.len() as f64;
+    Some((sample_sd(&means).powi(2) - within * mean_inverse_k).max(0.0))
+}
+
 fn verdict(out: &Path) -> serde_json::Value {
-    let path = out.join("compare/verdict.json");
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    common::verdicts::read(out)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,17 +232,15 @@ async fn a_slower_server_fails_the_gate_and_the_same_one_passes() {
     assert_eq!(code, cacherate::exit::REGRESSION);
     let v = verdict(&out);
     assert_eq!(v["overall"]["verdict"], "regressed");
-    let regressed: Vec<&str> = v["overall"]["regressed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n.as_str().unwrap())
-        .collect();
+    let regressed = common::verdicts::listed(&v, "regressed");
     for name in [
         "ctx1024/cache0/input_throughput",
         "ctx1024/cache100/input_throughput",
     ] {
-        assert!(regressed.contains(&name), "{name} not in {regressed:?}");
+        assert!(
+            regressed.iter().any(|r| r == name),
+            "{name} not in {regressed:?}"
+        );
     }
     // The gate measured at the baseline's loads: no ramp phase.
     let ids: Vec<String> = phases(&out, 1024).into_iter().map(|p| p.phase_id).collect();
@@ -191,24 +270,31 @@ async fn inconclusive_points_get_extra_samples_and_mismatches_are_refused() {
     // the samples cannot call significant is inconclusive, and more
     // samples of this run are what would decide it.
     let out = root.path().join("gate-tight");
-    gate(
+    let code = gate(
         &server.url(),
         &baseline_file,
         &out,
-        &[
-            "--tolerance-throughput",
-            "0",
-            "--tolerance-ttft-p50",
-            "0",
-            "--tolerance-ttft-p95",
-            "0",
-            "--run-noise-floor",
-            "0.0001",
-            "--max-extra-samples",
-            "2",
-        ],
+        &[tight_tolerances(), vec!["--max-extra-samples", "2"]].concat(),
     )
     .await;
+    // What the gate exits with is what its verdict says (without
+    // --fail-on-inconclusive only a regression or an error fails it), and
+    // the same files judged again by `cacherate compare` give the same code.
+    let overall = verdict(&out)["overall"].clone();
+    let expected = match overall["verdict"].as_str().unwrap() {
+        "pass" | "improved" | "inconclusive" => cacherate::exit::PASS,
+        "regressed" | "error" => cacherate::exit::REGRESSION,
+        other => panic!("a verdict of {other} from samples enough: {overall}"),
+    };
+    assert_eq!(code, expected, "{overall}");
+    let compared = compare_binary(&out, &baseline_file, &tight_tolerances());
+    assert_eq!(
+        compared.status.code(),
+        Some(code),
+        "the gate and compare disagree on {}:\n{}",
+        verdict(&out)["overall"],
+        String::from_utf8_lossy(&compared.stderr)
+    );
     let run = cacherate::baseline::load_run(&out).unwrap();
     let extended: Vec<u32> = run
         .points
@@ -253,22 +339,89 @@ async fn inconclusive_points_get_extra_samples_and_mismatches_are_refused() {
         .calibration
         .expect("calibrate stores what it measured");
     assert_eq!(calibration.runs.len(), 2);
+    // The stored noise is, per metric, the largest over the points of the
+    // spread of the runs' mean logs, the baseline's runs and the A/A runs
+    // together; the recommended tolerance the change 99 % of single A/A
+    // comparisons stay within, 2.576 σ √(1 + 1/R) as a ratio, rounded up to
+    // half a percent.
+    let baseline = cacherate::baseline::Baseline::read(&baseline_file).unwrap();
+    let aa_runs: Vec<Vec<cacherate::store::PointResult>> = calibration
+        .runs
+        .iter()
+        .map(|dir| common::results(Path::new(dir)))
+        .collect();
+    for metric in METRICS {
+        // Per point, each run's samples: the baseline's runs, then the
+        // A/A runs' at the same point.
+        let expected = baseline
+            .points
+            .iter()
+            .map(|point| {
+                let at_point = aa_runs.iter().map(|run| {
+                    let same = run
+                        .iter()
+                        .find(|p| p.cache_hit_rate == point.cache_hit_rate);
+                    same.unwrap().samples.as_slice()
+                });
+                let runs: Vec<&[cacherate::store::Sample]> = point
+                    .runs
+                    .iter()
+                    .map(|run| run.samples.as_slice())
+                    .chain(at_point)
+                    .collect();
+                assert_eq!(runs.len(), 4, "two baseline runs and two A/A runs");
+                sample_sd(&runs.iter().map(|s| mean_log(s, metric)).collect::<Vec<_>>())
+            })
+            .fold(0.0, f64::max);
+        let stored = calibration.run_noise[metric];
+        assert!(
+            (stored - expected).abs() < 1e-12 && stored > 0.0,
+            "{metric}: stored run noise {stored}, the runs show {expected}"
+        );
+        let spread = 2.576 * stored * (1.0 + 1.0 / 2.0f64).sqrt();
+        let recommended = calibration.recommended_tolerances[metric];
+        let half_percents = recommended * 200.0;
+        assert!(
+            (half_percents - half_percents.round()).abs() < 1e-9
+                && recommended >= spread.exp() - 1.0
+                && recommended < spread.exp() - 1.0 + 0.005,
+            "{metric}: recommended {recommended} for a 99 % spread of {} (σ {stored})",
+            spread.exp() - 1.0
+        );
+    }
     let noise = calibration.run_noise["input_throughput"];
-    assert!(noise > 0.0 && noise < 0.5, "{noise}");
-    assert!(calibration.recommended_tolerances["input_throughput"] > 0.0);
-    let rejudged = cacherate::analysis::judge(
-        &cacherate::baseline::Baseline::read(&calibrated).unwrap(),
-        &calibrated,
-        &run,
-        &Default::default(),
-        NOW,
-    )
-    .unwrap();
-    let used = rejudged.curves[0].verdict.points[0]
-        .estimate
-        .unwrap()
-        .run_noise;
-    assert!(used >= noise.max(0.02) - 1e-12, "{used} < {noise}");
+
+    // A comparison against the calibrated baseline takes that noise as its
+    // floor where it is above --run-noise-floor (2 %); the baseline's own
+    // runs raise it further only where their spread is larger still.
+    let compared = compare_binary(&out, &calibrated, &[]);
+    assert!(
+        [
+            Some(cacherate::exit::PASS),
+            Some(cacherate::exit::REGRESSION)
+        ]
+        .contains(&compared.status.code()),
+        "{}",
+        String::from_utf8_lossy(&compared.stderr)
+    );
+    let rejudged = verdict(&out);
+    for point in &baseline.points {
+        let name = format!("ctx1024/cache{}", point.cache_hit_rate);
+        let estimate =
+            &common::verdicts::of_point(&rejudged, &name, "input_throughput")["estimate"];
+        let floor = noise.max(0.02);
+        let (between_runs, source) = match anova_run_variance(point, "input_throughput") {
+            Some(v) if v > floor * floor => (v.sqrt(), "baseline_runs"),
+            _ => (floor, "floor"),
+        };
+        let used = estimate["run_noise"].as_f64().unwrap();
+        assert!(
+            (used - between_runs).abs() < 1e-9 && estimate["run_noise_source"] == source,
+            "{name}: run noise {used} ({}), expected {between_runs} ({source}) from the \
+             calibrated floor {floor}",
+            estimate["run_noise_source"]
+        );
+    }
 
     // A run of another workload is refused with the fields named.
     let mut other = run.clone();
@@ -331,4 +484,89 @@ async fn inconclusive_points_get_extra_samples_and_mismatches_are_refused() {
     assert_eq!(error.exit_code(), cacherate::exit::USAGE);
     assert!(error.to_string().contains("damaged"), "{error}");
     assert!(!root.path().join("gate-damaged").exists());
+}
+
+/// `cacherate ARGS…` through the binary, off the runtime's workers.
+async fn binary(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cacherate"))
+            .args(args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gate_that_searches_the_peak_runs_the_ramp_and_warns_where_the_peak_moved() {
+    let root = tempfile::tempdir().unwrap();
+    let server = simulator(1.0).await;
+    let baseline_file = refresh(&server.url(), root.path()).await;
+    // Both points peak at the top level, 8 (every level passes a 1 s TTFT
+    // limit here, and 8 carries more than 4). A baseline that says 4 at
+    // 100 %: the peak found there differs from it, at 0 % it does not.
+    let mut baseline: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&baseline_file).unwrap()).unwrap();
+    for point in baseline["points"].as_array_mut().unwrap() {
+        assert_eq!(point["peak_concurrency"], 8, "{point}");
+        if point["cache_hit_rate"] == 100 {
+            point["peak_concurrency"] = 4.into();
+        }
+    }
+    let moved = root.path().join("moved.json");
+    std::fs::write(&moved, baseline.to_string()).unwrap();
+
+    let out = root.path().join("gate-peak");
+    let mut args: Vec<String> = ["gate", "--search-peak", "--baseline"]
+        .map(String::from)
+        .to_vec();
+    args.push(moved.display().to_string());
+    args.extend(sweep_options(&server.url(), &out));
+    let output = binary(args.clone()).await;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        [
+            Some(cacherate::exit::PASS),
+            Some(cacherate::exit::REGRESSION)
+        ]
+        .contains(&output.status.code()),
+        "{stderr}"
+    );
+    // The ramp ran, not the baseline's loads.
+    let ids: Vec<String> = phases(&out, 1024).into_iter().map(|p| p.phase_id).collect();
+    assert!(ids.iter().any(|id| id.starts_with("RAMP_")), "{ids:?}");
+    assert!(!ids.iter().any(|id| id.starts_with("FIXED_")), "{ids:?}");
+    let v = verdict(&out);
+    let moved_warnings: Vec<&str> = v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .filter(|w| w.contains("compared at different loads"))
+        .collect();
+    assert_eq!(
+        moved_warnings,
+        [
+            "ctx1024/cache100: measured at concurrency 8, the baseline at 4: throughput and TTFT \
+          are compared at different loads"
+        ],
+        "{}",
+        v["warnings"]
+    );
+
+    // With a load of its own it is refused before anything runs.
+    let other = root.path().join("gate-refused");
+    args.extend(["--mode".into(), "fixed".into(), "--output-dir".into()]);
+    args.push(other.display().to_string());
+    let output = binary(args).await;
+    server.stop().await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(cacherate::exit::USAGE),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--search-peak runs the ramp"), "{stderr}");
+    assert!(!other.exists());
 }

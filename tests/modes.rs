@@ -214,18 +214,25 @@ async fn a_local_tokenizer_json_counts_the_tokens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hub_tokenizer_is_fetched_once_and_a_missing_hub_is_a_clear_error() {
-    // A stand-in for the Hugging Face hub (no network here).
+    // A stand-in for the Hugging Face hub (no network here) that counts
+    // what it serves.
     let body = word_tokenizer().to_string();
+    let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hub = format!("http://{}", listener.local_addr().unwrap());
     let app = axum::Router::new().route(
         "/acme/tiny/resolve/main/tokenizer.json",
-        axum::routing::get(move || {
-            let body = body.clone();
-            async move { body }
+        axum::routing::get({
+            let fetches = std::sync::Arc::clone(&fetches);
+            move || {
+                fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let body = body.clone();
+                async move { body }
+            }
         }),
     );
     let hub_task = tokio::spawn(async move { axum::serve(listener, app).await });
+    let fetched = || fetches.load(std::sync::atomic::Ordering::SeqCst);
     let server = simulator(SimConfig::for_tests(TIME_SCALE)).await;
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
@@ -241,6 +248,17 @@ async fn a_hub_tokenizer_is_fetched_once_and_a_missing_hub_is_a_clear_error() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(cache.join("tokenizers/acme--tiny/tokenizer.json").is_file());
     assert!(tokenizer_of_run(&run_dir).contains("Hugging Face tokenizer of acme/tiny"));
+    assert_eq!(fetched(), 1, "the first run fetches the tokenizer");
+
+    // A second run with the hub still there reads the cached file.
+    let again = dir.path().join("again");
+    let output = cacherate(
+        &args(&server.url(), &again, &["--tokenizer", "acme/tiny"]),
+        &env,
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(tokenizer_of_run(&again).contains("Hugging Face tokenizer of acme/tiny"));
+    assert_eq!(fetched(), 1, "the second run fetched it again");
 
     hub_task.abort();
     let output = cacherate(

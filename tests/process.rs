@@ -2,19 +2,76 @@
 //! simulator: SIGINT and SIGTERM (finish the phase, then stop; a second one
 //! stops now), SIGKILL at seeded moments followed by the same command until
 //! the sweep completes, and output it cannot write (a full disk, a path that
-//! is not a directory).
+//! is not a directory); and Ctrl-C in `baseline refresh`, `gate` and
+//! `calibrate`, each resumed by the same command.
+//!
+//! A directory that turns read-only mid-run needs `chattr +i` (root, and a
+//! filesystem with the immutable attribute); where it fails that test is
+//! reported as ignored, and under CI failed, never as passed. That is known
+//! only at run time, so this file has its own harness (libtest-mimic,
+//! `harness = false`), like tests/llama.rs.
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use cacherate::record::RequestRecord;
 use cacherate::store::{PointResult, Progress, UNFINISHED_SUFFIX};
-use common::{phases, records, results};
+use common::child::{Running, cacherate as binary};
+use common::harness::{body, trial_needing};
+use common::{phases, progress, records, results, uncommitted_requests};
+use libtest_mimic::{Arguments, Trial};
 use rand::{Rng, SeedableRng};
+
+/// The tests that need nothing this machine may lack, by name.
+const TESTS: [(&str, fn()); 6] = [
+    (
+        "a_first_sigint_finishes_the_phase_in_flight_saves_it_and_the_rerun_completes",
+        a_first_sigint_finishes_the_phase_in_flight_saves_it_and_the_rerun_completes,
+    ),
+    (
+        "sigterm_then_sigint_stops_now_and_keeps_every_completed_request",
+        sigterm_then_sigint_stops_now_and_keeps_every_completed_request,
+    ),
+    (
+        "sigkill_at_seeded_moments_then_the_same_command_completes_the_sweep",
+        sigkill_at_seeded_moments_then_the_same_command_completes_the_sweep,
+    ),
+    (
+        "a_full_disk_ends_the_run_with_a_clear_error_and_the_rerun_keeps_what_was_saved",
+        a_full_disk_ends_the_run_with_a_clear_error_and_the_rerun_keeps_what_was_saved,
+    ),
+    (
+        "an_output_dir_under_a_regular_file_is_refused_before_anything_is_sent",
+        an_output_dir_under_a_regular_file_is_refused_before_anything_is_sent,
+    ),
+    (
+        "ctrl_c_in_a_baseline_refresh_a_gate_and_a_calibration_then_the_same_command_resumes_each",
+        ctrl_c_in_a_baseline_refresh_a_gate_and_a_calibration_then_the_same_command_resumes_each,
+    ),
+];
+
+const READ_ONLY_TEST: &str =
+    "a_directory_that_turns_read_only_mid_run_gives_a_clear_error_and_keeps_the_phases";
+
+fn main() -> std::process::ExitCode {
+    let args = Arguments::from_args();
+    let mut trials: Vec<Trial> = TESTS
+        .iter()
+        .map(|&(name, test)| Trial::test(name, body(test)))
+        .collect();
+    let missing = (!args.list).then(immutable_unsupported).flatten();
+    trials.push(trial_needing(
+        &args,
+        READ_ONLY_TEST,
+        missing,
+        body(a_directory_that_turns_read_only_mid_run_gives_a_clear_error_and_keeps_the_phases),
+    ));
+    libtest_mimic::run(&args, trials).exit_code()
+}
 
 /// Rates of the sweep: with the concurrency capped at 8 and a loose TTFT
 /// limit every point passes every level, so the phases a point runs are
@@ -75,44 +132,8 @@ fn sweep_args_at(dir: &Path, phase: f64, rates: &[u32]) -> Vec<String> {
     args
 }
 
-fn binary(args: &[String]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_cacherate"));
-    command.args(args).stdout(Stdio::null());
-    command
-}
-
-fn progress(dir: &Path) -> Option<Progress> {
-    let text = std::fs::read_to_string(dir.join("progress.json")).ok()?;
-    serde_json::from_str(&text).ok()
-}
-
-fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill")
-        .args([format!("-{name}"), child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -{name}");
-}
-
-/// Polls until `ready` holds for the run directory; a run that ends first
-/// fails the test.
-fn wait_for(child: &mut Child, dir: &Path, what: &str, ready: impl Fn(&Progress) -> bool) {
-    while !progress(dir).is_some_and(|p| ready(&p)) {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before {what}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 fn phases_done(p: &Progress) -> usize {
     p.current.as_ref().map_or(0, |c| c.phases.len())
-}
-
-fn output(child: Child) -> (Option<i32>, String) {
-    let Output { status, stderr, .. } = child.wait_with_output().unwrap();
-    (status.code(), String::from_utf8_lossy(&stderr).into_owned())
 }
 
 /// What a run directory holds, reduced to what does not depend on timing:
@@ -154,6 +175,11 @@ fn shape(dir: &Path) -> Shape {
 /// each point once with its own samples, request ids unique, and each
 /// point's request count the rows written for it.
 fn assert_consistent(shape: &Shape, rates: &[u32]) {
+    assert_consistent_with(shape, rates, 1);
+}
+
+/// As [`assert_consistent`], for a sweep of `samples` samples a point.
+fn assert_consistent_with(shape: &Shape, rates: &[u32], per_point: usize) {
     let keys: Vec<(u64, u32)> = shape
         .points
         .iter()
@@ -172,7 +198,7 @@ fn assert_consistent(shape: &Shape, rates: &[u32]) {
     for point in &shape.points {
         let samples: BTreeSet<&str> = point.samples.iter().map(|s| s.phase_id.as_str()).collect();
         assert_eq!(samples.len(), point.samples.len(), "a sample counted twice");
-        assert_eq!(point.samples.len(), 1);
+        assert_eq!(point.samples.len(), per_point);
         let phase_ids = &shape.phases[&point.cache_hit_rate];
         let distinct: BTreeSet<&String> = phase_ids.iter().collect();
         assert_eq!(distinct.len(), phase_ids.len(), "a phase written twice");
@@ -191,18 +217,13 @@ fn assert_consistent(shape: &Shape, rates: &[u32]) {
     }
 }
 
-#[test]
 fn a_first_sigint_finishes_the_phase_in_flight_saves_it_and_the_rerun_completes() {
     let dir = tempfile::tempdir().unwrap();
     let args = sweep_args(dir.path(), 1.5);
-    let mut child = binary(&args).stderr(Stdio::piped()).spawn().unwrap();
-    wait_for(&mut child, dir.path(), "its first phase", |p| {
-        phases_done(p) == 1
-    });
-    // The second phase is under way.
-    std::thread::sleep(Duration::from_millis(300));
-    signal(&child, "INT");
-    let (code, stderr) = output(child);
+    let mut child = Running::spawn(binary(&args));
+    wait_for_the_second_phase(&mut child, dir.path());
+    child.interrupt("INT");
+    let (code, stderr) = child.finish();
     assert_eq!(code, Some(cacherate::exit::INTERRUPTED), "{stderr}");
     assert!(
         stderr.contains("finishing the phase in flight")
@@ -231,7 +252,6 @@ fn a_first_sigint_finishes_the_phase_in_flight_saves_it_and_the_rerun_completes(
     assert_eq!(progress(dir.path()).unwrap().attempt, 1);
 }
 
-#[test]
 fn sigterm_then_sigint_stops_now_and_keeps_every_completed_request() {
     let dir = tempfile::tempdir().unwrap();
     // Phases of 3 s at the one level: the stop must not wait for the end
@@ -242,16 +262,18 @@ fn sigterm_then_sigint_stops_now_and_keeps_every_completed_request() {
         .position(|a| a == "--start-concurrency")
         .unwrap();
     args[at + 1] = "8".into();
-    let mut child = binary(&args).stderr(Stdio::piped()).spawn().unwrap();
-    wait_for(&mut child, dir.path(), "the warm-up", |p| {
+    let mut child = Running::spawn(binary(&args));
+    child.wait_for_progress(dir.path(), "the warm-up", |p| {
         p.files.contains_key("detailed_results_512.csv")
     });
     let warmed = progress(dir.path()).unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    signal(&child, "TERM");
-    std::thread::sleep(Duration::from_millis(200));
-    signal(&child, "INT");
-    let (code, stderr) = output(child);
+    // Once a request of the first phase has completed; the second signal
+    // only once the first was taken (sent close together, two signals can
+    // arrive as one).
+    wait_for_a_request_in_flight_phase(&mut child, dir.path());
+    child.interrupt("TERM");
+    child.interrupt_again("INT");
+    let (code, stderr) = child.finish();
     assert_eq!(code, Some(cacherate::exit::INTERRUPTED), "{stderr}");
     assert!(stderr.contains("stopping now"), "{stderr}");
     let saved = progress(dir.path()).unwrap();
@@ -283,7 +305,6 @@ fn sigterm_then_sigint_stops_now_and_keeps_every_completed_request() {
     assert!(kept.iter().zip(&stopped).all(|(a, b)| *a == b));
 }
 
-#[test]
 fn sigkill_at_seeded_moments_then_the_same_command_completes_the_sweep() {
     let reference = tempfile::tempdir().unwrap();
     let status = binary(&sweep_args(reference.path(), 0.5))
@@ -401,7 +422,6 @@ fn assert_nothing_half_written(dir: &Path) {
     }
 }
 
-#[test]
 fn a_full_disk_ends_the_run_with_a_clear_error_and_the_rerun_keeps_what_was_saved() {
     let dir = tempfile::tempdir().unwrap();
     let args = sweep_args(dir.path(), 0.5);
@@ -442,42 +462,59 @@ fn a_full_disk_ends_the_run_with_a_clear_error_and_the_rerun_keeps_what_was_save
 }
 
 /// Makes `path` immutable (so even root cannot create files in it) for
-/// as long as the guard lives; `None` where the filesystem cannot.
+/// as long as the guard lives.
 struct Immutable<'a>(&'a Path);
 
+/// `chattr` with `flag` on `path`: whether it worked.
+fn chattr(flag: &str, path: &Path) -> bool {
+    Command::new("chattr")
+        .arg(flag)
+        .arg(path)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 impl<'a> Immutable<'a> {
-    fn set(path: &'a Path) -> Option<Immutable<'a>> {
-        let done = Command::new("chattr")
-            .arg("+i")
-            .arg(path)
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        done.then_some(Immutable(path))
+    fn set(path: &'a Path) -> Immutable<'a> {
+        assert!(
+            chattr("+i", path),
+            "`chattr +i` worked on a probe directory but not on {}",
+            path.display()
+        );
+        Immutable(path)
     }
 }
 
 impl Drop for Immutable<'_> {
     fn drop(&mut self) {
-        let _ = Command::new("chattr").arg("-i").arg(self.0).status();
+        chattr("-i", self.0);
     }
 }
 
-#[test]
+/// Why a directory cannot be made immutable here, if it cannot: tried on
+/// a directory where the test's own directory will be.
+fn immutable_unsupported() -> Option<String> {
+    let probe = tempfile::tempdir().unwrap();
+    if chattr("+i", probe.path()) {
+        assert!(chattr("-i", probe.path()), "`chattr -i` undoes `chattr +i`");
+        return None;
+    }
+    Some(format!(
+        "`chattr +i {}` fails here: it needs root (CAP_LINUX_IMMUTABLE) and a filesystem with \
+         the immutable attribute (ext4, xfs, btrfs; not tmpfs or overlayfs); set TMPDIR to a \
+         directory on one",
+        probe.path().display()
+    ))
+}
+
 fn a_directory_that_turns_read_only_mid_run_gives_a_clear_error_and_keeps_the_phases() {
     let dir = tempfile::tempdir().unwrap();
     let args = sweep_args(dir.path(), 1.0);
-    let mut child = binary(&args).stderr(Stdio::piped()).spawn().unwrap();
-    wait_for(&mut child, dir.path(), "its first phase", |p| {
-        phases_done(p) == 1
-    });
-    let Some(guard) = Immutable::set(dir.path()) else {
-        child.kill().unwrap();
-        child.wait().unwrap();
-        eprintln!("skipped: `chattr +i` does not work on this filesystem");
-        return;
-    };
-    let (code, stderr) = output(child);
+    let mut child = Running::spawn(binary(&args));
+    child.wait_for_progress(dir.path(), "its first phase", |p| phases_done(p) == 1);
+    let guard = Immutable::set(dir.path());
+    let (code, stderr) = child.finish();
     drop(guard);
     assert_eq!(code, Some(cacherate::exit::USAGE), "{stderr}");
     assert!(
@@ -499,7 +536,6 @@ fn a_directory_that_turns_read_only_mid_run_gives_a_clear_error_and_keeps_the_ph
     assert_consistent(&shape(dir.path()), &RATES);
 }
 
-#[test]
 fn an_output_dir_under_a_regular_file_is_refused_before_anything_is_sent() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("results");
@@ -518,4 +554,176 @@ fn an_output_dir_under_a_regular_file_is_refused_before_anything_is_sent() {
         "{stderr}"
     );
     assert_eq!(std::fs::read(&file).unwrap(), b"not a directory");
+}
+
+/// Waits until a request of a phase not yet saved has completed: a phase
+/// is in flight, whatever the time it took to get there.
+fn wait_for_a_request_in_flight_phase(child: &mut Running, dir: &Path) {
+    while uncommitted_requests(dir, 512).is_empty() {
+        assert!(
+            child.try_wait().is_none(),
+            "the run ended early:\n{}",
+            child.stderr_text()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until the run in `dir` has saved its first phase and the second
+/// is under way.
+fn wait_for_the_second_phase(child: &mut Running, dir: &Path) {
+    child.wait_for_progress(dir, "its first phase", |p| phases_done(p) >= 1);
+    wait_for_a_request_in_flight_phase(child, dir);
+}
+
+/// `cacherate COMMAND…` with the sweep's options, three samples a point
+/// (what a comparison needs), its run directories under `out`.
+fn command_args(command: &[&str], out: &Path) -> Vec<String> {
+    let mut args: Vec<String> = command.iter().map(|s| s.to_string()).collect();
+    let sweep = sweep_args(out, 0.5);
+    let at = sweep.iter().position(|a| a == "--num-retries").unwrap();
+    args.extend(sweep[1..at].iter().cloned());
+    args.extend(["--num-retries".to_string(), "3".to_string()]);
+    args.extend(sweep[at + 2..].iter().cloned());
+    args
+}
+
+/// The bytes of a run directory's phase and request files.
+fn committed(dir: &Path) -> (Vec<u8>, Vec<u8>) {
+    let read = |name: &str| std::fs::read(dir.join(name)).unwrap_or_default();
+    (
+        read("phase_metadata_512.csv"),
+        read("detailed_results_512.csv"),
+    )
+}
+
+/// Runs `args`, sends SIGINT once the run in `watched` has saved a phase,
+/// and checks that the command stopped with 130, the phase in flight
+/// saved; returns what `watched` held then.
+fn interrupted(args: &[String], watched: &Path) -> (Vec<u8>, Vec<u8>) {
+    let mut child = Running::spawn(binary(args));
+    wait_for_the_second_phase(&mut child, watched);
+    child.interrupt("INT");
+    let (code, stderr) = child.finish();
+    assert_eq!(code, Some(cacherate::exit::INTERRUPTED), "{stderr}");
+    assert!(stderr.contains("run the same command again"), "{stderr}");
+    let saved = progress(watched).unwrap();
+    assert!(
+        phases_done(&saved) >= 2,
+        "the phase in flight at the signal is saved too: {saved:?}"
+    );
+    assert!(!watched.join("unfinished_phase_512.csv").exists());
+    committed(watched)
+}
+
+/// The run in `dir` was resumed by one more attempt, not started again:
+/// what it had saved is kept byte for byte, nothing was moved aside, and
+/// it is whole, every phase once.
+fn assert_resumed(dir: &Path, before: &(Vec<u8>, Vec<u8>), attempts: u64) {
+    let after = committed(dir);
+    assert!(
+        after.0.starts_with(&before.0) && after.1.starts_with(&before.1),
+        "{}: the phases and requests saved before are kept as they were",
+        dir.display()
+    );
+    assert!(after.0.len() > before.0.len(), "{}", dir.display());
+    assert_eq!(
+        progress(dir).unwrap().attempt,
+        attempts,
+        "{}",
+        dir.display()
+    );
+    let moved: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("previous-"))
+        .collect();
+    assert!(moved.is_empty(), "{}: {moved:?} moved aside", dir.display());
+    assert_consistent_with(&shape(dir), &RATES, 3);
+}
+
+fn ctrl_c_in_a_baseline_refresh_a_gate_and_a_calibration_then_the_same_command_resumes_each() {
+    let root = tempfile::tempdir().unwrap();
+    let baselines = root.path().join("baselines");
+
+    // baseline refresh, stopped in its second run.
+    let out = root.path().join("refresh");
+    let mut refresh = command_args(&["baseline", "refresh", "sim", "--runs", "2"], &out);
+    refresh.extend(["--baselines-dir".into(), baselines.display().to_string()]);
+    let (first, second) = (
+        out.join("baseline-sim/run-1"),
+        out.join("baseline-sim/run-2"),
+    );
+    let saved = interrupted(&refresh, &second);
+    let first_run = committed(&first);
+    assert!(!baselines.join("sim.json").exists(), "no baseline yet");
+    let status = binary(&refresh).stderr(Stdio::null()).status().unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(committed(&first), first_run, "run 1 is not measured again");
+    assert_resumed(&second, &saved, 1);
+    let baseline_file = baselines.join("sim.json");
+    let baseline = cacherate::baseline::Baseline::read(&baseline_file).unwrap();
+    assert_eq!(baseline.runs.len(), 2);
+    for point in &baseline.points {
+        assert!(point.runs.iter().all(|r| r.samples.len() == 3), "{point:?}");
+    }
+
+    // gate, stopped in its run. Tolerances so wide that only a broken
+    // resume (a point without its samples) keeps it from passing.
+    let out = root.path().join("gate");
+    let mut gate = command_args(&["gate", "--baseline"], &out);
+    gate.insert(2, baseline_file.display().to_string());
+    gate.extend(
+        [
+            "--tolerance-throughput",
+            "1",
+            "--tolerance-ttft-p50",
+            "1",
+            "--tolerance-ttft-p95",
+            "1",
+            "--max-extra-samples",
+            "0",
+        ]
+        .map(String::from),
+    );
+    let saved = interrupted(&gate, &out);
+    assert!(!out.join("compare/verdict.json").exists(), "no verdict yet");
+    let output = binary(&gate).output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(cacherate::exit::PASS),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(out.join("compare/verdict.json").is_file());
+    assert_resumed(&out, &saved, 1);
+
+    // calibrate, stopped in its second A/A run.
+    let calibrated = root.path().join("calibrated.json");
+    std::fs::copy(&baseline_file, &calibrated).unwrap();
+    let out = root.path().join("calibrate");
+    let mut calibrate = command_args(&["calibrate", "--runs", "2", "--baseline"], &out);
+    calibrate.insert(4, calibrated.display().to_string());
+    let (first, second) = (
+        out.join("calibrate-calibrated/run-1"),
+        out.join("calibrate-calibrated/run-2"),
+    );
+    let saved = interrupted(&calibrate, &second);
+    let first_run = committed(&first);
+    let untouched = cacherate::baseline::Baseline::read(&calibrated).unwrap();
+    assert!(untouched.calibration.is_none(), "nothing stored yet");
+    let status = binary(&calibrate).stderr(Stdio::null()).status().unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(
+        committed(&first),
+        first_run,
+        "A/A run 1 is not measured again"
+    );
+    assert_resumed(&second, &saved, 1);
+    let calibration = cacherate::baseline::Baseline::read(&calibrated)
+        .unwrap()
+        .calibration
+        .expect("the resumed calibration stored its noise");
+    let runs: Vec<PathBuf> = calibration.runs.iter().map(PathBuf::from).collect();
+    assert_eq!(runs, [first, second]);
 }

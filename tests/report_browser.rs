@@ -1,9 +1,12 @@
 //! The run reports in a real browser: a small sweep of the simulator writes
 //! them at its end, then headless Chromium opens every page (no console
 //! message may appear: no `Uncaught` error, no `console.error`), checks
-//! that every chart placeholder holds a drawn uPlot chart, and screenshots
-//! `index.html`, whose chart area must hold coloured pixels — the same
-//! page with its scripts cut out must not, so the check tells a drawn
+//! that every page has charts and every chart placeholder holds a drawn
+//! uPlot chart, and screenshots `index.html`, whose chart area must hold
+//! coloured pixels. Each check has its control: a copy of the index that
+//! calls `console.error` and throws must be caught, and the index with its
+//! scripts cut out must show its placeholders undrawn and no coloured
+//! pixels, so the checks tell a clean page from a noisy one and a drawn
 //! chart from a blank one.
 //!
 //! Chromium is Debian's `chromium` package (`apt-get install chromium`;
@@ -22,31 +25,26 @@ use cacherate::cli::{Cli, Command as CliCommand};
 use cacherate::settings::RunSettings;
 use cacherate::sim::SimConfig;
 use clap::Parser;
-use libtest_mimic::{Arguments, Trial};
+use common::harness::trial_needing;
+use libtest_mimic::Arguments;
 
 fn main() -> std::process::ExitCode {
     let args = Arguments::from_args();
     let browser = chromium();
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let ignore = browser.is_none() && !ci;
-    if ignore && !args.list {
-        eprintln!(
-            "chromium is not installed: the browser test of the HTML reports is IGNORED \
-             (apt-get install chromium, or set CACHERATE_CHROMIUM; with CI=true it is required)"
-        );
-    }
-    let trial = Trial::test(
+    let missing = browser.is_none().then(|| {
+        "chromium is not installed: apt-get install chromium (.ci/run does), or set \
+         CACHERATE_CHROMIUM to another Chromium or Chrome"
+            .to_string()
+    });
+    let trial = trial_needing(
+        &args,
         "the_reports_of_a_real_run_render_in_chromium_without_console_errors",
+        missing,
         move || {
-            let browser = browser.ok_or(
-                "chromium is required here (CI=true or --include-ignored) but is not installed: \
-                 apt-get install chromium (.ci/run does)",
-            )?;
-            reports_render_in_chromium(&browser);
+            reports_render_in_chromium(&browser.expect("checked above"));
             Ok(())
         },
-    )
-    .with_ignored_flag(ignore);
+    );
     libtest_mimic::run(&args, vec![trial]).exit_code()
 }
 
@@ -170,6 +168,35 @@ fn chromium_on(browser: &Path, page: &Path, extra: &[String]) -> (String, String
     (stdout, stderr)
 }
 
+/// The lines of Chromium's log that report a console message or an
+/// uncaught exception.
+fn console_messages(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|line| line.contains(":CONSOLE") || line.contains("Uncaught"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The charts of a page's DOM after its scripts ran.
+#[derive(Debug)]
+struct Charts {
+    /// Elements a chart is drawn into.
+    placeholders: usize,
+    /// uPlot charts drawn.
+    drawn: usize,
+    canvases: usize,
+}
+
+impl Charts {
+    fn of(dom: &str) -> Charts {
+        Charts {
+            placeholders: dom.matches("class=\"plot\"").count(),
+            drawn: dom.matches("class=\"uplot").count(),
+            canvases: dom.matches("<canvas").count(),
+        }
+    }
+}
+
 /// Pixels of strong colour (chart lines, bands, markers) in the rows
 /// `top..bottom` of a PNG; text and grid lines are grey or near black.
 fn coloured_pixels(png_path: &Path, top: u32, bottom: u32) -> usize {
@@ -223,29 +250,83 @@ fn reports_render_in_chromium(browser: &Path) {
 
     for page in &pages {
         let (dom, log) = chromium_on(browser, page, &["--dump-dom".to_string()]);
-        let console: Vec<&str> = log
-            .lines()
-            .filter(|line| line.contains(":CONSOLE") || line.contains("Uncaught"))
-            .collect();
+        let console = console_messages(&log);
         assert!(
             console.is_empty(),
             "{}: console output {console:#?}",
             page.display()
         );
-        let placeholders = dom.matches("class=\"plot\"").count();
-        let drawn = dom.matches("class=\"uplot").count();
-        assert_eq!(
-            drawn,
-            placeholders,
-            "{}: {placeholders} charts, {drawn} drawn",
+        let charts = Charts::of(&dom);
+        if page.ends_with("ttft_heatmap.html") {
+            // Tables, no chart: in each one coloured cell per context and
+            // rate.
+            assert_eq!(charts.placeholders, 0, "{}", page.display());
+            let cells = dom.matches("<td style=\"background").count();
+            assert!(
+                cells > 0 && cells % 6 == 0,
+                "{}: {cells} cells, not 2 contexts × 3 rates a table",
+                page.display()
+            );
+            continue;
+        }
+        assert!(
+            charts.placeholders > 0,
+            "{}: no chart placeholder, so `drawn == placeholders` would say nothing",
             page.display()
         );
+        assert_eq!(
+            charts.drawn,
+            charts.placeholders,
+            "{}: {} charts, {} drawn",
+            page.display(),
+            charts.placeholders,
+            charts.drawn
+        );
         assert!(
-            dom.matches("<canvas").count() >= drawn,
+            charts.canvases >= charts.drawn,
             "{}: a chart without its canvas",
             page.display()
         );
     }
+
+    // The controls of the checks above. A page that writes to the console
+    // (an error, then an uncaught exception) is caught by the console
+    // check, and a page whose scripts were cut out, its charts undrawn, by
+    // the chart count.
+    let html = std::fs::read_to_string(dir.path().join("index.html")).unwrap();
+    let noisy_page = dir.path().join("index-with-console-errors.html");
+    let noise = "<script>console.error(\"cacherate control: console.error\");\
+                 throw new Error(\"cacherate control: thrown\");</script>";
+    std::fs::write(
+        &noisy_page,
+        html.replace("</body>", &format!("{noise}</body>")),
+    )
+    .unwrap();
+    let (_, log) = chromium_on(browser, &noisy_page, &["--dump-dom".to_string()]);
+    let console = console_messages(&log);
+    for expected in [
+        "control: console.error",
+        "Uncaught Error: cacherate control: thrown",
+    ] {
+        assert!(
+            console.iter().any(|line| line.contains(expected)),
+            "the console check misses {expected:?}: it saw {console:#?} in\n{log}"
+        );
+    }
+    let scripts = html.find("<script").expect("the index has scripts");
+    let end = html.rfind("</script>").unwrap() + "</script>".len();
+    let undrawn_page = dir.path().join("index-without-scripts.html");
+    std::fs::write(
+        &undrawn_page,
+        format!("{}{}", &html[..scripts], &html[end..]),
+    )
+    .unwrap();
+    let (dom, _) = chromium_on(browser, &undrawn_page, &["--dump-dom".to_string()]);
+    let undrawn = Charts::of(&dom);
+    assert!(
+        undrawn.placeholders > 0 && undrawn.drawn == 0,
+        "without its scripts the index should have its placeholders and no chart: {undrawn:?}"
+    );
 
     // The overview's charts fill the rows under the header (about 90 px)
     // down to the points table.
@@ -260,15 +341,6 @@ fn reports_render_in_chromium(browser: &Path) {
         &[size.clone(), format!("--screenshot={}", shot.display())],
     );
     // The control: the same page without its scripts, charts undrawn.
-    let html = std::fs::read_to_string(&index).unwrap();
-    let scripts = html.find("<script").expect("the index has scripts");
-    let end = html.rfind("</script>").unwrap() + "</script>".len();
-    let undrawn_page = dir.path().join("index-without-scripts.html");
-    std::fs::write(
-        &undrawn_page,
-        format!("{}{}", &html[..scripts], &html[end..]),
-    )
-    .unwrap();
     chromium_on(
         browser,
         &undrawn_page,

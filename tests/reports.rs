@@ -250,7 +250,48 @@ fn comment_md_stays_under_githubs_limit_for_a_21_by_4_sweep() {
             comment.trim_end().ends_with("</sub>"),
             "{name}: the footer stays"
         );
+        // Whole: nothing left out, every point verdict (84 points × 4
+        // metrics) and every curve's (4 contexts × 4 metrics) a row of
+        // its own.
+        assert!(!comment.contains("rows are not shown"), "{name}");
+        let (points, curves) = verdict_rows(&comment);
+        assert_eq!((points.len(), curves.len()), (336, 16), "{name}");
+        assert_eq!(
+            points
+                .iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
+            336,
+            "{name}: a point verdict twice"
+        );
     }
+}
+
+/// Rows of a comment's verdict tables, as (point or curve, metric).
+type Rows = Vec<(String, String)>;
+
+/// The verdict rows of a comment's tables: (point, metric) of each point
+/// row, (curve, metric) of each curve row.
+fn verdict_rows(comment: &str) -> (Rows, Rows) {
+    let (mut points, mut curves) = (Vec::new(), Vec::new());
+    let mut is_curve = false;
+    for line in comment.lines().filter(|l| l.starts_with("| ")) {
+        let cells: Vec<&str> = line.split(" | ").map(str::trim).collect();
+        if cells[0] == "| verdict" {
+            is_curve = cells[1] == "curve";
+            continue;
+        }
+        if cells[0].starts_with("| ---") {
+            continue;
+        }
+        let row = (cells[1].to_string(), cells[2].to_string());
+        if is_curve {
+            curves.push(row);
+        } else {
+            points.push(row);
+        }
+    }
+    (points, curves)
 }
 
 #[test]

@@ -1,26 +1,72 @@
 //! A server key and credentials in an endpoint URL never reach a file of
-//! the run directory, the reproduce script, the logs or an error message.
+//! the run directory, the working directory, the caches (home, cache and
+//! temporary directories are the test's own), the reproduce script, the
+//! logs or an error message — neither as written nor base64-encoded, as
+//! they go in a basic-auth header.
 
 mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
 
+use base64::Engine;
 use cacherate::sim::SimConfig;
 
 const KEY: &str = "sk-live-KEY0123456789";
+const USER: &str = "bench";
 const PASSWORD: &str = "PASS0123456789";
 const SECOND_PASSWORD: &str = "OTHERPASS987";
 const TOKEN: &str = "TOKEN5551212";
 
+/// Runs in `dir`, with its home, cache and temporary directories in `dir`
+/// too, so that whatever it leaves anywhere is searched.
 fn cacherate(args: &[&str], dir: &Path) -> Output {
+    let own = |name: &str| {
+        let path = dir.join(name);
+        std::fs::create_dir_all(&path).unwrap();
+        path
+    };
     Command::new(env!("CARGO_BIN_EXE_cacherate"))
         .args(args)
         .current_dir(dir)
         .env("CACHERATE_LOG", "cacherate=trace")
+        .env("HOME", own("home"))
+        .env("XDG_CACHE_HOME", own("home/.cache"))
+        .env("CACHERATE_CACHE_DIR", own("cache"))
+        .env("TMPDIR", own("tmp"))
         .env_remove("OPENAI_API_KEY")
         .output()
         .unwrap()
+}
+
+/// Every form a secret could be found in: as written, the basic-auth
+/// values that carry it (`user:password`, a token alone as `token:`), and
+/// base64 of any text that holds it, at each of the three alignments (the
+/// characters of an encoding that depend on the secret's bytes alone).
+fn secret_forms() -> Vec<String> {
+    let base64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let mut forms: Vec<String> = [KEY, PASSWORD, SECOND_PASSWORD, TOKEN]
+        .map(String::from)
+        .to_vec();
+    for credentials in [
+        format!("{USER}:{PASSWORD}"),
+        format!("{USER}:{SECOND_PASSWORD}"),
+        format!("{TOKEN}:"),
+    ] {
+        forms.push(base64(credentials.as_bytes()));
+    }
+    for secret in [KEY, PASSWORD, SECOND_PASSWORD, TOKEN] {
+        for offset in 0..3 {
+            let mut text = vec![b'x'; offset];
+            text.extend_from_slice(secret.as_bytes());
+            let encoded = base64(&text);
+            // Drop the groups that hold the padding bytes or the end.
+            let start = if offset == 0 { 0 } else { 4 };
+            let end = (text.len() / 3) * 4;
+            forms.push(encoded[start..end].to_string());
+        }
+    }
+    forms
 }
 
 /// Every file under `dir`, with its text.
@@ -42,8 +88,19 @@ fn files(dir: &Path) -> Vec<(String, String)> {
 }
 
 fn assert_no_secret(what: &str, text: &str) {
-    for secret in [KEY, PASSWORD, SECOND_PASSWORD, TOKEN] {
-        assert!(!text.contains(secret), "{what} carries a secret:\n{text}");
+    for secret in secret_forms() {
+        assert!(
+            !text.contains(&secret),
+            "{what} carries a secret ({secret}):\n{text}"
+        );
+    }
+}
+
+/// Every file under `dir`, the run directories, home, caches and
+/// temporary files among them.
+fn assert_no_file_has_a_secret(dir: &Path) {
+    for (name, text) in &files(dir) {
+        assert_no_secret(name, text);
     }
 }
 
@@ -82,7 +139,8 @@ fn sweep(endpoint: &str, out: &Path, extra: &[&str]) -> Vec<String> {
     args
 }
 
-/// Runs to completion and checks stdout, stderr and every file written.
+/// Runs to completion and checks stdout, stderr and every file of the
+/// working directory.
 fn assert_clean_run(args: &[String], work: &Path, out: &Path) {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let run = cacherate(&args, work);
@@ -98,9 +156,7 @@ fn assert_clean_run(args: &[String], work: &Path, out: &Path) {
             .any(|(name, _)| name.contains("run_command_"))
     );
     assert!(written.iter().any(|(name, _)| name.ends_with("run.json")));
-    for (name, text) in &written {
-        assert_no_secret(name, text);
-    }
+    assert_no_file_has_a_secret(work);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,7 +179,7 @@ async fn keys_and_url_passwords_stay_out_of_files_logs_and_errors() {
     let with_password = work.path().join("with-password");
     let url = server
         .url()
-        .replace("http://", &format!("http://bench:{PASSWORD}@"));
+        .replace("http://", &format!("http://{USER}:{PASSWORD}@"));
     let flush = format!("{url}/reset_prefix_cache");
     // Two replicas in one comma-separated value, each with its password
     // (the same simulator twice), and a metrics URL with a token alone.
@@ -131,7 +187,7 @@ async fn keys_and_url_passwords_stay_out_of_files_logs_and_errors() {
         "{url},{}",
         server
             .url()
-            .replace("http://", &format!("http://bench:{SECOND_PASSWORD}@"))
+            .replace("http://", &format!("http://{USER}:{SECOND_PASSWORD}@"))
     );
     let metrics = server.url().replace("http://", &format!("http://{TOKEN}@")) + "/metrics";
     let args = sweep(
@@ -214,4 +270,25 @@ async fn keys_and_url_passwords_stay_out_of_files_logs_and_errors() {
     assert_eq!(both.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--api-key"), "{stderr}");
     assert_no_secret("the refusal", &stderr);
+    // Nor anything any of these runs left in the working directory.
+    assert_no_file_has_a_secret(work.path());
+}
+
+#[test]
+fn the_secret_forms_hold_the_basic_auth_header_and_any_text_with_a_secret() {
+    let forms = secret_forms();
+    let header = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    assert!(forms.contains(&header));
+    // Wherever the secret sits in a longer text, one form is in its
+    // encoding.
+    for prefix in ["", "a", "ab", "user:", "Basic "] {
+        let text = format!("{prefix}{TOKEN} and more");
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&text);
+        assert!(
+            forms
+                .iter()
+                .any(|form| form.len() >= 12 && encoded.contains(form)),
+            "{text:?} encodes as {encoded}, which holds no form"
+        );
+    }
 }

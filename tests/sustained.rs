@@ -6,12 +6,13 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
 
 use cacherate::sim::{SimConfig, SimServer};
-use cacherate::store::{PlanKind, Progress};
-use common::{records, results, run_settings};
+use cacherate::store::PlanKind;
+use common::child::Running;
+use common::{progress, records, results, run_settings, uncommitted_requests};
 
 /// The simulator runs ten times faster than modelled: a 2 s period holds
 /// many requests of 2048-token prompts.
@@ -237,9 +238,28 @@ async fn a_sustained_sweep_settles_higher_with_the_cache_and_logs_every_period()
     }
 }
 
-fn progress(dir: &Path) -> Option<Progress> {
-    let text = std::fs::read_to_string(dir.join("progress.json")).ok()?;
-    serde_json::from_str(&text).ok()
+/// `cacherate run ARGS…`.
+fn binary(args: &[String]) -> Command {
+    let mut argv = vec!["run".to_string()];
+    argv.extend_from_slice(args);
+    common::child::cacherate(&argv)
+}
+
+/// Blocks (off the runtime's workers) until the run has written `periods`
+/// periods and requests of the period after them have completed: that
+/// period is under way, however long getting there took.
+fn wait_for_period_under_way(child: &mut Running, dir: &Path, periods: usize) {
+    tokio::task::block_in_place(|| {
+        child.wait_for_progress(dir, "the periods waited for", |p| {
+            p.current
+                .as_ref()
+                .is_some_and(|c| c.phases.len() >= periods)
+        });
+        while uncommitted_requests(dir, 2048).is_empty() {
+            assert!(child.try_wait().is_none(), "the run ended early");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -247,55 +267,21 @@ async fn a_killed_sustained_point_resumes_after_its_last_written_period() {
     let server = simulator().await;
     let dir = tempfile::tempdir().unwrap();
     let args = args(&server.url(), dir.path(), &["100"]);
-    let binary = || {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_cacherate"));
-        command.arg("run").args(&args);
-        command
-    };
-    let mut child = binary().stderr(Stdio::null()).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        assert!(Instant::now() < deadline, "no period was ever written");
-        if progress(dir.path())
-            .and_then(|p| p.current)
-            .is_some_and(|c| c.phases.len() >= 2)
-        {
-            break;
-        }
-        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    // Kill in the middle of the next period, without warning.
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let mut child = Running::spawn(binary(&args));
+    // Kill inside the next period, once some of its requests completed,
+    // without warning.
+    wait_for_period_under_way(&mut child, dir.path(), 2);
+    assert!(child.try_wait().is_none(), "the run ended before the kill");
+    child.kill();
     let killed = progress(dir.path()).unwrap();
     let kept = killed.current.as_ref().unwrap().phases.len();
     assert!((2..PERIODS).contains(&kept), "{kept} periods written");
     // The requests the killed run completed and did not commit: the whole
     // rows of its journal whose ids are not in the committed rows.
-    let committed_length = killed.files["detailed_results_2048.csv"] as usize;
-    let bytes = std::fs::read(dir.path().join("detailed_results_2048.csv")).unwrap();
-    let committed: std::collections::BTreeSet<u64> =
-        csv::Reader::from_reader(&bytes[..committed_length])
-            .deserialize::<cacherate::record::RequestRecord>()
-            .map(|r| r.unwrap().request_id)
-            .collect();
-    let journal = std::fs::read(dir.path().join("unfinished_phase_2048.csv")).unwrap_or_default();
-    let whole = journal
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |i| i + 1);
-    let completed_uncommitted: std::collections::BTreeSet<u64> =
-        csv::Reader::from_reader(&journal[..whole])
-            .deserialize::<cacherate::record::RequestRecord>()
-            .map_while(Result::ok)
-            .map(|r| r.request_id)
-            .filter(|id| !committed.contains(id))
-            .collect();
+    let completed_uncommitted = uncommitted_requests(dir.path(), 2048);
     assert!(
         !completed_uncommitted.is_empty(),
-        "0.7 s into a 2 s period, requests have completed"
+        "requests of the period in flight had completed"
     );
     let (log, _) = period_log(dir.path(), 100);
     let before = std::fs::read_to_string(&log).unwrap();
@@ -304,7 +290,7 @@ async fn a_killed_sustained_point_resumes_after_its_last_written_period() {
     let torn = format!("{}9,1795840000.5,17", kept + 1);
     std::fs::write(&log, format!("{before}{torn}")).unwrap();
 
-    let output = binary().stderr(Stdio::piped()).output().unwrap();
+    let output = binary(&args).output().unwrap();
     assert!(output.status.success());
     server.stop().await.unwrap();
 
@@ -345,6 +331,13 @@ async fn a_killed_sustained_point_resumes_after_its_last_written_period() {
     assert_eq!(stopped, completed_uncommitted);
 }
 
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
 /// As [`assert_period_log_complete`], except that the period resumed after
 /// the kill starts a new load: it follows its predecessor's decision but
 /// not its boundary.
@@ -374,44 +367,37 @@ async fn ctrl_c_ends_a_sustained_point_at_a_period_and_again_at_once() {
     for twice in [false, true] {
         let dir = tempfile::tempdir().unwrap();
         let args = args(&server.url(), dir.path(), &["100"]);
-        let binary = || {
-            let mut command = Command::new(env!("CARGO_BIN_EXE_cacherate"));
-            command.arg("run").args(&args);
-            command
-        };
-        let mut child = binary().stderr(Stdio::piped()).spawn().unwrap();
-        // Once the first period is written, in the middle of the second.
-        while progress(dir.path())
-            .and_then(|p| p.current)
-            .is_none_or(|c| c.phases.is_empty())
-        {
-            assert!(child.try_wait().unwrap().is_none(), "the run ended early");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let interrupt = || {
-            let status = Command::new("kill")
-                .args(["-INT", &child.id().to_string()])
-                .status()
-                .unwrap();
-            assert!(status.success());
-        };
-        interrupt();
-        if twice {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            interrupt();
-        }
-        let output = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(130), "{stderr}");
+        let mut child = Running::spawn(binary(&args));
+        // Inside the second period, once some of its requests completed.
+        wait_for_period_under_way(&mut child, dir.path(), 1);
+        // The second signal only once the first was taken: sent close
+        // together, two signals can arrive as one.
+        let mut second_sent = None;
+        tokio::task::block_in_place(|| {
+            child.interrupt("INT");
+            if twice {
+                second_sent = Some(unix_now());
+                child.interrupt_again("INT");
+            }
+        });
+        let (code, stderr) = tokio::task::block_in_place(|| child.finish());
+        assert_eq!(code, Some(130), "{stderr}");
         let periods = progress(dir.path()).unwrap().current.unwrap().phases.len();
         let stopped: Vec<_> = records(dir.path(), 2048)
             .into_iter()
             .filter(|r| r.phase_id.ends_with(cacherate::store::UNFINISHED_SUFFIX))
             .collect();
-        if twice {
-            // Stopped inside the second period: only the first is written,
-            // the second's completed requests are kept.
+        let (_, rows) = period_log(dir.path(), 100);
+        if let Some(sent) = second_sent {
+            // Stopped inside the second period (it ends one period after
+            // the first one's window): only the first is written, the
+            // second's completed requests are kept.
+            let boundary = number(&rows[0], "window_end_unix_s") + 2.0;
+            assert!(
+                sent < boundary,
+                "the second Ctrl-C went at {sent:.3}, after the second period's end at \
+                 {boundary:.3}: nothing was left to stop"
+            );
             assert_eq!(periods, 1, "{stderr}");
             assert!(!stopped.is_empty(), "the completed requests are kept");
         } else {
@@ -419,10 +405,9 @@ async fn ctrl_c_ends_a_sustained_point_at_a_period_and_again_at_once() {
             assert_eq!(periods, 2, "{stderr}");
             assert!(stopped.is_empty());
         }
-        let (_, rows) = period_log(dir.path(), 100);
         assert_eq!(rows.len(), periods);
 
-        let output = binary().stderr(Stdio::piped()).output().unwrap();
+        let output = binary(&args).output().unwrap();
         assert!(
             output.status.success(),
             "{}",

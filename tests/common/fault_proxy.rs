@@ -34,8 +34,9 @@ pub enum Fault {
     TruncateInEvent(usize),
     /// Replace event `n` (from 0) with JSON cut in half.
     MalformedEvent(usize),
-    /// Write each event in two pieces, cut `at` bytes into it, with a pause
-    /// between them so the client reads them apart.
+    /// Write each event in two pieces, cut `at` bytes into it, the second
+    /// only once the client has read the first, so it reads them apart;
+    /// see [`FaultProxy::splits`].
     Split { at: usize },
     /// Send the headers and `n` events, then hold the connection open.
     HangAfter(usize),
@@ -61,6 +62,17 @@ struct State {
     plan: Mutex<Plan>,
     away: Notify,
     away_for: Mutex<Duration>,
+    splits: Mutex<Splits>,
+}
+
+/// The events [`Fault::Split`] cut in two.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Splits {
+    /// Events written in two pieces.
+    pub written: u64,
+    /// Of those, the ones whose first piece the client had read before the
+    /// second was written: it cannot have read them as one.
+    pub read_apart: u64,
 }
 
 pub struct FaultProxy {
@@ -88,6 +100,7 @@ impl FaultProxy {
             }),
             away: Notify::new(),
             away_for: Mutex::new(Duration::ZERO),
+            splits: Mutex::new(Splits::default()),
         });
         let task = tokio::spawn(serve(listener, addr, Arc::clone(&state)));
         FaultProxy { addr, state, task }
@@ -95,6 +108,11 @@ impl FaultProxy {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The events split so far.
+    pub fn splits(&self) -> Splits {
+        *self.state.splits.lock().unwrap()
     }
 
     /// Applies `fault` to every load request from now on.
@@ -307,7 +325,12 @@ async fn handle(mut client: TcpStream, state: Arc<State>) {
             }
             Fault::Split { at } if 0 < at && at < event.len() => {
                 let first = client.write_all(&event[..at]).await;
-                tokio::time::sleep(Duration::from_millis(1)).await;
+                let apart = read_by_peer(&client).await;
+                {
+                    let mut splits = state.splits.lock().unwrap();
+                    splits.written += 1;
+                    splits.read_apart += u64::from(apart);
+                }
                 first.and(client.write_all(&event[at..]).await)
             }
             _ => client.write_all(event).await,
@@ -315,10 +338,49 @@ async fn handle(mut client: TcpStream, state: Arc<State>) {
         if written.is_err() {
             return;
         }
-        if matches!(fault, Fault::Split { .. }) {
-            tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Waits until everything written to `socket` has reached its peer and
+/// the peer has read it: this end's send queue holds nothing unacknowledged
+/// (SIOCOUTQ) and the peer's socket, in this process, nothing unread
+/// (FIONREAD). Without a clock, so a busy host only makes it wait longer.
+/// `false` when it cannot tell (the peer is not a socket of this process).
+async fn read_by_peer(socket: &TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let Some(peer) = peer_fd(socket) else {
+        return false;
+    };
+    let queued = |fd: i32, request| {
+        let mut bytes: libc::c_int = 0;
+        // SAFETY: both requests write one int through the pointer.
+        let done = unsafe { libc::ioctl(fd, request, &mut bytes) };
+        (done == 0).then_some(bytes)
+    };
+    loop {
+        let unacknowledged = queued(socket.as_raw_fd(), libc::TIOCOUTQ);
+        let unread = queued(peer, libc::FIONREAD);
+        match (unacknowledged, unread) {
+            (Some(0), Some(0)) => return true,
+            (Some(_), Some(_)) => tokio::time::sleep(Duration::from_micros(100)).await,
+            _ => return false,
         }
     }
+}
+
+/// The descriptor, in this process, of the other end of `socket`: the
+/// socket whose address is `socket`'s peer and whose peer is `socket`.
+fn peer_fd(socket: &TcpStream) -> Option<i32> {
+    use std::os::fd::FromRawFd;
+    let (local, peer) = (socket.local_addr().ok()?, socket.peer_addr().ok()?);
+    std::fs::read_dir("/proc/self/fd").ok()?.find_map(|entry| {
+        let fd: i32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+        // SAFETY: borrowed only to ask its addresses, never closed; a
+        // descriptor that is not a socket answers with an error.
+        let candidate =
+            std::mem::ManuallyDrop::new(unsafe { std::net::TcpStream::from_raw_fd(fd) });
+        (candidate.local_addr().ok()? == peer && candidate.peer_addr().ok()? == local).then_some(fd)
+    })
 }
 
 /// An SSE body cut into its events, each with its blank line.

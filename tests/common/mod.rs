@@ -4,14 +4,17 @@
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
 pub mod binary;
+pub mod child;
 pub mod fault_proxy;
+pub mod harness;
+pub mod verdicts;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cacherate::record::RequestRecord;
 use cacherate::sim::{SimConfig, SimServer};
-use cacherate::store::{PointResult, Results};
+use cacherate::store::{PointResult, Progress, Results};
 use futures_util::StreamExt;
 use serde_json::Value;
 
@@ -208,6 +211,42 @@ pub fn results(dir: &Path) -> Vec<PointResult> {
     let mut points = serde_json::from_str::<Results>(&text).unwrap().points;
     points.sort_by_key(|p| (p.context_size, p.cache_hit_rate));
     points
+}
+
+/// A run directory's `progress.json`, if there is one that reads.
+pub fn progress(dir: &Path) -> Option<Progress> {
+    let text = std::fs::read_to_string(dir.join("progress.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// The ids of the requests that the phase in flight (or the one a killed
+/// run left) has completed and not yet committed: the whole rows of
+/// `unfinished_phase_{context}.csv` that are not within the committed
+/// length of `detailed_results_{context}.csv`.
+pub fn uncommitted_requests(dir: &Path, context: u64) -> std::collections::BTreeSet<u64> {
+    let name = format!("detailed_results_{context}.csv");
+    let length = progress(dir)
+        .and_then(|p| p.files.get(&name).copied())
+        .unwrap_or(0) as usize;
+    let bytes = std::fs::read(dir.join(&name)).unwrap_or_default();
+    let committed: std::collections::BTreeSet<u64> =
+        csv::Reader::from_reader(&bytes[..length.min(bytes.len())])
+            .deserialize::<RequestRecord>()
+            .map_while(Result::ok)
+            .map(|r| r.request_id)
+            .collect();
+    let journal =
+        std::fs::read(dir.join(format!("unfinished_phase_{context}.csv"))).unwrap_or_default();
+    let whole = journal
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    csv::Reader::from_reader(&journal[..whole])
+        .deserialize::<RequestRecord>()
+        .map_while(Result::ok)
+        .map(|r| r.request_id)
+        .filter(|id| !committed.contains(id))
+        .collect()
 }
 
 /// `run.json` of a run directory.
