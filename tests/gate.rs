@@ -548,7 +548,7 @@ async fn a_gate_that_searches_the_peak_runs_the_ramp_and_warns_where_the_peak_mo
     assert_eq!(
         moved_warnings,
         [
-            "ctx1024/cache100: measured at concurrency 8, the baseline at 4: throughput and TTFT \
+            "ctx 1024 at 100%: measured at concurrency 8, the baseline at 4: throughput and TTFT \
           are compared at different loads"
         ],
         "{}",
