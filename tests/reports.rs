@@ -294,6 +294,65 @@ fn verdict_rows(comment: &str) -> (Rows, Rows) {
     (points, curves)
 }
 
+/// A shown figure ("12345 tok/s", "0.645 s") and the half of its last
+/// printed digit.
+fn shown(cell: &str) -> (f64, f64) {
+    let (number, _) = cell.split_once(' ').unwrap_or((cell, ""));
+    let value: f64 = number
+        .parse()
+        .unwrap_or_else(|_| panic!("not a figure: {cell}"));
+    let decimals = number.split_once('.').map_or(0, |(_, d)| d.len());
+    (value, 0.5 * 10f64.powi(-(decimals as i32)))
+}
+
+#[test]
+fn every_rows_change_is_the_change_of_the_figures_it_shows() {
+    let verdict = verdict_fixture::mixed();
+    // In verdict.json, exactly.
+    let mut estimates = 0;
+    for curve in &verdict.curves {
+        for point in &curve.verdict.points {
+            let Some(e) = &point.estimate else { continue };
+            let (b, c) = (e.baseline_geomean.unwrap(), e.current_geomean.unwrap());
+            assert!(
+                (100.0 * (c / b - 1.0) - e.change_pct).abs() < 1e-9,
+                "{} {}: {c} / {b} against {}",
+                point.point,
+                curve.verdict.metric.name(),
+                e.change_pct
+            );
+            estimates += 1;
+        }
+    }
+    assert!(estimates >= 20, "only {estimates} estimates");
+    // In the comment, within what printing rounds away.
+    let comment = markdown::render(&verdict, &run_link());
+    let mut checked = 0;
+    for line in comment.lines().filter(|l| l.starts_with("| ")) {
+        let cells: Vec<&str> = line.split(" | ").map(str::trim).collect();
+        if cells.len() < 9 || cells[1] == "point" || cells[0].starts_with("| ---") {
+            continue;
+        }
+        let Some(change) = cells[5].strip_suffix(" %") else {
+            continue;
+        };
+        // Point rows only (`ctx512/cache50`; a curve row is `ctx512`).
+        if cells[3] == "-" || !cells[1].contains('/') {
+            continue;
+        }
+        let change: f64 = change.parse().unwrap();
+        let ((b, db), (c, dc)) = (shown(cells[3]), shown(cells[4]));
+        let slack = 100.0 * (c / b) * (db / b + dc / c) + 0.05 + 1e-9;
+        assert!(
+            (100.0 * (c / b - 1.0) - change).abs() <= slack,
+            "{line}: {c} / {b} is not {change} %"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 10, "only {checked} rows checked in\n{comment}");
+    assert!(comment.contains("geometric means of the per-sample values"));
+}
+
 #[test]
 fn a_comment_that_does_not_fit_says_what_it_left_out() {
     let verdict = verdict_fixture::sweep_21x4(|_, _| Change::factors([0.8, 0.8, 1.3, 1.3]));

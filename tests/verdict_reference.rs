@@ -229,6 +229,7 @@ fn a_noisy_fixture_point_at_two_and_a_third_df_matches_the_reference() {
     errored.health = Some(PointHealth {
         error_rate: 0.2,
         cache_hit_gap: None,
+        ..PointHealth::default()
     });
     let points = vec![
         fixture_point(8000, 0, 0, 0.93, true),

@@ -82,6 +82,10 @@ crate::names::named_enum! {
 pub struct Effect {
     /// d = mean log(current) − mean log(baseline).
     pub log_ratio: f64,
+    /// The two means `log_ratio` is the difference of: the current run's
+    /// mean log sample, and the mean over the baseline's runs of theirs.
+    pub current_log_mean: f64,
+    pub baseline_log_mean: f64,
     /// s²_c / m: the current run's sample noise in Var d.
     pub current_sample_var: f64,
     pub current_sample_df: f64,
@@ -266,6 +270,8 @@ pub fn estimate_effect(samples: &MetricSamples, policy: &Policy) -> Result<Effec
     ]);
     Ok(Effect {
         log_ratio: current_mean - baseline_mean,
+        current_log_mean: current_mean,
+        baseline_log_mean: baseline_mean,
         current_sample_var,
         current_sample_df,
         baseline_sample_var,

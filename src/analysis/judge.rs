@@ -121,6 +121,8 @@ fn point_samples(pairs: &[(&PointResult, &BaselinePoint)], metric: Metric) -> Ve
             },
             health: Some(PointHealth {
                 error_rate: point.error_rate,
+                requests: point.sample_errors().total,
+                failed: point.sample_errors().failed,
                 cache_hit_gap: point
                     .achieved_cache_rate
                     .map(|achieved| point.target_cache_rate - achieved),

@@ -293,14 +293,17 @@ fn error_rate_over_the_limit_is_an_error_not_a_slowdown() {
     points[2].health = Some(PointHealth {
         error_rate: 0.05,
         cache_hit_gap: None,
+        ..PointHealth::default()
     });
     points[0].health = Some(PointHealth {
         error_rate: 0.0,
         cache_hit_gap: Some(0.25),
+        ..PointHealth::default()
     });
     points[1].health = Some(PointHealth {
         error_rate: 0.001,
         cache_hit_gap: Some(0.01),
+        ..PointHealth::default()
     });
     let verdict = judge(Metric::InputThroughput, &points, &Policy::default());
     assert_eq!(
@@ -324,6 +327,34 @@ fn error_rate_over_the_limit_is_an_error_not_a_slowdown() {
     assert!(verdict.fails_gate());
     assert!(verdict.regressed_points().is_empty());
     assert_eq!(verdict.curve.points, 1);
+}
+
+#[test]
+fn an_error_rate_is_judged_with_its_count() {
+    let health = |failed: u64, requests: u64| PointHealth {
+        error_rate: failed as f64 / requests as f64,
+        requests,
+        failed,
+        cache_hit_gap: None,
+    };
+    let mut points = curve(&[1.0, 1.0, 1.0], 1, 3);
+    // One dropped request of ten is 10 %, and what a server failing 1 %
+    // of requests shows one time in ten: reported, not an error.
+    points[0].health = Some(health(1, 10));
+    // Five of a hundred: P(X ≥ 5 | 100, 1 %) = 0.0034, beyond chance.
+    points[1].health = Some(health(5, 100));
+    // Three of a hundred: P(X ≥ 3 | 100, 1 %) = 0.079, chance.
+    points[2].health = Some(health(3, 100));
+    let verdict = judge(Metric::InputThroughput, &points, &Policy::default());
+    assert_eq!(
+        verdicts(&verdict),
+        vec![Verdict::Pass, Verdict::Error, Verdict::Pass]
+    );
+    let reason = verdict.points[1].reason.as_deref().unwrap();
+    assert!(
+        reason.contains("5 of 100 requests failed (5.0 %), more than the 4 that chance explains"),
+        "{reason}"
+    );
 }
 
 #[test]

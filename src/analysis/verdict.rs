@@ -9,6 +9,7 @@ use super::dist::{t_quantile, t_upper_tail};
 use super::effect::{Effect, MetricSamples, RunNoiseSource, estimate_effect, satterthwaite_df};
 use super::holm::holm_adjust;
 use super::policy::{Direction, HealthLimits, Metric, Policy};
+use crate::stats::ErrorCount;
 
 /// Power at which the minimum detectable effect is quoted.
 pub const MDE_POWER: f64 = 0.8;
@@ -52,6 +53,12 @@ impl Verdict {
 pub struct PointHealth {
     /// Share of failed requests (0.02 = 2 %).
     pub error_rate: f64,
+    /// The requests behind `error_rate` and the failed ones, when known:
+    /// the limit is then judged with the count ([`ErrorCount::beyond`]).
+    #[serde(default)]
+    pub requests: u64,
+    #[serde(default)]
+    pub failed: u64,
     /// Requested minus server-reported cache hit rate, when the server
     /// reports one.
     pub cache_hit_gap: Option<f64>,
@@ -60,11 +67,17 @@ pub struct PointHealth {
 impl PointHealth {
     /// The reason this point is an `error`, if it is one.
     pub fn violation(&self, limits: &HealthLimits) -> Option<String> {
-        if self.error_rate.is_nan() || self.error_rate > limits.max_error_rate {
+        let limit = limits.max_error_rate;
+        if self.requests > 0 {
+            let errors = ErrorCount::new(self.failed, self.requests);
+            if errors.beyond(limit) {
+                return Some(format!("error rate: {}", errors.describe(limit)));
+            }
+        } else if self.error_rate.is_nan() || self.error_rate > limit {
             return Some(format!(
                 "error rate {:.2} % is over the limit of {:.2} %",
                 self.error_rate * 100.0,
-                limits.max_error_rate * 100.0
+                limit * 100.0
             ));
         }
         match self.cache_hit_gap {
@@ -94,6 +107,15 @@ pub struct PointSamples {
 pub struct Estimate {
     pub log_ratio: f64,
     pub change_pct: f64,
+    /// A point's two figures whose ratio the change is: the geometric mean
+    /// of the current run's per-sample values, and that of the baseline's
+    /// (the geometric mean over its runs of each run's geometric mean).
+    /// For TTFT, of each sample's p50 or p95. `current / baseline − 1` is
+    /// `change_pct`. Curves have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_geomean: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_geomean: Option<f64>,
     /// Each end is the one-sided bound at the policy's confidence (together
     /// a two-sided interval at 1 − 2α). A point's verdict uses the
     /// Holm-adjusted level, which may be stricter: see `p_adjusted`.
@@ -282,6 +304,8 @@ fn estimate(
     Estimate {
         log_ratio,
         change_pct: pct(log_ratio),
+        baseline_geomean: None,
+        current_geomean: None,
         low_log: log_ratio - half_width,
         high_log: log_ratio + half_width,
         low_pct: pct(log_ratio - half_width),
@@ -443,20 +467,24 @@ impl<'a> Rule<'a> {
             } else {
                 better_adjusted[j]
             };
-            verdict.estimate = Some(estimate(
-                effect.log_ratio,
-                effect.std_error(),
-                effect.df,
-                self.direction,
-                self.tolerance_log,
-                self.policy,
-                mde_alpha,
-                &tests[j],
-                Some(p_adjusted),
-                effect.run_noise,
-                effect.run_noise_source,
-                effect.current_sample_share(),
-            ));
+            verdict.estimate = Some(Estimate {
+                baseline_geomean: Some(effect.baseline_log_mean.exp()),
+                current_geomean: Some(effect.current_log_mean.exp()),
+                ..estimate(
+                    effect.log_ratio,
+                    effect.std_error(),
+                    effect.df,
+                    self.direction,
+                    self.tolerance_log,
+                    self.policy,
+                    mde_alpha,
+                    &tests[j],
+                    Some(p_adjusted),
+                    effect.run_noise,
+                    effect.run_noise_source,
+                    effect.current_sample_share(),
+                )
+            });
         }
     }
 

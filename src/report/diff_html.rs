@@ -98,6 +98,8 @@ struct BaselineView {
 struct PolicyView {
     confidence: String,
     tolerances: String,
+    /// What a row's baseline and current figures are.
+    values: &'static str,
     json: String,
 }
 
@@ -560,6 +562,7 @@ pub fn render(verdict: &VerdictFile) -> Result<String, minijinja::Error> {
                 tolerances.ttft_p50 * 100.0,
                 tolerances.ttft_p95 * 100.0
             ),
+            values: verdict_view::VALUES_NOTE,
             json: serde_json::to_string_pretty(&verdict.policy).unwrap_or_default(),
         }),
         tool_version => verdict.tool_version.clone(),

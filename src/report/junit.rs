@@ -122,18 +122,23 @@ fn point_case(row: &Row<'_>, fail_on_inconclusive: bool) -> TestCase {
         out.push_str(&format!("reason: {reason}\n"));
     }
     if let Some(f) = row.figures {
-        let value = |side| format_value(row.metric, verdict_view::metric_value(side, row.metric));
+        let value = |v: Option<f64>| v.map_or("-".into(), |v| format_value(row.metric, v));
+        let point = |side| format_value(row.metric, verdict_view::metric_value(side, row.metric));
         out.push_str(&format!(
-            "baseline: {} ({} samples, concurrency {}, error rate {:.2} %)\n\
-             current: {} ({} samples, concurrency {}, error rate {:.2} %)\n",
-            value(&f.baseline),
+            "baseline: {} ({} samples, point figure {}, concurrency {}, error rate {:.2} %)\n\
+             current: {} ({} samples, point figure {}, concurrency {}, error rate {:.2} %)\n\
+             ({})\n",
+            value(row.baseline_value()),
             f.baseline.samples,
+            point(&f.baseline),
             f.baseline.concurrency,
             f.baseline.error_rate * 100.0,
-            value(&f.current),
+            value(row.current_value()),
             f.current.samples,
+            point(&f.current),
             f.current.concurrency,
             f.current.error_rate * 100.0,
+            verdict_view::VALUES_NOTE,
         ));
     }
     estimate_lines(&mut out, row.estimate);

@@ -267,7 +267,7 @@ fn headline(b: &mut Budget, verdict: &VerdictFile, curves: &[CurveRow<'_>]) {
     let tolerances = &verdict.policy.tolerances;
     b.push(&format!(
         "Model {} against baseline **{}** ({} run{}, {}, refreshed by {}) at {:.0} % confidence; \
-         tolerances ±{:.0} % throughput, ±{:.0} % TTFT p50, ±{:.0} % TTFT p95.\n\n",
+         tolerances ±{:.0} % throughput, ±{:.0} % TTFT p50, ±{:.0} % TTFT p95. {}.\n\n",
         md_text(&verdict.run.model),
         md_text(&verdict.baseline.name),
         verdict.baseline.runs,
@@ -278,7 +278,16 @@ fn headline(b: &mut Budget, verdict: &VerdictFile, curves: &[CurveRow<'_>]) {
         tolerances.throughput * 100.0,
         tolerances.ttft_p50 * 100.0,
         tolerances.ttft_p95 * 100.0,
+        capitalized(verdict_view::VALUES_NOTE),
     ));
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// A table of curves and one of points, each with its header, as far as

@@ -6,7 +6,7 @@
 use crate::analysis::Verdict;
 use crate::analysis::document::{ContextCurve, VerdictFile};
 
-use super::verdict_view::{format_value, metric_value};
+use super::verdict_view::{self, format_value, metric_value};
 
 /// The verdict's word, in capitals where it fails the gate.
 fn verdict_name(verdict: Verdict) -> String {
@@ -43,7 +43,7 @@ pub fn render(verdict: &VerdictFile) -> String {
     for curve in &verdict.curves {
         point_lines(&mut out, verdict, curve);
     }
-    out.push('\n');
+    out.push_str(&format!("({})\n\n", verdict_view::VALUES_NOTE));
     for curve in &verdict.curves {
         curve_line(&mut out, curve);
     }
@@ -61,7 +61,13 @@ fn point_lines(out: &mut String, verdict: &VerdictFile, curve: &ContextCurve) {
         let (baseline, current) = figures
             .map(|f| {
                 let value = |side| format_value(metric, metric_value(side, metric));
-                (value(&f.baseline), value(&f.current))
+                match point
+                    .estimate
+                    .and_then(|e| e.baseline_geomean.zip(e.current_geomean))
+                {
+                    Some((b, c)) => (format_value(metric, b), format_value(metric, c)),
+                    None => (value(&f.baseline), value(&f.current)),
+                }
             })
             .unwrap_or_default();
         let (change, interval, mde) = match &point.estimate {

@@ -26,6 +26,12 @@ pub fn metric_title(metric: Metric) -> &'static str {
     }
 }
 
+/// What a row's baseline and current figures are, said under every
+/// verdict table.
+pub const VALUES_NOTE: &str = "baseline and current are geometric means of the per-sample \
+     values (for TTFT, of each sample's p50 or p95; the baseline's over its runs), the figures \
+     whose ratio the change is";
+
 /// One side's value of a metric at a point.
 pub fn metric_value(figures: &SideFigures, metric: Metric) -> f64 {
     match metric {
@@ -136,12 +142,20 @@ impl Row<'_> {
         format!("{}/{}", self.point, metric_slug(self.metric))
     }
 
+    /// The baseline's figure the change is about: the geometric mean of
+    /// its per-sample values when the row has an estimate (see
+    /// [`VALUES_NOTE`]), else the point's figure.
     pub fn baseline_value(&self) -> Option<f64> {
-        self.figures.map(|f| metric_value(&f.baseline, self.metric))
+        self.estimate
+            .and_then(|e| e.baseline_geomean)
+            .or_else(|| self.figures.map(|f| metric_value(&f.baseline, self.metric)))
     }
 
+    /// The current run's figure, as [`Row::baseline_value`].
     pub fn current_value(&self) -> Option<f64> {
-        self.figures.map(|f| metric_value(&f.current, self.metric))
+        self.estimate
+            .and_then(|e| e.current_geomean)
+            .or_else(|| self.figures.map(|f| metric_value(&f.current, self.metric)))
     }
 
     /// A change, or a measurement the gate cannot pass: what a comment

@@ -348,6 +348,14 @@ impl<'a> PointRun<'a> {
                  noise that chose it, and a comparison will refuse it"
             ));
         }
+        let errors = point.sample_errors();
+        let limit = self.setup.settings.max_error_rate;
+        if point.status != PointStatus::Error && errors.over_but_within_chance(limit) {
+            ui.warn(&format!(
+                "{id}: {}: the point stands (reported, not failed)",
+                errors.describe(limit)
+            ));
+        }
         if let Some(drift) = point.prompt_token_drift
             && drift.abs() >= 0.5
         {
@@ -406,15 +414,15 @@ impl<'a> PointRun<'a> {
     }
 }
 
-/// Marks a point whose samples failed more often than `max_error_rate`
-/// allows: its figures are not a throughput.
+/// Marks a point whose samples failed more often than chance gives at
+/// `max_error_rate`: its figures are not a throughput.
 fn check_error_rate(point: &mut PointResult, max_error_rate: f64) {
     if point.status == PointStatus::Error {
         return;
     }
     if let Some(why) = point
         .requests()
-        .over_error_rate(point.error_rate, max_error_rate)
+        .over_error_rate(point.sample_errors(), max_error_rate)
     {
         point.status = PointStatus::Error;
         point.status_message = Some(why);

@@ -2,12 +2,14 @@
 //! for throughput, HDR histograms for latency quantiles, means over a
 //! point's samples.
 
+mod errors;
 mod histogram;
 mod phase;
 mod point;
 mod thresholds;
 mod window;
 
+pub use errors::{ERROR_CONFIDENCE, ErrorCount};
 pub use histogram::{Latency, decode_histogram, encode_histogram, merge_histograms, new_histogram};
 pub use phase::PhaseFigures;
 pub use point::{PointFigures, PointRequests, Sample, cache_rate_missed, settled_cache_rate};

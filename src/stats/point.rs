@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::errors::ErrorCount;
 use super::histogram::{Latency, encode_histogram, merge_histograms};
 use super::phase::PhaseFigures;
 
@@ -168,10 +169,11 @@ impl PointRequests {
         }
     }
 
-    /// Why a point whose samples failed at `error_rate` is no throughput,
-    /// when that is more often than `max_error_rate` allows.
-    pub fn over_error_rate(&self, error_rate: f64, max_error_rate: f64) -> Option<String> {
-        if error_rate <= max_error_rate {
+    /// Why a point whose samples failed `samples.failed` of
+    /// `samples.total` requests is no throughput, when that is more than
+    /// chance gives at `max_error_rate` ([`ErrorCount::beyond`]).
+    pub fn over_error_rate(&self, samples: ErrorCount, max_error_rate: f64) -> Option<String> {
+        if !samples.beyond(max_error_rate) {
             return None;
         }
         let kinds: Vec<String> = self
@@ -180,10 +182,10 @@ impl PointRequests {
             .map(|(kind, n)| format!("{kind} {n}"))
             .collect();
         Some(format!(
-            "error rate {:.1} % is over --max-error-rate {:.1} % ({} of {} requests of the point \
-             failed: {})",
-            error_rate * 100.0,
+            "too many failed requests for --max-error-rate {:.1} %: in its samples {} ({} of {} \
+             requests of the point failed: {})",
             max_error_rate * 100.0,
+            samples.describe(max_error_rate),
             self.failed,
             self.total,
             kinds.join(", ")
@@ -272,12 +274,17 @@ mod tests {
         };
         let requests = PointRequests::of([&phase, &phase]);
         assert_eq!((requests.total, requests.failed), (20, 6));
-        assert_eq!(requests.over_error_rate(0.3, 0.3), None);
-        let why = requests.over_error_rate(0.3, 0.05).unwrap();
+        let samples = ErrorCount::new(6, 20);
+        assert_eq!(requests.over_error_rate(samples, 0.3), None);
+        let why = requests.over_error_rate(samples, 0.05).unwrap();
         assert!(
-            why.contains("--max-error-rate 5.0 %") && why.ends_with("failed: http_5xx 6)"),
+            why.contains(
+                "--max-error-rate 5.0 %: in its samples 6 of 20 requests failed (30.0 %), more than"
+            ) && why.ends_with("failed: http_5xx 6)"),
             "{why}"
         );
+        // One failure of ten samples' requests is chance at a 1 % limit.
+        assert_eq!(requests.over_error_rate(ErrorCount::new(1, 10), 0.01), None);
     }
 
     #[test]

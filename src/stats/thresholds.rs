@@ -1,5 +1,6 @@
 //! The thresholds a phase must hold, and the check against them.
 
+use super::errors::ErrorCount;
 use super::phase::PhaseFigures;
 use crate::cli::values::{TokensPerReqMetric, TtftMetric};
 
@@ -14,16 +15,18 @@ pub struct Thresholds {
 }
 
 impl Thresholds {
-    /// `Ok` if the phase holds every threshold, else why not.
+    /// `Ok` if the phase holds every threshold, else why not. Its failed
+    /// requests break the error-rate limit only when they are more than
+    /// chance gives at that limit ([`ErrorCount::beyond`]).
     pub fn check(&self, figures: &PhaseFigures) -> Result<(), String> {
         if figures.counted == 0 {
             return Err("no request completed".to_string());
         }
-        if figures.error_rate > self.max_error_rate {
+        let errors = ErrorCount::new(figures.failed, figures.launched);
+        if errors.beyond(self.max_error_rate) {
             return Err(format!(
-                "error rate {:.1}% > {:.1}%",
-                figures.error_rate * 100.0,
-                self.max_error_rate * 100.0
+                "error rate: {}",
+                errors.describe(self.max_error_rate)
             ));
         }
         let ttft = figures.ttft_metric(self.ttft_metric);

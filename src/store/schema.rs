@@ -10,7 +10,7 @@ use super::point::{AtPoint, PointId};
 use super::rows::sustained_periods;
 use super::workload::Workload;
 use crate::error::{Error, Result};
-use crate::stats::{Latency, PhaseFigures, PointFigures, PointRequests, Sample};
+use crate::stats::{ErrorCount, Latency, PhaseFigures, PointFigures, PointRequests, Sample};
 
 /// Version of the files' layout; bumped when a field changes meaning.
 /// 2: steady-state windows, samples that exclude the phase that chose the
@@ -347,6 +347,13 @@ impl PointResult {
             failed: self.failed_requests,
             errors: self.errors.clone(),
         }
+    }
+
+    /// The samples' requests and how many of them failed (`error_rate` is
+    /// that count over `requests`, so rounding recovers it exactly).
+    pub fn sample_errors(&self) -> ErrorCount {
+        let failed = (self.error_rate * self.requests as f64).round() as u64;
+        ErrorCount::new(failed.min(self.requests), self.requests)
     }
 
     /// Keeps `requests` as the point's count.

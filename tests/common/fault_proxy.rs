@@ -44,6 +44,9 @@ pub enum Fault {
     Html,
     /// Answer this status with a short body, without asking the server.
     Status(u16),
+    /// Answer `status` to the `nth` load request (from 1) only; forward
+    /// the others.
+    StatusOnce { status: u16, nth: usize },
     /// Close the listener, drop every open connection, and listen again
     /// on the same port after this long; once.
     Away(Duration),
@@ -55,6 +58,8 @@ struct Plan {
     /// first load request it hit.
     lasting: Option<Duration>,
     started: Option<Instant>,
+    /// Load requests seen since the fault was set.
+    seen: usize,
 }
 
 struct State {
@@ -97,6 +102,7 @@ impl FaultProxy {
                 fault: Fault::Pass,
                 lasting: None,
                 started: None,
+                seen: 0,
             }),
             away: Notify::new(),
             away_for: Mutex::new(Duration::ZERO),
@@ -130,6 +136,7 @@ impl FaultProxy {
             fault,
             lasting,
             started: None,
+            seen: 0,
         };
     }
 }
@@ -176,11 +183,16 @@ fn fault_for(state: &State, head: &str, body: &[u8]) -> Fault {
         Some(lasting) if started.elapsed() > lasting => Fault::Pass,
         _ => plan.fault,
     };
+    plan.seen += 1;
     // The server goes away once; it is there when it comes back.
     if matches!(fault, Fault::Away(_)) {
         plan.fault = Fault::Pass;
     }
-    fault
+    match fault {
+        Fault::StatusOnce { status, nth } if plan.seen == nth => Fault::Status(status),
+        Fault::StatusOnce { .. } => Fault::Pass,
+        fault => fault,
+    }
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
