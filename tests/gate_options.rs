@@ -283,10 +283,10 @@ fn only_the_gate_metrics_fail_a_comparison() {
 #[test]
 fn an_inconclusive_gate_exits_4_with_fail_on_inconclusive() {
     // The baseline a hundred times faster than anything this machine
-    // measures, and a tolerance of 100 000 %: the drop (−99 %, a log ratio
-    // of −4.6 give or take what a busy machine changes, well inside
-    // ln 1001 = 6.9) is significant but within the tolerance: inconclusive
-    // however fast or busy the machine is.
+    // measures, and a run-noise floor of 10 (log units): the drop (−99 %,
+    // a log ratio of −4.6 give or take what a busy machine changes) is far
+    // beyond the 5 % tolerance and, with a standard error of about 14, far
+    // from significant: inconclusive however fast or busy the machine is.
     let setup = setup();
     let baseline = scaled_baseline("hundred-times", 100.0);
     let out = setup.root.path().join("gate");
@@ -302,8 +302,8 @@ fn an_inconclusive_gate_exits_4_with_fail_on_inconclusive() {
             baseline.to_str().unwrap(),
             "--output-dir",
             out.to_str().unwrap(),
-            "--tolerance-throughput",
-            "1000",
+            "--run-noise-floor",
+            "10",
             "--gate-metrics",
             "input_throughput",
             "--max-extra-samples",

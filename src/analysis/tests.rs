@@ -92,6 +92,36 @@ fn noisy_change_beyond_tolerance_is_inconclusive_not_regressed() {
 }
 
 #[test]
+fn a_significant_change_inside_the_tolerance_is_a_pass_that_says_so() {
+    // TTFT p95 7.4 % higher, flat samples: the floor's variance only
+    // (2 × 0.02², df 50), t ≈ 2.5, one-sided p ≈ 0.007 < 0.01, so the
+    // change is real; the 15 % tolerance accepts it.
+    let flat = |level: f64| vec![level; 3];
+    let points = vec![point("p", vec![flat(1.0)], flat(1.074))];
+    let verdict = judge(Metric::TtftP95, &points, &Policy::default());
+    let e = estimate_of(&verdict.points[0]);
+    assert!(e.p_adjusted.unwrap() < 0.01, "{e:?}");
+    assert!(e.low_pct > 0.0 && e.high_pct > e.change_pct);
+    assert_eq!(verdict.points[0].verdict, Verdict::Pass);
+    assert_eq!(
+        verdict.points[0].reason.as_deref(),
+        Some("a significant change, inside the ±15 % tolerance")
+    );
+    assert!(!needs_more_samples(&verdict.points[0]));
+    // The same change under a 5 % tolerance is a regression.
+    let strict = Policy {
+        tolerances: Tolerances {
+            ttft_p95: 0.05,
+            ..Tolerances::default()
+        },
+        ..Policy::default()
+    };
+    let verdict = judge(Metric::TtftP95, &points, &strict);
+    assert_eq!(verdict.points[0].verdict, Verdict::Regressed);
+    assert_eq!(verdict.points[0].reason, None);
+}
+
+#[test]
 fn more_samples_are_not_asked_for_when_run_noise_dominates() {
     // 6 % slower, ±1 % samples, 1-run baseline: beyond tolerance but not
     // significant, and the run-to-run term is nearly all the variance.

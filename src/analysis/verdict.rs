@@ -151,7 +151,9 @@ pub struct Estimate {
 pub struct PointMetricVerdict {
     pub point: String,
     pub verdict: Verdict,
-    /// Why an `error` or `insufficient` verdict was given.
+    /// Why an `error` or `insufficient` verdict was given; for an
+    /// `inconclusive` one, and a `pass` over a significant change inside
+    /// the tolerance, what the numbers say.
     pub reason: Option<String>,
     /// The metric's tolerance, in percent (repeated from the curve so that
     /// each verdict shows it).
@@ -252,23 +254,38 @@ fn one_sided(badness: f64, std_error: f64, df: f64) -> Tested {
     }
 }
 
-/// The tolerance-and-significance rule of SPEC §5.
+/// The tolerance-and-significance rule of SPEC §5, with the tolerance in
+/// the picture: **regressed** (improved) when the change is worse (better)
+/// than the tolerance *and* significant in that direction; **inconclusive**
+/// when it is beyond the tolerance but not significant — the one case
+/// where more evidence could turn the verdict; **pass** otherwise. A
+/// significant change inside the tolerance is a pass, and says so: the
+/// samples are sure of a change the tolerance accepts. Returns the verdict
+/// and, for those two cases, what the numbers say.
 fn decide(
     badness: f64,
     tolerance_log: f64,
     worse_significant: bool,
     better_significant: bool,
-) -> Verdict {
+) -> (Verdict, Option<String>) {
     let worse_beyond = badness > tolerance_log;
     let better_beyond = -badness > tolerance_log;
+    let tolerance = format!("±{} %", (1000.0 * tolerance_log.exp_m1()).round() / 10.0);
     if worse_beyond && worse_significant {
-        Verdict::Regressed
+        (Verdict::Regressed, None)
     } else if better_beyond && better_significant {
-        Verdict::Improved
-    } else if worse_beyond || worse_significant || better_beyond || better_significant {
-        Verdict::Inconclusive
+        (Verdict::Improved, None)
+    } else if worse_beyond || better_beyond {
+        let note = format!(
+            "beyond the {tolerance} tolerance but not significant at this level: more samples or \
+             baseline runs could decide"
+        );
+        (Verdict::Inconclusive, Some(note))
+    } else if worse_significant || better_significant {
+        let note = format!("a significant change, inside the {tolerance} tolerance");
+        (Verdict::Pass, Some(note))
     } else {
-        Verdict::Pass
+        (Verdict::Pass, None)
     }
 }
 
@@ -456,7 +473,7 @@ impl<'a> Rule<'a> {
         for (j, (i, effect)) in tested.iter().enumerate() {
             let badness = sign * effect.log_ratio;
             let verdict = &mut verdicts[*i];
-            verdict.verdict = decide(
+            (verdict.verdict, verdict.reason) = decide(
                 badness,
                 self.tolerance_log,
                 worse_adjusted[j] <= alpha,
@@ -508,14 +525,15 @@ impl<'a> Rule<'a> {
         let summary = curve_estimate(&effects);
         let badness = self.sign() * summary.log_ratio;
         let test = one_sided(badness, summary.variance.sqrt(), summary.df);
+        let (verdict, reason) = decide(
+            badness,
+            self.tolerance_log,
+            test.p_worse <= alpha,
+            test.p_better <= alpha,
+        );
         CurveSummary {
-            verdict: decide(
-                badness,
-                self.tolerance_log,
-                test.p_worse <= alpha,
-                test.p_better <= alpha,
-            ),
-            reason: None,
+            verdict,
+            reason,
             tolerance_pct,
             points: tested.len(),
             estimate: Some(estimate(

@@ -6,8 +6,8 @@
 //! that a server or a baseline supplied goes through [`md_text`], so it
 //! cannot mention anyone, link, embed an image or inject HTML.
 
-use crate::analysis::Verdict;
 use crate::analysis::document::VerdictFile;
+use crate::analysis::{Estimate, Verdict};
 
 use super::verdict_view::{self, CurveRow, Row, format_value};
 
@@ -122,6 +122,21 @@ fn verdict_cell(verdict: Verdict, gated: bool) -> String {
     )
 }
 
+/// The verdict cell, marking a pass over a significant change inside the
+/// tolerance (the analysis gives such a pass a reason).
+fn verdict_with_note(
+    verdict: Verdict,
+    gated: bool,
+    estimate: Option<&Estimate>,
+    reason: Option<&str>,
+) -> String {
+    let mut cell = verdict_cell(verdict, gated);
+    if verdict == Verdict::Pass && estimate.is_some() && reason.is_some() {
+        cell.push_str(", a significant change inside the tolerance");
+    }
+    cell
+}
+
 const POINT_HEADER: &str = "| verdict | point | metric | baseline | current | change | interval | tolerance | MDE |\n\
                             | --- | --- | --- | ---: | ---: | ---: | --- | ---: | ---: |\n";
 
@@ -129,9 +144,10 @@ fn point_row(row: &Row<'_>) -> String {
     let value = |v: Option<f64>| v.map_or("-".to_string(), |v| format_value(row.metric, v));
     let (change, interval, mde) =
         verdict_view::estimate_cells(row.estimate, row.reason.map(md_text));
+    let verdict = verdict_with_note(row.verdict, row.gated, row.estimate, row.reason);
     format!(
         "| {} | {} | {} | {} | {} | {} | {} | ±{:.0} % | {} |\n",
-        verdict_cell(row.verdict, row.gated),
+        verdict,
         md_text(row.point),
         verdict_view::metric_slug(row.metric),
         value(row.baseline_value()),
@@ -151,7 +167,7 @@ fn curve_row(row: &CurveRow<'_>) -> String {
         verdict_view::estimate_cells(row.estimate, row.reason.map(md_text));
     format!(
         "| {} | ctx{} | {} | {} | {} | {} | ±{:.0} % | {} |\n",
-        verdict_cell(row.verdict, row.gated),
+        verdict_with_note(row.verdict, row.gated, row.estimate, row.reason),
         row.context_size,
         verdict_view::metric_slug(row.metric),
         row.points,
