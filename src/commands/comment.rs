@@ -105,8 +105,7 @@ pub async fn command(args: &CommentArgs) -> Result<i32> {
         )
     })?;
     let pr = format!("{}/{}#{}", target.owner, target.repo, target.pull_request);
-    let client = github::client().map_err(|e| Error::Internal(anyhow::anyhow!("{e}")))?;
-    match github::upsert_comment(client, &target, &token, MARKER, &body).await {
+    match github::upsert_comment(&target, &token, MARKER, &body).await {
         Ok(done) => {
             let (what, url) = match &done {
                 Upserted::Created { url, .. } => ("created", url),

@@ -1,24 +1,25 @@
 //! Creates or updates one pull request comment, found again by a hidden
-//! marker, through GitHub's REST API:
+//! marker, through GitHub's REST API with octocrab:
 //! `GET /repos/{owner}/{repo}/issues/{n}/comments` (every page, following
 //! the `Link` header), then `PATCH /repos/{owner}/{repo}/issues/comments/{id}`
 //! or `POST /repos/{owner}/{repo}/issues/{n}/comments`; no write at all when
-//! the text is already there.
-//!
-//! Plain `reqwest` rather than octocrab: every octocrab release that
-//! declares Rust 1.85 builds with `cargo_metadata` 0.23, which needs Rust
-//! 1.86, above this crate's `rust-version`. Three endpoints do not need a
-//! client library.
+//! the text is already there. The requests go through octocrab's generic
+//! `get`/`patch`/`post` into this module's own [`Comment`], which reads only
+//! the fields it needs, so an Enterprise Server or a stand-in that leaves
+//! out fields of a user still works.
 //!
 //! The token goes only into the `Authorization` header (marked sensitive),
-//! only to the API's own origin (a `Link` to another host is refused), and
-//! never into a message: [`Token`] has no `Display`, its `Debug` is
-//! redacted, and every error text passes through [`Token::redact`].
+//! only to the API's own origin (a `Link` to another host is refused before
+//! it is followed; octocrab follows no redirects without its
+//! `follow-redirect` feature), and never into a message: [`Token`] has no
+//! `Display`, its `Debug` is redacted, and every error text passes through
+//! [`Token::redact`].
 
 use std::time::Duration;
 
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, USER_AGENT};
-use reqwest::{Method, StatusCode, Url};
+use octocrab::{Octocrab, Page};
+use reqwest::Url;
+use reqwest::header::{ACCEPT, HeaderName, HeaderValue, USER_AGENT};
 use serde::Deserialize;
 
 /// Comments per page asked for (GitHub's largest).
@@ -184,167 +185,175 @@ pub fn cap_body(body: &str, max_chars: usize) -> String {
     format!("{cut}{note}")
 }
 
-/// The next page's URL from a `Link` header (RFC 8288), as GitHub sends it:
-/// `<https://…&page=2>; rel="next", <https://…&page=5>; rel="last"`.
-fn next_link(headers: &HeaderMap) -> Option<String> {
-    let link = headers.get(reqwest::header::LINK)?.to_str().ok()?;
-    link.split(',').find_map(|part| {
-        let (url, params) = part.trim().split_once(';')?;
-        let url = url.trim().strip_prefix('<')?.strip_suffix('>')?;
-        params
-            .split(';')
-            .any(|p| {
-                let p = p.trim();
-                p == "rel=\"next\"" || p == "rel=next"
-            })
-            .then(|| url.to_string())
-    })
-}
-
 fn same_origin(a: &Url, b: &Url) -> bool {
     a.scheme() == b.scheme()
         && a.host_str() == b.host_str()
         && a.port_or_known_default() == b.port_or_known_default()
 }
 
+/// Chains an error's sources into one line.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(&format!(": {text}"));
+        }
+        source = cause.source();
+    }
+    message
+}
+
+/// What octocrab's error means here.
+fn from_octocrab(action: &'static str, error: octocrab::Error) -> GithubError {
+    match error {
+        octocrab::Error::GitHub { source, .. } => {
+            let message = source.message.clone();
+            match source.status_code.as_u16() {
+                403 => GithubError::Forbidden { action, message },
+                401 => GithubError::Unauthorized { message },
+                status => GithubError::Status {
+                    action,
+                    status,
+                    message,
+                },
+            }
+        }
+        octocrab::Error::Hyper { .. }
+        | octocrab::Error::Service { .. }
+        | octocrab::Error::Http { .. }
+        | octocrab::Error::Other { .. } => GithubError::Transport {
+            action,
+            message: chain(&error),
+        },
+        octocrab::Error::Serde { .. } | octocrab::Error::Json { .. } => {
+            GithubError::Protocol(format!(
+                "GitHub's answer to the request to {action} is not what its REST API returns: {}",
+                chain(&error)
+            ))
+        }
+        other => GithubError::Protocol(format!("cannot {action}: {}", chain(&other))),
+    }
+}
+
 struct Api<'a> {
-    client: reqwest::Client,
+    github: Octocrab,
     base: Url,
-    token: &'a Token,
+    target: &'a Target,
 }
 
 impl Api<'_> {
-    fn url(&self, path: &str) -> Result<Url, GithubError> {
-        let joined = format!("{}{path}", self.base.as_str().trim_end_matches('/'));
-        Url::parse(&joined).map_err(|e| GithubError::Protocol(format!("bad API URL {joined}: {e}")))
-    }
-
-    async fn send(
-        &self,
-        action: &'static str,
-        method: Method,
-        url: Url,
-        body: Option<&serde_json::Value>,
-    ) -> Result<reqwest::Response, GithubError> {
-        if !same_origin(&url, &self.base) {
-            return Err(GithubError::Protocol(format!(
-                "refusing to send the token to {}, which is not the API at {} (GITHUB_API_URL)",
-                url.origin().ascii_serialization(),
-                self.base.origin().ascii_serialization()
-            )));
-        }
-        let mut request = self
-            .client
-            .request(method, url)
-            .header(AUTHORIZATION, self.token.header()?)
-            .header(ACCEPT, "application/vnd.github+json")
-            .header("X-GitHub-Api-Version", "2022-11-28");
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request.send().await.map_err(|e| {
-            let mut message = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(cause) = source {
-                message.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            GithubError::Transport { action, message }
-        })?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(response);
-        }
-        let text = response.text().await.unwrap_or_default();
-        let message = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v["message"].as_str().map(str::to_string))
-            .unwrap_or_else(|| {
-                let text: String = text.trim().chars().take(300).collect();
-                if text.is_empty() {
-                    status.canonical_reason().unwrap_or("no reason").to_string()
-                } else {
-                    text
-                }
-            });
-        Err(match status {
-            StatusCode::FORBIDDEN => GithubError::Forbidden { action, message },
-            StatusCode::UNAUTHORIZED => GithubError::Unauthorized { message },
-            _ => GithubError::Status {
-                action,
-                status: status.as_u16(),
-                message,
-            },
+    /// The client for `base`: the token, a user agent (GitHub refuses
+    /// requests without one), the API version, and timeouts.
+    fn new<'a>(base: Url, target: &'a Target, token: &Token) -> Result<Api<'a>, GithubError> {
+        // Refuses what an HTTP header cannot hold before octocrab sees it.
+        token.header()?;
+        let build = |e: octocrab::Error| {
+            GithubError::Protocol(format!("cannot build the GitHub client: {}", chain(&e)))
+        };
+        let github = Octocrab::builder()
+            .base_uri(base.as_str())
+            .map_err(build)?
+            .personal_token(token.0.clone())
+            .add_header(
+                USER_AGENT,
+                concat!("cacherate/", env!("CARGO_PKG_VERSION")).into(),
+            )
+            .add_header(ACCEPT, "application/vnd.github+json".into())
+            .add_header(
+                HeaderName::from_static("x-github-api-version"),
+                "2022-11-28".into(),
+            )
+            .set_connect_timeout(Some(Duration::from_secs(15)))
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .set_write_timeout(Some(Duration::from_secs(60)))
+            .build()
+            .map_err(build)?;
+        Ok(Api {
+            github,
+            base,
+            target,
         })
     }
 
-    async fn json<T: serde::de::DeserializeOwned>(
-        action: &'static str,
-        response: reqwest::Response,
-    ) -> Result<T, GithubError> {
-        let bytes = response.bytes().await.map_err(|e| GithubError::Transport {
-            action,
-            message: e.to_string(),
+    /// Refuses a URL outside the API's origin: the token would go there.
+    fn check_origin(&self, url: &str) -> Result<(), GithubError> {
+        let parsed = Url::parse(url).map_err(|e| {
+            GithubError::Protocol(format!("a bad Link to the next page ({url}): {e}"))
         })?;
-        serde_json::from_slice(&bytes).map_err(|e| {
-            GithubError::Protocol(format!(
-                "GitHub's answer to the request to {action} is not what its REST API returns: {e}"
-            ))
-        })
+        if same_origin(&parsed, &self.base) {
+            return Ok(());
+        }
+        Err(GithubError::Protocol(format!(
+            "refusing to send the token to {}, which is not the API at {} (GITHUB_API_URL)",
+            parsed.origin().ascii_serialization(),
+            self.base.origin().ascii_serialization()
+        )))
     }
 
     /// The first comment whose text starts with `marker`, reading every
     /// page.
-    async fn find(&self, target: &Target, marker: &str) -> Result<Option<Comment>, GithubError> {
+    async fn find(&self, marker: &str) -> Result<Option<Comment>, GithubError> {
         let action = "list the pull request's comments";
-        let mut url = self.url(&format!(
+        let target = self.target;
+        let first = format!(
             "/repos/{}/{}/issues/{}/comments?per_page={PER_PAGE}",
             target.owner, target.repo, target.pull_request
-        ))?;
+        );
+        let mut page: Page<Comment> = self
+            .github
+            .get(first, None::<&()>)
+            .await
+            .map_err(|e| from_octocrab(action, e))?;
         for _ in 0..MAX_PAGES {
-            let response = self.send(action, Method::GET, url, None).await?;
-            let next = next_link(response.headers());
-            let comments: Vec<Comment> = Self::json(action, response).await?;
-            if let Some(found) = comments.into_iter().find(|c| {
+            let next = page.next.take();
+            if let Some(found) = page.items.into_iter().find(|c| {
                 c.body
                     .as_deref()
                     .is_some_and(|b| b.trim_start().starts_with(marker))
             }) {
                 return Ok(Some(found));
             }
-            match next {
-                Some(next) => {
-                    url = Url::parse(&next).map_err(|e| {
-                        GithubError::Protocol(format!("a bad Link to the next page ({next}): {e}"))
-                    })?;
-                }
-                None => return Ok(None),
-            }
+            let Some(next) = next else {
+                return Ok(None);
+            };
+            let next = next.to_string();
+            self.check_origin(&next)?;
+            page = self
+                .github
+                .get(next, None::<&()>)
+                .await
+                .map_err(|e| from_octocrab(action, e))?;
         }
         Err(GithubError::Protocol(format!(
             "the pull request has more than {} pages of comments; stopped reading",
             MAX_PAGES
         )))
     }
-}
 
-/// The client the comment command uses: timeouts, and a user agent
-/// (GitHub refuses requests without one).
-pub fn client() -> Result<reqwest::Client, GithubError> {
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        USER_AGENT,
-        HeaderValue::from_static(concat!("cacherate/", env!("CARGO_PKG_VERSION"))),
-    );
-    reqwest::Client::builder()
-        .default_headers(headers)
-        .connect_timeout(Duration::from_secs(15))
-        .timeout(Duration::from_secs(60))
-        // A redirect could carry the token elsewhere; GitHub does not
-        // redirect these endpoints.
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| GithubError::Protocol(format!("cannot build an HTTP client: {e}")))
+    async fn update(&self, id: u64, payload: &serde_json::Value) -> Result<Comment, GithubError> {
+        let route = format!(
+            "/repos/{}/{}/issues/comments/{id}",
+            self.target.owner, self.target.repo
+        );
+        self.github
+            .patch(route, Some(payload))
+            .await
+            .map_err(|e| from_octocrab("update the comment", e))
+    }
+
+    async fn create(&self, payload: &serde_json::Value) -> Result<Comment, GithubError> {
+        let target = self.target;
+        let route = format!(
+            "/repos/{}/{}/issues/{}/comments",
+            target.owner, target.repo, target.pull_request
+        );
+        self.github
+            .post(route, Some(payload))
+            .await
+            .map_err(|e| from_octocrab("create a comment on the pull request", e))
+    }
 }
 
 /// Makes `body` the text of the pull request's comment that starts with
@@ -352,7 +361,6 @@ pub fn client() -> Result<reqwest::Client, GithubError> {
 /// this), or creates one. `body` should start with `marker`, or the next
 /// call will not find it.
 pub async fn upsert_comment(
-    client: reqwest::Client,
     target: &Target,
     token: &Token,
     marker: &str,
@@ -371,13 +379,9 @@ pub async fn upsert_comment(
                 target.api_url
             )));
         }
-        let api = Api {
-            client,
-            base,
-            token,
-        };
+        let api = Api::new(base, target, token)?;
         let payload = serde_json::json!({ "body": body });
-        match api.find(target, marker).await? {
+        match api.find(marker).await? {
             Some(existing) => {
                 let url = existing.html_url.clone().unwrap_or_default();
                 if existing.body.as_deref().map(normalise) == Some(normalise(body)) {
@@ -386,30 +390,14 @@ pub async fn upsert_comment(
                         url,
                     });
                 }
-                let action = "update the comment";
-                let endpoint = api.url(&format!(
-                    "/repos/{}/{}/issues/comments/{}",
-                    target.owner, target.repo, existing.id
-                ))?;
-                let response = api
-                    .send(action, Method::PATCH, endpoint, Some(&payload))
-                    .await?;
-                let updated: Comment = Api::json(action, response).await?;
+                let updated = api.update(existing.id, &payload).await?;
                 Ok(Upserted::Updated {
                     id: updated.id,
                     url: updated.html_url.unwrap_or(url),
                 })
             }
             None => {
-                let action = "create a comment on the pull request";
-                let endpoint = api.url(&format!(
-                    "/repos/{}/{}/issues/{}/comments",
-                    target.owner, target.repo, target.pull_request
-                ))?;
-                let response = api
-                    .send(action, Method::POST, endpoint, Some(&payload))
-                    .await?;
-                let created: Comment = Api::json(action, response).await?;
+                let created = api.create(&payload).await?;
                 Ok(Upserted::Created {
                     id: created.id,
                     url: created.html_url.unwrap_or_default(),
@@ -433,27 +421,6 @@ mod tests {
         assert!(header.is_sensitive());
         assert!(!format!("{header:?}").contains("secret"));
         assert!(Token::new("  ").is_none());
-    }
-
-    #[test]
-    fn links_to_the_next_page_are_read_as_github_writes_them() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            reqwest::header::LINK,
-            HeaderValue::from_static(
-                "<https://api.github.com/repositories/1/issues/2/comments?per_page=100&page=2>; \
-                 rel=\"next\", <https://api.github.com/repositories/1/issues/2/comments?per_page=100&page=4>; rel=\"last\"",
-            ),
-        );
-        assert_eq!(
-            next_link(&headers).as_deref(),
-            Some("https://api.github.com/repositories/1/issues/2/comments?per_page=100&page=2")
-        );
-        headers.insert(
-            reqwest::header::LINK,
-            HeaderValue::from_static("<https://x/?page=1>; rel=\"prev\""),
-        );
-        assert_eq!(next_link(&headers), None);
     }
 
     #[test]

@@ -6,5 +6,5 @@ pub mod comments;
 pub mod context;
 pub mod summary;
 
-pub use comments::{GithubError, Target, Token, Upserted, cap_body, client, upsert_comment};
+pub use comments::{GithubError, Target, Token, Upserted, cap_body, upsert_comment};
 pub use context::{pull_request_from_event, split_repository};
