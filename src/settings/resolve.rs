@@ -16,6 +16,7 @@ use super::options::{
     TtftMetric,
 };
 use super::profile::{self, Options};
+use super::serve::ServeSettings;
 use super::url::{normalize_endpoint, serialize_masked, serialize_masked_option};
 
 /// Fully resolved options of one `cacherate run`.
@@ -26,6 +27,8 @@ pub struct RunSettings {
     /// written with the password masked.
     #[serde(serialize_with = "serialize_masked")]
     pub endpoints: Vec<String>,
+    /// The server `--serve` starts and stops (at `endpoints[0]`), if any.
+    pub serve: Option<ServeSettings>,
     pub context_sizes: Vec<u64>,
     pub working_set_size: u64,
     pub output_tokens: u32,
@@ -162,13 +165,16 @@ impl RunSettings {
         mode: Mode,
         fixed_load: Option<FixedLoadSpec>,
     ) -> Result<RunSettings> {
+        let mut endpoints = o
+            .api_endpoint
+            .unwrap_or_default()
+            .iter()
+            .map(|e| normalize_endpoint(e))
+            .collect::<Result<Vec<_>>>()?;
+        let serve = super::serve::resolve(o.serve, o.serve_timeout, &mut endpoints)?;
         Ok(RunSettings {
-            endpoints: o
-                .api_endpoint
-                .unwrap_or_default()
-                .iter()
-                .map(|e| normalize_endpoint(e))
-                .collect::<Result<Vec<_>>>()?,
+            endpoints,
+            serve,
             context_sizes: Vec::new(),
             working_set_size: required(o.working_set_size, "--working-set-size")?,
             output_tokens: required(o.output_tokens, "--output-tokens")?,
