@@ -99,8 +99,8 @@ impl Server {
                 fail(&log);
                 let exit = process.exit().unwrap_or(Exit::Unknown);
                 Err(Error::Unreachable(format!(
-                    "the server --serve started exited before it answered GET {}/v1/models, \
-                     with {exit}: sh -c {}\n{}",
+                    "the server --serve started exited before it answered GET {}/v1/models \
+                     ({exit}): sh -c {}\n{}",
                     serve.endpoint,
                     serve.shown,
                     log.quoted_tail()
@@ -174,7 +174,7 @@ impl Server {
         self.process.flush_log().await;
         let exit = self.process.exit().unwrap_or(Exit::Unknown);
         Error::Unreachable(format!(
-            "the server --serve started exited during the run, with {exit}: sh -c {}\nwhat \
+            "the server --serve started exited during the run ({exit}): sh -c {}\nwhat \
              was measured is saved in {}: run the same command again to resume it with a \
              fresh server\n{}",
             self.shown,
