@@ -151,7 +151,8 @@ fn a_served_simulator_is_started_measured_logged_recorded_and_stopped() {
 }
 
 #[test]
-fn a_refresh_starts_a_fresh_server_for_every_run_and_without_serve_warns() {
+fn a_refresh_and_a_calibration_start_a_fresh_server_for_every_run_a_gate_one_and_without_serve_a_warning()
+ {
     let root = tempfile::tempdir().unwrap();
     let port = free_port();
     let baselines = root.path().join("baselines");
@@ -181,7 +182,54 @@ fn a_refresh_starts_a_fresh_server_for_every_run_and_without_serve_warns() {
         assert!(log.contains(&format!("pid {pid}:")), "{log}");
         assert_stopped(pid, port);
     }
-    assert!(baselines.join("fresh.json").is_file());
+    let baseline = baselines.join("fresh.json");
+    assert!(baseline.is_file());
+
+    // A gate measures one fresh server, its extra samples included.
+    let gate_dir = root.path().join("gate");
+    let mut args = served(
+        &["gate", "--baseline", baseline.to_str().unwrap()],
+        &sim_command(port, true),
+        port,
+        &gate_dir,
+        &["0"],
+    );
+    args.extend(["--max-extra-samples".into(), "2".into()]);
+    let output = cacherate(&args);
+    assert!(
+        matches!(output.status.code(), Some(0 | 1)),
+        "{}",
+        text(&output)
+    );
+    assert!(gate_dir.join("compare/verdict.json").is_file());
+    assert_eq!(starts(&server_log(&gate_dir)), 1);
+    assert_stopped(pid_of(&gate_dir), port);
+
+    // A calibration, like a refresh, starts one for every run.
+    let output = cacherate(&served(
+        &[
+            "calibrate",
+            "--baseline",
+            baseline.to_str().unwrap(),
+            "--runs",
+            "2",
+        ],
+        &sim_command(port, true),
+        port,
+        &root.path().join("calibration"),
+        &["0"],
+    ));
+    assert!(output.status.success(), "{}", text(&output));
+    let calibrated: Vec<u32> = (1..=2)
+        .map(|k| {
+            pid_of(
+                &root
+                    .path()
+                    .join(format!("calibration/calibrate-fresh/run-{k}")),
+            )
+        })
+        .collect();
+    assert_ne!(calibrated[0], calibrated[1], "{}", text(&output));
 
     // The same refresh against one server it does not start: said once.
     let runtime = tokio::runtime::Runtime::new().unwrap();

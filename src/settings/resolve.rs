@@ -306,6 +306,54 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn serve_comes_from_a_profile_unless_the_command_line_says_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "[profile.served]\nserve = \"exec vllm serve m --port {port} --api-key sk-1\"\n\
+             serve-timeout = 900.0\napi-endpoint = [\"http://127.0.0.1:9000\"]\n\
+             context-sizes = [512]\nworking-set-size = 1024\n",
+        )
+        .unwrap();
+        let s = resolve(&["--profile", "quick"], dir.path()).unwrap();
+        assert_eq!(s.serve, None);
+        let s = resolve(&["--profile", "served"], dir.path()).unwrap();
+        let serve = s.serve.unwrap();
+        assert_eq!(
+            serve.command,
+            "exec vllm serve m --port 9000 --api-key sk-1"
+        );
+        assert_eq!(serve.timeout, 900.0);
+        assert_eq!(serve.shown(), "exec vllm serve m --port 9000 --api-key ***");
+        let s = resolve(
+            &[
+                "--profile",
+                "served",
+                "--serve",
+                "sim --listen {host}:{port}",
+                "--serve-timeout",
+                "5",
+            ],
+            dir.path(),
+        )
+        .unwrap();
+        let serve = s.serve.unwrap();
+        assert_eq!(serve.command, "sim --listen 127.0.0.1:9000");
+        assert_eq!(serve.timeout, 5.0);
+        // Without an endpoint it listens where vLLM does by default; the
+        // secret never reaches what the settings write.
+        let s = resolve(
+            &["--profile", "quick", "--serve", "x --api-key sk-2"],
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(s.endpoints, [crate::settings::DEFAULT_SERVE_ENDPOINT]);
+        assert_eq!(s.serve.as_ref().unwrap().timeout, 600.0);
+        let written = serde_json::to_string(&s).unwrap();
+        assert!(!written.contains("sk-2"), "{written}");
+    }
+
+    #[test]
     fn a_no_flag_turns_off_what_a_profile_turns_on() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
