@@ -183,7 +183,24 @@ fn a_refresh_and_a_calibration_start_a_fresh_server_for_every_run_a_gate_one_and
         assert_stopped(pid, port);
     }
     let baseline = baselines.join("fresh.json");
-    assert!(baseline.is_file());
+    // The baseline says which server each of its runs measured.
+    let made = read_json(&baseline);
+    assert_eq!(
+        made["provenance"]["serve"],
+        sim_command(port, true).as_str(),
+        "{}",
+        made["provenance"]
+    );
+    let recorded: Vec<u64> = made["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| run["server_pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        recorded,
+        pids.iter().map(|&p| u64::from(p)).collect::<Vec<_>>()
+    );
 
     // A gate measures one fresh server, its extra samples included.
     let gate_dir = root.path().join("gate");
