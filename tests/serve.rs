@@ -434,3 +434,30 @@ fn ctrl_c_stops_the_served_server_too() {
     assert_eq!(code, Some(cacherate::exit::INTERRUPTED), "{stderr}");
     assert_stopped(group, port);
 }
+
+#[test]
+fn ctrl_c_while_the_server_starts_stops_it_and_the_wait() {
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("run");
+    let port = free_port();
+    let args = served(&["run"], "echo loading; sleep 60", port, &out, &["0"]);
+    let started = Instant::now();
+    let child = Running::spawn(common::child::cacherate(&args));
+    child.wait_for_stderr("--serve: starting");
+    child.interrupt("INT");
+    let (code, stderr) = child.finish();
+    assert_eq!(code, Some(cacherate::exit::INTERRUPTED), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "not the 60 s sleep"
+    );
+    let log = server_log(&out);
+    assert_eq!(starts(&log), 1, "{log}");
+    let pid: u32 = log
+        .split("pid ")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|pid| pid.parse().ok())
+        .unwrap();
+    assert!(group_members(pid).is_empty(), "sleep 60 was stopped");
+}
