@@ -63,11 +63,9 @@ pub async fn run(
     stop: &Stop,
     server: &mut Option<Server>,
 ) -> Result<RunOutcome> {
-    if server.is_none() {
-        *server = Some(start(settings, serve, stop).await?);
-    }
-    let Some(running) = server.as_ref() else {
-        unreachable!("a server was just put there");
+    let mut running = match server.take() {
+        Some(running) => running,
+        None => start(settings, serve, stop).await?,
     };
     let ui = Ui::new(settings.quiet);
     let run_stop = stop.child();
@@ -84,22 +82,19 @@ pub async fn run(
         argv,
         &ui,
         settings.endpoints.clone(),
-        Target::Served(running),
+        Target::Served(&running),
         &run_stop,
     )
     .await;
     watcher.abort();
-    // A server that exited as the run ended, after everything was
-    // measured, fails nothing; either way it is no longer held.
-    let dead = if running.exit().is_some() {
-        server.take()
-    } else {
-        None
-    };
-    if let Some(mut dead) = dead
-        && outcome.is_err()
-    {
-        return Err(dead.exited_error(&settings.output_dir).await);
+    match running.exit() {
+        None => *server = Some(running),
+        Some(_) if outcome.is_err() => {
+            return Err(running.exited_error(&settings.output_dir).await);
+        }
+        // It exited as the run ended, after everything was measured: that
+        // fails nothing, and it is no longer held.
+        Some(_) => {}
     }
     outcome
 }
