@@ -9,7 +9,9 @@ pub const REGRESSION: i32 = 1;
 /// The command line, a profile, a baseline or a run directory's file is
 /// wrong, or the output directory cannot be written (full, read-only).
 pub const USAGE: i32 = 2;
-/// The target server could not be reached or is unhealthy.
+/// The target server could not be reached or is unhealthy; or the server
+/// `--serve` started exited before it was ready, did not answer in time,
+/// or exited during the run.
 pub const UNREACHABLE: i32 = 3;
 /// The verdict was inconclusive and `--fail-on-inconclusive` was given.
 pub const INCONCLUSIVE: i32 = 4;
@@ -24,7 +26,8 @@ Exit codes:
   0   pass
   1   regression (the gate failed; so do error and insufficient verdicts)
   2   usage or configuration error
-  3   target unreachable or unhealthy (run: a point errored; rerun to measure it)
+  3   target unreachable or unhealthy (run: a point errored; rerun to measure it;
+      --serve: the server did not start, or exited during the run)
   4   inconclusive, with --fail-on-inconclusive
   70  internal error
   130 interrupted (rerun the same command to resume)";

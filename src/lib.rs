@@ -20,6 +20,7 @@ pub mod record;
 pub mod report;
 pub mod rng;
 pub mod runner;
+pub mod serve;
 pub mod settings;
 pub mod sim;
 pub mod stats;

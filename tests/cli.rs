@@ -100,6 +100,9 @@ fn run_has_every_option_of_the_seed_tool() {
         "--request-timeout",
         "--mode",
         "--assessment-period",
+        // Not the seed's: the server under test as a managed process.
+        "--serve",
+        "--serve-timeout",
     ] {
         assert!(
             declared.contains(option),

@@ -27,17 +27,21 @@ const MAY_USE: &[(&str, &[&str])] = &[
         "commands",
         &[
             "analysis", "baseline", "cli", "client", "github", "progress", "report", "runner",
-            "settings", "sim", "stats", "store", "workload",
+            "serve", "settings", "sim", "stats", "store", "workload",
         ],
     ),
     // The embedded simulator is started by the runner when no endpoint is
-    // given (runner/embedded.rs).
+    // given (runner/embedded.rs), the `--serve` server when one is named
+    // (runner/served.rs).
     (
         "runner",
         &[
-            "settings", "workload", "client", "stats", "store", "progress", "sim",
+            "settings", "workload", "client", "stats", "store", "progress", "sim", "serve",
         ],
     ),
+    // The server under test as a process: it asks the server, through the
+    // client, whether it is ready, and knows nothing of runs.
+    ("serve", &["client"]),
     ("store", &["stats"]),
     ("stats", &[]),
     ("client", &[]),

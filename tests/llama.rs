@@ -24,7 +24,11 @@ use std::sync::{Arc, OnceLock};
 use libtest_mimic::{Arguments, Trial};
 
 /// The tests, by name.
-const TESTS: [(&str, fn()); 4] = [
+const TESTS: [(&str, fn()); 5] = [
+    (
+        "llama_cpp_served_by_cacherate_is_started_measured_recorded_and_stopped",
+        llama_cpp_served_by_cacherate_is_started_measured_recorded_and_stopped,
+    ),
     (
         "a_quick_sweep_of_llama_cpp_sees_its_prefix_cache",
         a_quick_sweep_of_llama_cpp_sees_its_prefix_cache,
@@ -225,6 +229,100 @@ fn a_quick_sweep_of_llama_cpp_sees_its_prefix_cache() {
     assert_eq!(run["server"]["kind"], "llama.cpp");
     assert_eq!(run["flush_cache"], "llama.cpp slot erase (4 slots)");
     assert!(run["tokenizer"].as_str().unwrap().contains("/tokenize"));
+}
+
+/// The cached llama-server binary and model, as the script installs them
+/// (building on first use).
+fn installed() -> (String, String) {
+    let output = Command::new("bash")
+        .arg(script())
+        .arg("install")
+        .output()
+        .expect("run scripts/llama-server.sh");
+    assert!(
+        output.status.success(),
+        "scripts/llama-server.sh install failed; {SKIP}=1 leaves these tests out, reported as \
+         ignored:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let field = |name: &str| {
+        stdout
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name}= in {stdout}"))
+            .to_string()
+    };
+    (field("bin"), field("model"))
+}
+
+/// `--serve` with llama-server itself: cacherate starts it on a free port,
+/// waits while it loads the model, measures a small sweep, records its
+/// build, keeps its log and stops it.
+fn llama_cpp_served_by_cacherate_is_started_measured_recorded_and_stopped() {
+    let (bin, model) = installed();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let serve = format!(
+        "exec '{bin}' -m '{model}' --host {{host}} --port {{port}} -c 4096 -np 2 -t 2 --metrics"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let output = sweep(
+        &url,
+        dir.path(),
+        &[
+            "--serve",
+            &serve,
+            "--serve-timeout",
+            "120",
+            "--working-set-size",
+            "1024",
+            "--cache-hit-rates",
+            "0",
+            "100",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("--serve: stopped the server"), "{stderr}");
+    let points = common::results(dir.path());
+    assert_eq!(points.len(), 2);
+    assert!(points.iter().all(|p| p.failed_requests == 0), "{points:?}");
+    let run = common::run_json(dir.path());
+    let served = &run["serve"];
+    assert_eq!(served["kind"], "llama.cpp", "{served}");
+    assert!(
+        served["version"]
+            .as_str()
+            .is_some_and(|v| v.contains("11434")),
+        "llama-server's build is recorded: {served}"
+    );
+    assert!(
+        served["command"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("--port {port}")),
+        "{served}"
+    );
+    let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
+    assert!(
+        log.starts_with("==== cacherate --serve: started at "),
+        "{log}"
+    );
+    assert!(
+        log.contains("llama"),
+        "llama-server's own output is kept: {log}"
+    );
+    let pid = u32::try_from(served["pid"].as_u64().unwrap()).unwrap();
+    assert!(cacherate::serve::group_members(pid).is_empty(), "stopped");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "its port is closed"
+    );
 }
 
 fn a_working_set_larger_than_llama_cpp_can_hold_is_flagged() {

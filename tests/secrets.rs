@@ -274,6 +274,33 @@ async fn keys_and_url_passwords_stay_out_of_files_logs_and_errors() {
     assert_no_file_has_a_secret(work.path());
 }
 
+/// A `--serve` command that carries secrets (environment assignments, an
+/// option's value): masked in run.json, the reproduce script, server.log's
+/// header and every message.
+#[test]
+fn secrets_in_the_served_command_stay_out_of_files_and_logs() {
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("served");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let serve = format!(
+        "OPENAI_API_KEY={KEY} HF_TOKEN={TOKEN} exec '{}' sim --listen 127.0.0.1:{port} \
+         --time-scale 0.05 --model m --seed 1 || echo --api-key {PASSWORD}",
+        env!("CARGO_BIN_EXE_cacherate")
+    );
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let args = sweep(&endpoint, &out, &["--serve", &serve]);
+    assert_clean_run(&args, work.path(), &out);
+    let log = std::fs::read_to_string(out.join("server.log")).unwrap();
+    assert!(
+        log.contains("OPENAI_API_KEY=*** HF_TOKEN=*** exec") && log.contains("--api-key ***"),
+        "{log}"
+    );
+}
+
 #[test]
 fn the_secret_forms_hold_the_basic_auth_header_and_any_text_with_a_secret() {
     let forms = secret_forms();

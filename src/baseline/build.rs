@@ -237,6 +237,11 @@ pub fn build(name: &str, runs: &[RunData], git: Option<GitState>, force: bool) -
             model: first.workload.model.clone(),
             target: first.workload.target.clone(),
             server: first.server(),
+            serve: first
+                .info
+                .serve
+                .as_ref()
+                .map(|served| served.command.clone()),
         },
         workload: first.comparable(),
         runs: runs
@@ -245,6 +250,12 @@ pub fn build(name: &str, runs: &[RunData], git: Option<GitState>, force: bool) -
                 dir: run.dir.display().to_string(),
                 started_at: run.info.started_at.clone(),
                 seed: run.info.seed,
+                server_pid: run.info.serve.as_ref().and_then(|served| served.pid),
+                server_started_at: run
+                    .info
+                    .serve
+                    .as_ref()
+                    .and_then(|served| served.started_at.clone()),
             })
             .collect(),
         points,

@@ -69,6 +69,11 @@ pub struct Provenance {
     /// The server's fingerprint from the first run's `run.json` (kind,
     /// version, context length, llama.cpp's /props).
     pub server: serde_json::Value,
+    /// The command `--serve` started the first run's server with
+    /// (secrets masked); absent when the runs measured a server cacherate
+    /// did not start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serve: Option<String>,
 }
 
 /// The workload options that decide what a figure means: a run that
@@ -175,6 +180,12 @@ pub struct BaselineRun {
     pub dir: String,
     pub started_at: Option<String>,
     pub seed: Option<u64>,
+    /// The server `--serve` started for the run: its pid and start (a
+    /// fresh server per run has its own); absent without `--serve`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_started_at: Option<String>,
 }
 
 /// One point of the baseline.

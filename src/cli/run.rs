@@ -18,6 +18,26 @@ pub struct RunArgs {
     #[arg(long, num_args = 1.., action = ArgAction::Set, env = "CACHERATE_API_ENDPOINT", value_delimiter = ',')]
     pub api_endpoint: Option<Vec<String>>,
 
+    /// Start the server under test with this command, run by `sh -c` in a
+    /// process group of its own (`{host}` and `{port}` in it become
+    /// --api-endpoint's, which says where it listens [default:
+    /// http://127.0.0.1:8000]); wait until GET /v1/models answers, keep its
+    /// output in the run directory's server.log, and stop it when the run
+    /// ends (SIGTERM, SIGKILL after 10 s). `baseline refresh` and
+    /// `calibrate` start a fresh one for every run.
+    #[arg(long, env = "CACHERATE_SERVE", value_name = "CMD")]
+    pub serve: Option<String>,
+
+    /// Seconds the --serve server may take to answer GET /v1/models
+    /// before the run fails [default: 600].
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        env = "CACHERATE_SERVE_TIMEOUT",
+        value_name = "SECONDS"
+    )]
+    pub serve_timeout: Option<f64>,
+
     /// Model id to request (default: the first id of /v1/models).
     #[arg(long, env = "CACHERATE_MODEL")]
     pub model: Option<String>,

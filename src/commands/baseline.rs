@@ -58,6 +58,7 @@ async fn measure(
 ) -> Result<Vec<PathBuf>> {
     let first = plan.first();
     let ui = Ui::new(first.quiet);
+    super::run::warn_if_runs_share_a_server(&first, count, &ui);
     ui.line(&format!(
         "baseline {name}: run 1 of {count} in {}",
         first.output_dir.display()

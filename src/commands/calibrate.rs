@@ -61,6 +61,7 @@ async fn measure(
     argv: &[String],
     stop: &Stop,
 ) -> Result<Vec<PathBuf>> {
+    super::run::warn_if_runs_share_a_server(&plan.run(1), count, ui);
     let mut dirs = Vec::new();
     for k in 1..=count {
         let run = plan.run(k);

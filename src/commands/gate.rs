@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use super::compare::{gate_policy, now, print, write};
-use super::run::run_and_report;
+use super::run::run_and_report_on;
 use crate::analysis::document::VerdictFile;
 use crate::analysis::{GatePolicy, exit_code, judge};
 use crate::baseline::{Baseline, load_run, read_loads};
@@ -16,6 +16,7 @@ use crate::cli::GateArgs;
 use crate::error::{Error, Result};
 use crate::progress::Ui;
 use crate::runner::Stop;
+use crate::serve::Server;
 use crate::settings::GateSettings;
 use crate::store::{AtPoint, PointId, PointStatus};
 
@@ -29,11 +30,34 @@ pub async fn command(args: &GateArgs, argv: &[String], cwd: &Path, stop: &Stop) 
             read_loads(path)
         }
     };
-    let mut settings = GateSettings::resolve(args, cwd, &loads)?;
+    let settings = GateSettings::resolve(args, cwd, &loads)?;
+    let ui = Ui::new(settings.run.quiet);
+    // A --serve server measured by the first pass measures the extra
+    // samples too: they are samples of the same run.
+    let mut server = None;
+    let outcome = gate(settings, &baseline, args, argv, stop, &mut server).await;
+    if let Some(server) = server {
+        crate::runner::stop_server(server, &ui).await;
+    }
+    outcome
+}
+
+/// The gate's passes against `server` (a `--serve` server started by the
+/// first and kept for the second).
+async fn gate(
+    mut settings: GateSettings,
+    baseline: &Baseline,
+    args: &GateArgs,
+    argv: &[String],
+    stop: &Stop,
+    server: &mut Option<Server>,
+) -> Result<i32> {
     let policy = gate_policy(&settings.verdict);
     baseline.require_points(&args.baseline, &points(&settings))?;
-    let dir = run_and_report(settings.run.clone(), argv, stop).await?.dir;
-    let mut verdict = judged(&baseline, &args.baseline, &dir, &policy)?;
+    let dir = run_and_report_on(settings.run.clone(), argv, stop, server)
+        .await?
+        .dir;
+    let mut verdict = judged(baseline, &args.baseline, &dir, &policy)?;
     let extend = verdict.needs_more_samples();
     let max_extra = settings.max_extra_samples;
     if max_extra > 0 && !extend.is_empty() {
@@ -46,8 +70,8 @@ pub async fn command(args: &GateArgs, argv: &[String], cwd: &Path, stop: &Stop) 
             .iter()
             .map(|id| (id.context_size, id.cache_hit_rate, samples))
             .collect();
-        run_and_report(settings.run, argv, stop).await?;
-        verdict = judged(&baseline, &args.baseline, &dir, &policy)?;
+        run_and_report_on(settings.run, argv, stop, server).await?;
+        verdict = judged(baseline, &args.baseline, &dir, &policy)?;
     }
     print(&dir, &verdict);
     Ok(exit_code(

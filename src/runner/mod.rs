@@ -11,11 +11,13 @@ pub mod plan;
 mod point;
 mod provenance;
 mod reproduce;
+mod served;
 mod setup;
 pub mod stop;
 mod sweep;
 pub mod target;
 
+pub use served::stop as stop_server;
 pub use setup::{effective_target_warnings, workload};
 pub use stop::Stop;
-pub use sweep::{RunOutcome, run, run_until};
+pub use sweep::{RunOutcome, run, run_on, run_until};

@@ -5,7 +5,7 @@
 use std::time::SystemTime;
 
 use crate::error::Result;
-use crate::settings::{RunSettings, mask_password};
+use crate::settings::{RunSettings, mask_command, mask_password};
 use crate::store::{GitState, RunInfo, RunStatus, git_state};
 
 /// `run.json` of a run starting now: the tool, the command line, the git
@@ -46,10 +46,19 @@ pub fn now_rfc3339() -> String {
 pub fn redacted(argv: &[String]) -> Vec<String> {
     let mut out = Vec::with_capacity(argv.len());
     let mut hide_next = false;
+    let mut serve_next = false;
     for arg in argv {
         if hide_next {
             out.push("***".to_string());
             hide_next = false;
+        } else if serve_next {
+            out.push(mask_command(arg));
+            serve_next = false;
+        } else if arg == "--serve" {
+            out.push(arg.clone());
+            serve_next = true;
+        } else if let Some(command) = arg.strip_prefix("--serve=") {
+            out.push(format!("--serve={}", mask_command(command)));
         } else if arg == "--api-key" {
             out.push(arg.clone());
             hide_next = true;
@@ -79,6 +88,28 @@ mod tests {
         assert_eq!(
             redacted(&argv),
             ["cacherate", "run", "--api-key", "***", "--api-key=***"]
+        );
+    }
+
+    #[test]
+    fn the_served_command_keeps_its_secrets() {
+        let argv: Vec<String> = [
+            "run",
+            "--serve",
+            "vllm serve m --api-key sk-1",
+            "--serve=HF_TOKEN=hf_1 vllm serve m",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            redacted(&argv),
+            [
+                "run",
+                "--serve",
+                "vllm serve m --api-key ***",
+                "--serve=HF_TOKEN=*** vllm serve m"
+            ]
         );
     }
 

@@ -66,6 +66,10 @@ pub fn reproduce_args(
     } else {
         let endpoints = settings.endpoints.iter().map(|url| mask_password(url));
         args.push("api-endpoint", endpoints.collect());
+        if let Some(serve) = &settings.serve {
+            args.one("serve", &serve.shown());
+            args.one("serve-timeout", &serve.timeout);
+        }
     }
     args.one("model", &model);
     sweep_args(&mut args, settings, seed);

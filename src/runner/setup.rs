@@ -20,11 +20,12 @@ use crate::client::{Client, Clock};
 use crate::error::{Error, Result};
 use crate::kvsize::{Estimate, ModelShape};
 use crate::progress::Ui;
+use crate::serve::Server;
 use crate::settings::{ChunkTimes, FlushCache, Mode, PromptMode, RunSettings};
 use crate::stats::Thresholds;
 use crate::store::{
     self, AtPoint, Fingerprint, Journal, PointId, Progress, Results, RunDir, RunInfo,
-    SCHEMA_VERSION, Workload,
+    SCHEMA_VERSION, ServedServer, Workload,
 };
 use crate::workload::content::prompt_content;
 use crate::workload::tokenizer::Tokenizer;
@@ -32,6 +33,16 @@ use crate::workload::{Content, FactoryOptions, PromptFactory};
 
 /// A server block when the server does not say (vLLM's default).
 const DEFAULT_SERVER_BLOCK: u64 = 16;
+
+/// Where a run's requests go.
+pub enum Target<'a> {
+    /// The embedded simulator, started for the run.
+    Embedded,
+    /// The endpoints given, to servers cacherate does not manage.
+    Given,
+    /// The server `--serve` started (at the one endpoint).
+    Served(&'a Server),
+}
 
 /// What the point loop needs of everything decided before the first point.
 pub struct Setup<'a> {
@@ -63,12 +74,18 @@ impl<'a> Setup<'a> {
         argv: &[String],
         ui: &Ui,
         endpoints: Vec<String>,
-        embedded: bool,
+        target: Target<'_>,
         stop: &Stop,
     ) -> Result<(Setup<'a>, RunFiles)> {
+        let embedded = matches!(target, Target::Embedded);
         let (client, endpoints, metrics_url) = connect(settings, endpoints)?;
         let model = choose_model(settings, &client, &endpoints).await?;
         let (dir, progress, results) = open_run_dir(settings, &model, ui)?;
+        // From here on the server's output goes to the run directory (an
+        // earlier run's log was moved aside with it, if it was).
+        if let Target::Served(server) = target {
+            server.attach_log(&dir.file(store::SERVER_LOG))?;
+        }
         let seed = progress.workload.seed;
         let run = run_info(settings, argv)?;
         let server = super::target::fingerprint(&client, &model).await;
@@ -116,7 +133,12 @@ impl<'a> Setup<'a> {
         setup.reports_cached = setup.probe_cached_tokens().await;
         // Written once the probe says what the server reports, so a run
         // still going (or interrupted) says it too.
+        let serve = match target {
+            Target::Served(served) => Some(served_server(served, &server)),
+            Target::Embedded | Target::Given => None,
+        };
         let info = RunInfo {
+            serve,
             attempt: Some(progress.attempt),
             model: Some(setup.model.clone()),
             endpoints,
@@ -230,6 +252,20 @@ impl<'a> Setup<'a> {
             );
         }
         reports
+    }
+}
+
+/// `run.json`'s record of the server `--serve` started, with what it says
+/// it is.
+fn served_server(server: &Server, fingerprint: &Fingerprint) -> ServedServer {
+    ServedServer {
+        command: server.command().to_string(),
+        pid: Some(server.pid()),
+        started_at: Some(humantime::format_rfc3339_seconds(server.started_at()).to_string()),
+        ready_after_s: Some(server.ready_after().as_secs_f64()),
+        kind: Some(fingerprint.kind.clone()),
+        version: fingerprint.version.clone(),
+        log: Some(store::SERVER_LOG.to_string()),
     }
 }
 

@@ -19,6 +19,16 @@ impl Stop {
         Stop::default()
     }
 
+    /// A stop that follows this one (asked here, it is asked there too)
+    /// and may also be asked on its own: a run's, which the death of the
+    /// server it measures stops without stopping the command.
+    pub fn child(&self) -> Stop {
+        Stop {
+            after_phase: self.after_phase.child_token(),
+            now: self.now.child_token(),
+        }
+    }
+
     /// Asks the run to end once the phase in flight is saved.
     pub fn after_phase(&self) {
         self.after_phase.cancel();
@@ -36,6 +46,11 @@ impl Stop {
 
     pub fn is_now(&self) -> bool {
         self.now.is_cancelled()
+    }
+
+    /// Resolves when a stop (after the phase, or now) is asked for.
+    pub async fn until_requested(&self) {
+        self.after_phase.cancelled().await;
     }
 
     /// Resolves when [`Stop::now`] is asked for.
@@ -71,5 +86,17 @@ mod tests {
         );
         stop.now();
         assert!(seen.is_now());
+    }
+
+    #[test]
+    fn a_child_follows_its_parent_and_not_the_other_way() {
+        let parent = Stop::new();
+        let child = parent.child();
+        child.now();
+        assert!(child.is_now() && !parent.is_requested());
+        let parent = Stop::new();
+        let child = parent.child();
+        parent.after_phase();
+        assert!(child.is_requested() && !child.is_now());
     }
 }

@@ -8,10 +8,11 @@ use super::breaker::still_answering;
 use super::commit::RunFiles;
 use super::embedded::EmbeddedSim;
 use super::point::PointRun;
-use super::setup::Setup;
+use super::setup::{Setup, Target};
 use super::stop::Stop;
 use crate::error::Result;
 use crate::progress::Ui;
+use crate::serve::Server;
 use crate::settings::{ReinitStrategy, RunSettings};
 use crate::store::{PointId, PointResult, PointStatus};
 
@@ -29,8 +30,31 @@ pub async fn run(settings: RunSettings, argv: &[String]) -> Result<RunOutcome> {
 
 /// Runs the sweep until it is done or `stop` ends it
 /// ([`Error::Interrupted`](crate::error::Error::Interrupted), with
-/// everything measured saved).
+/// everything measured saved). A server `--serve` names is started for it
+/// and stopped after it.
 pub async fn run_until(settings: RunSettings, argv: &[String], stop: &Stop) -> Result<RunOutcome> {
+    let ui = Ui::new(settings.quiet);
+    let mut server = None;
+    let outcome = run_on(settings, argv, stop, &mut server).await;
+    if let Some(server) = server {
+        super::served::stop(server, &ui).await;
+    }
+    outcome
+}
+
+/// [`run_until`], against the `--serve` server in `server` when there is
+/// one (a gate's second pass measures the server of its first), else one
+/// started here and left in `server` for the caller to stop (dropped, it
+/// stops too).
+pub async fn run_on(
+    settings: RunSettings,
+    argv: &[String],
+    stop: &Stop,
+    server: &mut Option<Server>,
+) -> Result<RunOutcome> {
+    if let Some(serve) = &settings.serve {
+        return super::served::run(&settings, serve, argv, stop, server).await;
+    }
     let ui = Ui::new(settings.quiet);
     let simulator = if settings.endpoints.is_empty() {
         let server = EmbeddedSim::start(&settings).await?;
@@ -44,26 +68,26 @@ pub async fn run_until(settings: RunSettings, argv: &[String], stop: &Stop) -> R
     } else {
         None
     };
-    let endpoints = match &simulator {
-        Some(server) => vec![server.url()],
-        None => settings.endpoints.clone(),
+    let (endpoints, target) = match &simulator {
+        Some(server) => (vec![server.url()], Target::Embedded),
+        None => (settings.endpoints.clone(), Target::Given),
     };
-    let outcome = sweep(&settings, argv, &ui, endpoints, simulator.is_some(), stop).await;
+    let outcome = sweep(&settings, argv, &ui, endpoints, target, stop).await;
     if let Some(server) = simulator {
         server.stop().await;
     }
     outcome
 }
 
-async fn sweep(
+pub(super) async fn sweep(
     settings: &RunSettings,
     argv: &[String],
     ui: &Ui,
     endpoints: Vec<String>,
-    embedded: bool,
+    target: Target<'_>,
     stop: &Stop,
 ) -> Result<RunOutcome> {
-    let (setup, mut files) = Setup::prepare(settings, argv, ui, endpoints, embedded, stop).await?;
+    let (setup, mut files) = Setup::prepare(settings, argv, ui, endpoints, target, stop).await?;
     for &context in &settings.context_sizes {
         let factory = setup.factory(context);
         let mut warmed = false;

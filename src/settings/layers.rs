@@ -20,6 +20,8 @@ fn flag(on: bool, off: bool) -> Option<bool> {
 pub(super) fn run(args: &RunArgs) -> Options {
     let RunArgs {
         api_endpoint,
+        serve,
+        serve_timeout,
         model,
         // Never from a profile: a secret, and the choice of profile itself.
         api_key: _,
@@ -37,6 +39,8 @@ pub(super) fn run(args: &RunArgs) -> Options {
     } = args;
     Options {
         api_endpoint: api_endpoint.clone(),
+        serve: serve.clone(),
+        serve_timeout: *serve_timeout,
         model: model.clone(),
         tokenizer: tokenizer.clone(),
         request_timeout: *request_timeout,

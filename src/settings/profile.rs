@@ -42,6 +42,8 @@ macro_rules! options {
 
 options! {
     api_endpoint: Vec<String>,
+    serve: String,
+    serve_timeout: f64,
     context_sizes: Vec<u64>,
     working_set_size: u64,
     output_tokens: u32,

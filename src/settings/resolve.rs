@@ -16,6 +16,7 @@ use super::options::{
     TtftMetric,
 };
 use super::profile::{self, Options};
+use super::serve::ServeSettings;
 use super::url::{normalize_endpoint, serialize_masked, serialize_masked_option};
 
 /// Fully resolved options of one `cacherate run`.
@@ -26,6 +27,8 @@ pub struct RunSettings {
     /// written with the password masked.
     #[serde(serialize_with = "serialize_masked")]
     pub endpoints: Vec<String>,
+    /// The server `--serve` starts and stops (at `endpoints[0]`), if any.
+    pub serve: Option<ServeSettings>,
     pub context_sizes: Vec<u64>,
     pub working_set_size: u64,
     pub output_tokens: u32,
@@ -162,13 +165,16 @@ impl RunSettings {
         mode: Mode,
         fixed_load: Option<FixedLoadSpec>,
     ) -> Result<RunSettings> {
+        let mut endpoints = o
+            .api_endpoint
+            .unwrap_or_default()
+            .iter()
+            .map(|e| normalize_endpoint(e))
+            .collect::<Result<Vec<_>>>()?;
+        let serve = super::serve::resolve(o.serve, o.serve_timeout, &mut endpoints)?;
         Ok(RunSettings {
-            endpoints: o
-                .api_endpoint
-                .unwrap_or_default()
-                .iter()
-                .map(|e| normalize_endpoint(e))
-                .collect::<Result<Vec<_>>>()?,
+            endpoints,
+            serve,
             context_sizes: Vec::new(),
             working_set_size: required(o.working_set_size, "--working-set-size")?,
             output_tokens: required(o.output_tokens, "--output-tokens")?,
@@ -297,6 +303,54 @@ pub(super) mod tests {
         assert_eq!(s.chunk_size, 128, "user defaults over built-in defaults");
         assert_eq!(s.num_retries, 3);
         assert_eq!(s.cache_hit_rates, vec![0, 50, 100]);
+    }
+
+    #[test]
+    fn serve_comes_from_a_profile_unless_the_command_line_says_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "[profile.served]\nserve = \"exec vllm serve m --port {port} --api-key sk-1\"\n\
+             serve-timeout = 900.0\napi-endpoint = [\"http://127.0.0.1:9000\"]\n\
+             context-sizes = [512]\nworking-set-size = 1024\n",
+        )
+        .unwrap();
+        let s = resolve(&["--profile", "quick"], dir.path()).unwrap();
+        assert_eq!(s.serve, None);
+        let s = resolve(&["--profile", "served"], dir.path()).unwrap();
+        let serve = s.serve.unwrap();
+        assert_eq!(
+            serve.command,
+            "exec vllm serve m --port 9000 --api-key sk-1"
+        );
+        assert_eq!(serve.timeout, 900.0);
+        assert_eq!(serve.shown(), "exec vllm serve m --port 9000 --api-key ***");
+        let s = resolve(
+            &[
+                "--profile",
+                "served",
+                "--serve",
+                "sim --listen {host}:{port}",
+                "--serve-timeout",
+                "5",
+            ],
+            dir.path(),
+        )
+        .unwrap();
+        let serve = s.serve.unwrap();
+        assert_eq!(serve.command, "sim --listen 127.0.0.1:9000");
+        assert_eq!(serve.timeout, 5.0);
+        // Without an endpoint it listens where vLLM does by default; the
+        // secret never reaches what the settings write.
+        let s = resolve(
+            &["--profile", "quick", "--serve", "x --api-key sk-2"],
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(s.endpoints, [crate::settings::DEFAULT_SERVE_ENDPOINT]);
+        assert_eq!(s.serve.as_ref().unwrap().timeout, 600.0);
+        let written = serde_json::to_string(&s).unwrap();
+        assert!(!written.contains("sk-2"), "{written}");
     }
 
     #[test]

@@ -20,8 +20,8 @@ pub use git::{GitState, git_state};
 pub use journal::{Journal, Recovered, UNFINISHED_SUFFIX, unfinished_phase};
 pub use point::{AtPoint, PointId, find, position};
 pub use rows::PhaseRow;
-pub use run_dir::{PROGRESS, RESULTS, RUN, RunDir, detailed_results, phase_metadata};
-pub use run_info::{Fingerprint, RUN_INFO_SCHEMA_VERSION, RunInfo, RunStatus};
+pub use run_dir::{PROGRESS, RESULTS, RUN, RunDir, SERVER_LOG, detailed_results, phase_metadata};
+pub use run_info::{Fingerprint, RUN_INFO_SCHEMA_VERSION, RunInfo, RunStatus, ServedServer};
 pub use schema::{
     CurrentPoint, Decision, PeriodDecision, PhaseKind, PhaseRecord, PlanKind, PointResult,
     PointStatus, Progress, Results, SCHEMA_VERSION,

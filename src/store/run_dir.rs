@@ -17,6 +17,8 @@ use super::schema::{PhaseRecord, PointResult, Progress, Results, SCHEMA_VERSION}
 pub const PROGRESS: &str = "progress.json";
 pub const RESULTS: &str = "results.json";
 pub const RUN: &str = "run.json";
+/// What the server `--serve` started wrote, appended across its starts.
+pub const SERVER_LOG: &str = "server.log";
 
 /// A file of the run directory that cannot be read or written: the path,
 /// the system's reason, and what to do about it. What was saved before
@@ -173,10 +175,17 @@ impl RunDir {
     }
 
     /// Moves an earlier run's files into `previous-<time>/`; returns it.
+    /// Its `server.log` goes with them; a `server.log` alone (of a server
+    /// that failed to start, before any run) stays, and the next start
+    /// appends to it.
     pub fn archive(&self) -> Result<Option<PathBuf>> {
-        let files = self.run_files()?;
+        let mut files = self.run_files()?;
         if files.is_empty() {
             return Ok(None);
+        }
+        let log = self.file(SERVER_LOG);
+        if log.is_file() {
+            files.push(log);
         }
         let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
             .to_string()

@@ -47,6 +47,26 @@ pub struct Fingerprint {
     pub props: Option<serde_json::Value>,
 }
 
+/// The server `--serve` started for the latest attempt of the run (each
+/// attempt starts its own; `server.log` has a header line per start).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServedServer {
+    /// The command, as `sh -c` ran it (secrets masked).
+    pub command: String,
+    /// Its process id (and process group).
+    pub pid: Option<u32>,
+    pub started_at: Option<String>,
+    /// Seconds from its start until `GET /v1/models` answered.
+    pub ready_after_s: Option<f64>,
+    /// What the server says it is, as `server` reads it (`/version`,
+    /// llama.cpp's `/props`, the simulator's `/sim/info`).
+    pub kind: Option<String>,
+    pub version: Option<String>,
+    /// Its output, in the run directory.
+    pub log: Option<String>,
+}
+
 /// `run.json`. The runner writes every field; a reader takes what a file
 /// of another version has (every field may be missing), so the report of
 /// an old run still shows its provenance.
@@ -69,6 +89,10 @@ pub struct RunInfo {
     pub endpoints: Vec<String>,
     pub embedded_simulator: bool,
     pub server: Option<Fingerprint>,
+    /// The server `--serve` started, when it did (absent otherwise, and
+    /// in files written before the option).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serve: Option<ServedServer>,
     /// Where the token counts came from, and the prompts' form.
     pub tokenizer: Option<String>,
     /// How the prefix cache was emptied before warm-ups, if it was.

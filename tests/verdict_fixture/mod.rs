@@ -267,6 +267,7 @@ pub fn verdict_gating(
             model: model.into(),
             target: vec!["http://gpu-1:8000".into()],
             server: json!({"kind": "vllm", "version": "0.10.2"}),
+            serve: None,
         },
         workload: run.comparable(),
         runs: (0..5)
@@ -274,6 +275,8 @@ pub fn verdict_gating(
                 dir: format!("runs/baseline-{i}"),
                 started_at: None,
                 seed: Some(i),
+                server_pid: None,
+                server_started_at: None,
             })
             .collect(),
         points: baseline_points,
