@@ -330,9 +330,96 @@ fn an_inconclusive_gate_exits_4_with_fail_on_inconclusive() {
     // The gate measured at the baseline's loads.
     let measured = cacherate::baseline::load_run(&out).unwrap();
     assert!(measured.points.iter().all(|p| p.peak_concurrency == 4));
+    // Where its time went: the parts, each from the run's own records, add
+    // up to the wall time with nothing counted twice.
+    let time = &verdict["time"];
+    let seconds = |key: &str| {
+        time[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key}: {time}"))
+    };
+    let (samples_csv, warmups_csv) = phase_seconds(&out);
+    assert!(
+        (seconds("sample_phases_s") - samples_csv).abs() < 1e-6,
+        "{time}"
+    );
+    assert!(
+        (seconds("warmup_phases_s") - warmups_csv).abs() < 1e-6,
+        "{time}"
+    );
+    assert!(samples_csv > 0.0 && warmups_csv > 0.0);
+    assert!(seconds("working_set_warmup_s") > 0.0, "{time}");
+    assert_eq!(
+        seconds("search_phases_s"),
+        0.0,
+        "a fixed-load gate searches no peak"
+    );
+    assert_eq!(seconds("server_start_s"), 0.0, "no --serve");
+    let parts: f64 = [
+        "working_set_warmup_s",
+        "warmup_phases_s",
+        "sample_phases_s",
+        "search_phases_s",
+        "server_start_s",
+        "other_s",
+    ]
+    .iter()
+    .map(|k| seconds(k))
+    .sum();
+    assert!((parts - seconds("wall_s")).abs() < 1e-6, "{time}");
+    assert!(seconds("other_s") >= 0.0, "the parts overlap: {time}");
+    for (point, taken) in measured
+        .points
+        .iter()
+        .zip(time["points"].as_array().unwrap())
+    {
+        assert_eq!(taken["samples"], point.samples.len(), "{taken}");
+        assert_eq!(taken["stopped_because"], "planned", "--max-extra-samples 0");
+    }
+    assert!(text(&output).contains("time "), "{}", text(&output));
+    let comment = std::fs::read_to_string(out.join("compare/comment.md")).unwrap();
+    assert!(comment.contains("Samples per point: ctx"), "{comment}");
     // The same command without the flag resumes the finished run, judges
     // it again and passes.
     let (output, verdict) = gate(&[]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     assert_eq!(verdict["overall"]["verdict"], "inconclusive");
+    // It measured nothing, and its time says so.
+    assert_eq!(
+        verdict["time"]["sample_phases_s"], 0.0,
+        "{}",
+        verdict["time"]
+    );
+    assert_eq!(verdict["time"]["working_set_warmup_s"], 0.0);
+}
+
+/// Seconds of the sample phases and of the warm-up phases of the run in
+/// `dir`, summed from its `phase_metadata_*.csv` files.
+fn phase_seconds(dir: &Path) -> (f64, f64) {
+    let (mut samples, mut warmups) = (0.0, 0.0);
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if !name.starts_with("phase_metadata_") {
+            continue;
+        }
+        let mut reader = csv::Reader::from_path(&path).unwrap();
+        let header = reader.headers().unwrap().clone();
+        let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+        let (kind, start, end) = (
+            column("phase_type"),
+            column("start_unix_s"),
+            column("end_unix_s"),
+        );
+        for row in reader.records() {
+            let row = row.unwrap();
+            let length = row[end].parse::<f64>().unwrap() - row[start].parse::<f64>().unwrap();
+            match &row[kind] {
+                "FIXED" => samples += length,
+                "FIXED_WARMUP" => warmups += length,
+                other => panic!("a {other} phase in a fixed-load gate"),
+            }
+        }
+    }
+    (samples, warmups)
 }

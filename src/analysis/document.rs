@@ -39,6 +39,92 @@ pub struct VerdictFile {
     pub points: Vec<PointFigures>,
     /// Things worth knowing that do not change the verdict.
     pub warnings: Vec<String>,
+    /// Where a gate's time went (`cacherate gate` writes it; `compare`
+    /// does not run anything).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<GateTime>,
+}
+
+/// Where a gate's wall-clock time went, and the samples each point took.
+/// The parts add up to `wall_s`: `other_s` is what the others leave.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateTime {
+    /// From the gate's start to its verdict.
+    pub wall_s: f64,
+    /// Starting the `--serve` server until it answered.
+    pub server_start_s: f64,
+    /// Sending each point's working set before its load.
+    pub working_set_warmup_s: f64,
+    /// Fixed-load warm-up phases (load not counted as samples).
+    pub warmup_phases_s: f64,
+    /// The samples' phases.
+    pub sample_phases_s: f64,
+    /// A peak search's ramp and refine phases.
+    pub search_phases_s: f64,
+    /// The rest: probes before the first point, cache flushes, comparing,
+    /// writing reports, and the moments between phases.
+    pub other_s: f64,
+    pub points: Vec<SamplesTaken>,
+}
+
+/// The samples a point took and why it stopped there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SamplesTaken {
+    /// `ctx512/cache50`.
+    pub point: String,
+    pub samples: usize,
+    /// `planned` (the plan's samples), `extended` (inconclusive at the
+    /// first look, so it got the extra samples), `stopped` (the circuit
+    /// breaker or an error ended it early).
+    pub stopped_because: String,
+}
+
+impl GateTime {
+    /// The parts of `wall_s`; `other_s` is the remainder.
+    pub fn new(
+        wall_s: f64,
+        server_start_s: f64,
+        load: &crate::store::LoadTime,
+        points: Vec<SamplesTaken>,
+    ) -> GateTime {
+        GateTime {
+            wall_s,
+            server_start_s,
+            working_set_warmup_s: load.working_set_warmup_s,
+            warmup_phases_s: load.warmup_phases_s,
+            sample_phases_s: load.sample_phases_s,
+            search_phases_s: load.search_phases_s,
+            other_s: wall_s - server_start_s - load.total(),
+            points,
+        }
+    }
+
+    /// `52.1 s: server start 0.0 s, working-set warm-up 3.2 s, …`.
+    pub fn line(&self) -> String {
+        let mut parts = Vec::new();
+        for (what, seconds) in [
+            ("server start", self.server_start_s),
+            ("working-set warm-up", self.working_set_warmup_s),
+            ("warm-up phases", self.warmup_phases_s),
+            ("samples", self.sample_phases_s),
+            ("peak search", self.search_phases_s),
+            ("other", self.other_s),
+        ] {
+            if seconds > 0.0005 || what == "samples" {
+                parts.push(format!("{what} {seconds:.1} s"));
+            }
+        }
+        format!("{:.1} s: {}", self.wall_s, parts.join(", "))
+    }
+
+    /// `ctx512/cache0 3 (planned), ctx512/cache50 5 (extended)`.
+    pub fn samples_line(&self) -> String {
+        self.points
+            .iter()
+            .map(|p| format!("{} {} ({})", p.point, p.samples, p.stopped_because))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// The run that was judged.

@@ -80,6 +80,7 @@ pub fn judge(
         curves,
         points: figures,
         warnings,
+        time: None,
     })
 }
 

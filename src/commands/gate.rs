@@ -6,10 +6,11 @@
 //! read once, and its loads handed to the settings.
 
 use std::path::Path;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::compare::{gate_policy, now, print, write};
 use super::run::run_and_report_on;
-use crate::analysis::document::VerdictFile;
+use crate::analysis::document::{GateTime, SamplesTaken, VerdictFile};
 use crate::analysis::{GatePolicy, exit_code, judge};
 use crate::baseline::{Baseline, load_run, read_loads};
 use crate::cli::GateArgs;
@@ -18,7 +19,7 @@ use crate::progress::Ui;
 use crate::runner::Stop;
 use crate::serve::Server;
 use crate::settings::GateSettings;
-use crate::store::{AtPoint, PointId, PointStatus};
+use crate::store::{AtPoint, PointId, PointStatus, RunDir, load_time};
 
 /// Runs the gate; returns the exit code its verdict gives.
 pub async fn command(args: &GateArgs, argv: &[String], cwd: &Path, stop: &Stop) -> Result<i32> {
@@ -52,6 +53,7 @@ async fn gate(
     stop: &Stop,
     server: &mut Option<Server>,
 ) -> Result<i32> {
+    let started = (Instant::now(), unix_now());
     let policy = gate_policy(&settings.verdict);
     baseline.require_points(&args.baseline, &points(&settings))?;
     let dir = run_and_report_on(settings.run.clone(), argv, stop, server)
@@ -59,6 +61,7 @@ async fn gate(
         .dir;
     let mut verdict = judged(baseline, &args.baseline, &dir, &policy)?;
     let extend = verdict.needs_more_samples();
+    let contexts = settings.run.context_sizes.clone();
     let max_extra = settings.max_extra_samples;
     if max_extra > 0 && !extend.is_empty() {
         Ui::new(settings.run.quiet).line(&format!(
@@ -73,11 +76,62 @@ async fn gate(
         run_and_report_on(settings.run, argv, stop, server).await?;
         verdict = judged(baseline, &args.baseline, &dir, &policy)?;
     }
+    let server_start = server
+        .as_ref()
+        .map_or(0.0, |s| s.ready_after().as_secs_f64());
+    let extended = if max_extra > 0 { extend } else { Vec::new() };
+    verdict.time = Some(time_spent(
+        &dir,
+        &contexts,
+        started,
+        server_start,
+        &extended,
+    )?);
+    write(&dir, &verdict)?;
     print(&dir, &verdict);
     Ok(exit_code(
         verdict.overall.verdict,
         policy.fail_on_inconclusive,
     ))
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Where the gate's time went since `started` (its clock and the wall
+/// clock then), and the samples each point took (`extended`: the points
+/// that got extra samples).
+fn time_spent(
+    dir: &Path,
+    contexts: &[u64],
+    started: (Instant, f64),
+    server_start_s: f64,
+    extended: &[PointId],
+) -> Result<GateTime> {
+    let run = RunDir::existing(dir)?;
+    let load = load_time(&run, contexts, started.1)?;
+    let points = run
+        .load_results()?
+        .points
+        .iter()
+        .map(|p| SamplesTaken {
+            point: p.point_id().key(),
+            samples: p.samples.len(),
+            stopped_because: if p.status == PointStatus::Error {
+                "stopped"
+            } else if extended.contains(&p.point_id()) {
+                "extended"
+            } else {
+                "planned"
+            }
+            .to_string(),
+        })
+        .collect();
+    let wall = started.0.elapsed().as_secs_f64();
+    Ok(GateTime::new(wall, server_start_s, &load, points))
 }
 
 /// The points the gate measures.

@@ -245,6 +245,16 @@ pub fn render_with_budget(verdict: &VerdictFile, links: &Links, limit: usize) ->
     changes(&mut b, &rows, &curves);
     the_rest(&mut b, &rows, &curves);
     warnings(&mut b, &verdict.warnings);
+    if let Some(time) = &verdict.time {
+        b.try_push(
+            &format!(
+                "Time {}. Samples per point: {}.\n\n",
+                time.line(),
+                md_text(&time.samples_line())
+            ),
+            RESERVE,
+        );
+    }
     footer(&mut b, verdict, links);
     b.out
 }

@@ -50,6 +50,10 @@ pub fn render(verdict: &VerdictFile) -> String {
     for warning in &verdict.warnings {
         out.push_str(&format!("warning: {warning}\n"));
     }
+    if let Some(time) = &verdict.time {
+        out.push_str(&format!("time {}\n", time.line()));
+        out.push_str(&format!("samples {}\n", time.samples_line()));
+    }
     out
 }
 

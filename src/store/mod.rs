@@ -11,6 +11,7 @@ mod rows;
 mod run_dir;
 mod run_info;
 mod schema;
+mod timing;
 mod workload;
 
 /// A point's samples are persisted in `results.json` as stats computes
@@ -26,4 +27,5 @@ pub use schema::{
     CurrentPoint, Decision, PeriodDecision, PhaseKind, PhaseRecord, PlanKind, PointResult,
     PointStatus, Progress, Results, SCHEMA_VERSION,
 };
+pub use timing::{LoadTime, load_time};
 pub use workload::Workload;
