@@ -50,13 +50,17 @@ if [[ -n "${INPUT_PROFILE:-}" ]]; then args+=(--profile "$INPUT_PROFILE"); fi
 if [[ -n "${INPUT_API_ENDPOINT:-}" ]]; then args+=(--api-endpoint "$INPUT_API_ENDPOINT"); fi
 if [[ -n "${INPUT_SERVE:-}" ]]; then args+=(--serve "$INPUT_SERVE"); fi
 if [[ -n "${INPUT_ARGS//[[:space:]]/}" ]]; then
-    extra=()
     # xargs splits as a shell does (quotes and backslashes) but expands
     # nothing: no variables, no globs, no command substitution.
-    while IFS= read -r -d '' word; do extra+=("$word"); done \
-        < <(printf '%s\n' "$INPUT_ARGS" | xargs printf '%s\0') \
-        || { error "cannot split the input 'args': $INPUT_ARGS"; exit 2; }
-    args+=("${extra[@]}")
+    words="$(mktemp)"
+    trap 'rm -f "$words"' EXIT
+    if ! printf '%s\n' "$INPUT_ARGS" | xargs printf '%s\0' > "$words"; then
+        error "cannot split the input 'args' (an unmatched quote?): $INPUT_ARGS"
+        output exit-code 2
+        output verdict none
+        exit 2
+    fi
+    while IFS= read -r -d '' word; do args+=("$word"); done < "$words"
 fi
 
 echo "cacherate gate: $CACHERATE ${args[*]}" >&2

