@@ -15,10 +15,21 @@ pub use values::{
     TtftMetric,
 };
 
+/// What `cacherate --version` prints after the name: the crate's version
+/// and the commit it was built from (build.rs: `git rev-parse`, else
+/// `CACHERATE_COMMIT`, else the package's `.cargo_vcs_info.json`, else
+/// `unknown`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("CACHERATE_COMMIT"),
+    ")"
+);
+
 /// Benchmark OpenAI-compatible LLM inference servers across KV-cache hit
 /// rates, and gate changes in CI.
 #[derive(Debug, Parser)]
-#[command(name = "cacherate", version, after_help = crate::exit::HELP)]
+#[command(name = "cacherate", version = VERSION, after_help = crate::exit::HELP)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -5,6 +5,7 @@
 
 pub mod binary;
 pub mod child;
+pub mod fake_github;
 pub mod fault_proxy;
 pub mod harness;
 pub mod verdicts;
