@@ -65,6 +65,34 @@ pub struct Setup<'a> {
     plans: PlanOptions,
 }
 
+/// The prompts' content and the client that sends them (chat prompts go to
+/// `/v1/chat/completions`), and the tokenizer as `run.json` names it.
+async fn prompts(
+    settings: &RunSettings,
+    client: Client,
+    model: &str,
+    seed: u64,
+    ui: &Ui,
+) -> Result<(Client, Content, String)> {
+    let tokenizer_source = Tokenizer::resolve(settings.tokenizer.as_deref()).await?;
+    let (content, mode) = prompt_content(
+        &client,
+        &tokenizer_source,
+        model,
+        seed,
+        settings.prompt_mode,
+        |text| ui.warn(text),
+    )
+    .await?;
+    let client = if mode == PromptMode::Chat {
+        client.with_path("/v1/chat/completions")
+    } else {
+        client
+    };
+    let tokenizer = format!("{}, {} prompts", tokenizer_source.describe(), mode);
+    Ok((client, content, tokenizer))
+}
+
 impl<'a> Setup<'a> {
     /// Does everything before the first point: on success the run
     /// directory holds `progress.json` and `run.json`, and the server
@@ -91,22 +119,7 @@ impl<'a> Setup<'a> {
         let server = super::target::fingerprint(&client, &model).await;
         check_context_fits(settings, &server, &endpoints[0])?;
         check_metrics_url(&client, metrics_url.as_deref()).await?;
-        let tokenizer_source = Tokenizer::resolve(settings.tokenizer.as_deref()).await?;
-        let (content, mode) = prompt_content(
-            &client,
-            &tokenizer_source,
-            &model,
-            seed,
-            settings.prompt_mode,
-            |text| ui.warn(text),
-        )
-        .await?;
-        let client = if mode == PromptMode::Chat {
-            client.with_path("/v1/chat/completions")
-        } else {
-            client
-        };
-        let tokenizer = format!("{}, {} prompts", tokenizer_source.describe(), mode);
+        let (client, content, tokenizer) = prompts(settings, client, &model, seed, ui).await?;
         let script = write_run_command(&dir, &reproduce_args(settings, &model, seed, embedded))?;
         ui.line(&format!(
             "model {model}, seed {seed}, tokens from {tokenizer}; run directory {} (reproduce: \

@@ -78,54 +78,16 @@ impl Server {
             abandon,
         )
         .await;
-        let fail = |log: &Log| {
-            if let Err(e) = log.attach(failed_log) {
-                tracing::warn!(
-                    "cannot keep the server's log in {}: {e}",
-                    failed_log.display()
-                );
-            }
-        };
-        match waited {
-            Waited::Ready(ready_after) => Ok(Server {
+        if let Waited::Ready(ready_after) = waited {
+            return Ok(Server {
                 process,
                 log,
                 shown: serve.shown.to_string(),
                 started_at,
                 ready_after,
-            }),
-            Waited::Exited => {
-                process.flush_log().await;
-                fail(&log);
-                let exit = process.exit().unwrap_or(Exit::Unknown);
-                Err(Error::Unreachable(format!(
-                    "the server --serve started exited before it answered GET {}/v1/models \
-                     ({exit}): sh -c {}\n{}",
-                    serve.endpoint,
-                    serve.shown,
-                    log.quoted_tail()
-                )))
-            }
-            Waited::TimedOut(last) => {
-                process.stop(STOP_GRACE).await;
-                process.flush_log().await;
-                fail(&log);
-                Err(Error::Unreachable(format!(
-                    "the server --serve started did not answer GET {}/v1/models within \
-                     --serve-timeout {} s (last: {last}), so it was stopped; give it longer \
-                     with --serve-timeout, or check the command and --api-endpoint: sh -c {}\n{}",
-                    serve.endpoint,
-                    serve.ready_timeout.as_secs_f64(),
-                    serve.shown,
-                    log.quoted_tail()
-                )))
-            }
-            Waited::Abandoned => {
-                process.stop(STOP_GRACE).await;
-                fail(&log);
-                Err(Error::Interrupted)
-            }
+            });
         }
+        Err(not_ready(waited, &mut process, &log, &serve, failed_log).await)
     }
 
     /// From now on its log goes to `path` (the run directory's
@@ -189,5 +151,54 @@ impl Server {
         let exit = self.process.stop(STOP_GRACE).await;
         self.process.flush_log().await;
         exit
+    }
+}
+
+/// Why a started server is not ready (`waited` is not `Ready`): it is
+/// stopped if still running, and its log written to `failed_log`.
+async fn not_ready(
+    waited: Waited,
+    process: &mut Process,
+    log: &Log,
+    serve: &ServeCommand<'_>,
+    failed_log: &Path,
+) -> Error {
+    match waited {
+        Waited::Exited => process.flush_log().await,
+        Waited::TimedOut(_) => {
+            process.stop(STOP_GRACE).await;
+            process.flush_log().await;
+        }
+        Waited::Abandoned | Waited::Ready(_) => {
+            process.stop(STOP_GRACE).await;
+        }
+    }
+    if let Err(e) = log.attach(failed_log) {
+        tracing::warn!(
+            "cannot keep the server's log in {}: {e}",
+            failed_log.display()
+        );
+    }
+    match waited {
+        Waited::Exited => {
+            let exit = process.exit().unwrap_or(Exit::Unknown);
+            Error::Unreachable(format!(
+                "the server --serve started exited before it answered GET {}/v1/models \
+                 ({exit}): sh -c {}\n{}",
+                serve.endpoint,
+                serve.shown,
+                log.quoted_tail()
+            ))
+        }
+        Waited::TimedOut(last) => Error::Unreachable(format!(
+            "the server --serve started did not answer GET {}/v1/models within \
+             --serve-timeout {} s (last: {last}), so it was stopped; give it longer with \
+             --serve-timeout, or check the command and --api-endpoint: sh -c {}\n{}",
+            serve.endpoint,
+            serve.ready_timeout.as_secs_f64(),
+            serve.shown,
+            log.quoted_tail()
+        )),
+        Waited::Abandoned | Waited::Ready(_) => Error::Interrupted,
     }
 }
