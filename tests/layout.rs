@@ -26,8 +26,8 @@ const MAY_USE: &[(&str, &[&str])] = &[
     (
         "commands",
         &[
-            "analysis", "baseline", "cli", "client", "github", "progress", "report", "runner",
-            "settings", "sim", "stats", "store", "workload",
+            "analysis", "baseline", "cli", "client", "doctor", "github", "progress", "report",
+            "runner", "settings", "sim", "stats", "store", "workload",
         ],
     ),
     // The embedded simulator is started by the runner when no endpoint is
@@ -35,9 +35,12 @@ const MAY_USE: &[(&str, &[&str])] = &[
     (
         "runner",
         &[
-            "settings", "workload", "client", "stats", "store", "progress", "sim",
+            "settings", "workload", "client", "stats", "store", "progress", "sim", "doctor",
         ],
     ),
+    // What a sweep needs of a server, asked through the client's side
+    // calls; the tokenizer and the probe's text come from the workload.
+    ("doctor", &["client", "workload"]),
     ("store", &["stats"]),
     ("stats", &[]),
     ("client", &[]),

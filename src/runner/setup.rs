@@ -6,7 +6,7 @@
 //! them, [`Setup`] answers.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use super::commit::RunFiles;
@@ -71,7 +71,25 @@ impl<'a> Setup<'a> {
         let (dir, progress, results) = open_run_dir(settings, &model, ui)?;
         let seed = progress.workload.seed;
         let run = run_info(settings, argv)?;
-        let server = super::target::fingerprint(&client, &model).await;
+        // What `cacherate doctor` would say of the first endpoint, its
+        // problems as warnings (no flush: a resumed run keeps what it
+        // warmed). Its server facts and cached-token probe are the run's.
+        let findings = crate::doctor::examine(
+            &client,
+            &crate::doctor::Options {
+                model: Some(&model),
+                tokenizer: settings.tokenizer.as_deref(),
+                try_flush: false,
+            },
+        )
+        .await;
+        for problem in findings.problems() {
+            ui.warn(&problem.warning());
+        }
+        let server = match findings.server.clone() {
+            Some(info) => super::target::fingerprint_of(info, &model),
+            None => super::target::fingerprint(&client, &model).await,
+        };
         check_context_fits(settings, &server, &endpoints[0])?;
         check_metrics_url(&client, metrics_url.as_deref()).await?;
         let tokenizer_source = Tokenizer::resolve(settings.tokenizer.as_deref()).await?;
@@ -113,7 +131,7 @@ impl<'a> Setup<'a> {
             server_block_tokens,
             plans: plan_options(settings),
         };
-        setup.reports_cached = setup.probe_cached_tokens().await;
+        setup.reports_cached = findings.reports_cached_tokens();
         // Written once the probe says what the server reports, so a run
         // still going (or interrupted) says it too.
         let info = RunInfo {
@@ -198,38 +216,6 @@ impl<'a> Setup<'a> {
             .iter()
             .find(|&&(context, rate, _)| PointId::new(context, rate) == id)
             .map(|&(_, _, target)| target)
-    }
-
-    /// Whether the server reports cached prompt tokens: the same short
-    /// prompt sent twice (warns when it does not).
-    async fn probe_cached_tokens(&self) -> bool {
-        let Some(&first) = self.settings.context_sizes.first() else {
-            return false;
-        };
-        let probe = PromptFactory::new(
-            self.content.clone(),
-            &FactoryOptions {
-                model: &self.model,
-                context_size: first.min(1024),
-                chunk_size: self.settings.chunk_size,
-                working_set_size: 1,
-                output_tokens: 1,
-                seed: self.seed,
-                nonce: self.suffix_nonce ^ 0x9_40be,
-                random_selection: false,
-            },
-        );
-        let id = self.shared.request_ids.fetch_add(1, Ordering::Relaxed);
-        let body = probe.request(0, id).body;
-        let reports = super::target::reports_cached_tokens(&self.shared.client, body).await;
-        if !reports {
-            self.ui.warn(
-                "the server does not report cached prompt tokens \
-                 (usage.prompt_tokens_details.cached_tokens), so achieved cache-hit rates \
-                 are unknown; vLLM reports them with --enable-prompt-tokens-details",
-            );
-        }
-        reports
     }
 }
 
