@@ -351,3 +351,18 @@ fn run_warns_at_start_of_what_doctor_finds_missing() {
     let run = common::run_json(dir.path());
     assert_eq!(run["server_reports_cached_tokens"], false, "{run:#}");
 }
+
+#[test]
+fn help_says_which_checks_are_required_and_the_exit_codes() {
+    let output = doctor(&["--help"]);
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{help}");
+    for needle in [
+        "Required for a sweep: models, model, tokenizer, token_prompts, stream_usage",
+        "0   a sweep can run",
+        "2   usage error",
+        "3   a sweep cannot run",
+    ] {
+        assert!(help.contains(needle), "{needle:?} not in:\n{help}");
+    }
+}
