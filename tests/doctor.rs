@@ -285,46 +285,81 @@ fn usage_errors_exit_2() {
     );
 }
 
+/// A one-point `cacherate run` against `url`, with `extra` options.
+fn tiny_run(url: &str, dir: &std::path::Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "run",
+        "--api-endpoint",
+        url,
+        "--output-dir",
+        dir.to_str().unwrap(),
+        "--context-sizes",
+        "256",
+        "--working-set-size",
+        "256",
+        "--cache-hit-rates",
+        "0",
+        "--output-tokens",
+        "4",
+        "--chunk-size",
+        "64",
+        "--max-ttft",
+        "5",
+        "--ramp-duration",
+        "0.3",
+        "--test-duration",
+        "0.6",
+        "--num-retries",
+        "1",
+        "--start-concurrency",
+        "1",
+        "--max-concurrency",
+        "1",
+        "--skip-graphs",
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    common::binary::cacherate(std::path::Path::new(env!("CARGO_MANIFEST_DIR")), &args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_text_run_is_not_warned_of_token_ids_it_does_not_send() {
+    let sim = Sim::start(&["--reject-token-prompts"]);
+    let dir = tempfile::tempdir().unwrap();
+    let output = tiny_run(&sim.url, dir.path(), &["--prompt-mode", "text"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        common::binary::text(&output)
+    );
+    assert!(
+        !stderr.contains("warning: doctor: "),
+        "a text run needs no token ids:\n{stderr}"
+    );
+    assert_eq!(
+        common::run_json(dir.path())["server_reports_cached_tokens"],
+        true
+    );
+    // The same server, with token ids asked for (auto falls back to text):
+    // the doctor's row says what is wrong.
+    let dir = tempfile::tempdir().unwrap();
+    let output = tiny_run(&sim.url, dir.path(), &["--prompt-mode", "auto"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("warning: doctor: token_prompts wrong: a prompt of token ids was refused"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn run_warns_at_start_of_what_doctor_finds_missing() {
     let sim = Sim::start(&["--no-prompt-tokens-details"]);
     let dir = tempfile::tempdir().unwrap();
-    let output = common::binary::cacherate(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
-        &[
-            "run",
-            "--api-endpoint",
-            &sim.url,
-            "--output-dir",
-            dir.path().to_str().unwrap(),
-            "--context-sizes",
-            "256",
-            "--working-set-size",
-            "256",
-            "--cache-hit-rates",
-            "0",
-            "--output-tokens",
-            "4",
-            "--chunk-size",
-            "64",
-            "--max-ttft",
-            "5",
-            "--ramp-duration",
-            "0.3",
-            "--test-duration",
-            "0.6",
-            "--num-retries",
-            "1",
-            "--start-concurrency",
-            "1",
-            "--max-concurrency",
-            "1",
-            "--skip-graphs",
-            "--quiet",
-        ],
-    )
-    .output()
-    .unwrap();
+    let output = tiny_run(&sim.url, dir.path(), &[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(
         output.status.code(),

@@ -26,6 +26,7 @@ pub async fn command(args: &DoctorArgs) -> Result<i32> {
         model: args.model.as_deref(),
         tokenizer: args.tokenizer.as_deref(),
         try_flush: true,
+        text_prompts: false,
     };
     let findings = examine(&client, &options).await;
     let text = if args.json {

@@ -55,6 +55,9 @@ pub struct Options<'a> {
     /// `cacherate doctor` does; a run about to start does not (a resumed
     /// run relies on what it warmed).
     pub try_flush: bool,
+    /// Ask with a text prompt, and leave token-id prompts unasked: a run
+    /// that sends text (`--prompt-mode text` or `chat`) does not need them.
+    pub text_prompts: bool,
 }
 
 /// Asks the first endpoint of `client` everything a sweep needs. Never
@@ -162,11 +165,17 @@ pub async fn examine(client: &Client, options: &Options<'_>) -> Findings {
         }))
         .expect("json serializes")
     };
-    let mut prompt_body = body(json!(ids));
+    let mut prompt_body = body(if options.text_prompts {
+        json!(probe_text)
+    } else {
+        json!(ids)
+    });
     let first = client
         .stream(prompt_body.clone(), Instant::now(), Some(0))
         .await;
-    let first = if refused(&first) {
+    let first = if options.text_prompts {
+        first
+    } else if refused(&first) {
         rows.push(Finding::not_ok(
             Check::TokenPrompts,
             Status::Wrong,
@@ -419,4 +428,89 @@ fn metrics_row(metrics: Option<&str>, kind: ServerKind) -> Finding {
         seen,
         fix(Check::Metrics, kind, false),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_rows_name_the_series_each_server_has() {
+        let vllm = "vllm:prefix_cache_queries_total{engine=\"0\"} 10\n\
+                    vllm:prefix_cache_hits_total{engine=\"0\"} 4\n";
+        let row = metrics_row(Some(vllm), ServerKind::Vllm);
+        assert_eq!(row.status, Status::Ok);
+        assert!(
+            row.seen.contains("vllm:prefix_cache_hits_total"),
+            "{}",
+            row.seen
+        );
+        assert_eq!(kind_from_metrics(Some(vllm)), ServerKind::Vllm);
+
+        // SGLang's gauge is seen, but a run's --metrics-url cannot read it.
+        let sglang = "sglang:cache_hit_rate{model_name=\"m\"} 0.5\n";
+        let row = metrics_row(Some(sglang), ServerKind::Sglang);
+        assert_eq!(row.status, Status::Missing);
+        assert!(!row.blocks_sweep);
+        assert!(
+            row.seen.contains("sglang:cache_hit_rate only"),
+            "{}",
+            row.seen
+        );
+        assert_eq!(kind_from_metrics(Some(sglang)), ServerKind::Sglang);
+
+        let llama = "llamacpp:prompt_tokens_total 88\nllamacpp:prompt_tokens_cached_total 512\n";
+        assert_eq!(
+            metrics_row(Some(llama), ServerKind::LlamaCpp).status,
+            Status::Ok
+        );
+        assert_eq!(kind_from_metrics(Some(llama)), ServerKind::LlamaCpp);
+
+        let row = metrics_row(None, ServerKind::LlamaCpp);
+        assert_eq!(row.status, Status::Missing);
+        assert_eq!(
+            row.fix.as_deref(),
+            Some("start llama-server with --metrics")
+        );
+        assert_eq!(
+            metrics_row(None, ServerKind::Sglang).fix.as_deref(),
+            Some("start SGLang with --enable-metrics")
+        );
+        assert_eq!(
+            kind_from_metrics(Some("other_metric 1\n")),
+            ServerKind::Unknown
+        );
+    }
+
+    #[test]
+    fn cached_tokens_not_reported_is_missing_and_none_cached_is_wrong() {
+        let measured = |cached| {
+            let mut measured = Measured::default();
+            measured.prompt_tokens = Some(256);
+            measured.cached_tokens = cached;
+            measured
+        };
+        let missing = cached_row(&measured(None), 256, ServerKind::Vllm);
+        assert_eq!(
+            (missing.status, missing.blocks_sweep),
+            (Status::Missing, false)
+        );
+        assert!(
+            missing
+                .fix
+                .unwrap()
+                .contains("--enable-prompt-tokens-details")
+        );
+        let wrong = cached_row(&measured(Some(0)), 256, ServerKind::Vllm);
+        assert_eq!((wrong.status, wrong.blocks_sweep), (Status::Wrong, true));
+        assert!(wrong.fix.unwrap().contains("--enable-prefix-caching"));
+        let sglang = cached_row(&measured(None), 256, ServerKind::Sglang);
+        assert_eq!(
+            sglang.fix.as_deref(),
+            Some("start SGLang with --enable-cache-report")
+        );
+        let ok = cached_row(&measured(Some(240)), 256, ServerKind::Sim);
+        assert_eq!(ok.status, Status::Ok);
+        assert!(ok.seen.contains("240 of 256"), "{}", ok.seen);
+    }
 }

@@ -87,3 +87,70 @@ pub fn render_json(findings: &Findings) -> String {
     text.push('\n');
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::{Check, Status};
+
+    fn findings(rows: Vec<Finding>) -> Findings {
+        Findings {
+            endpoint: "http://gpu1:8000".into(),
+            server: None,
+            model: None,
+            rows,
+        }
+    }
+
+    #[test]
+    fn the_table_puts_each_fix_under_its_row_and_ends_with_the_verdict() {
+        let text = render_table(&findings(vec![
+            Finding::ok(Check::Models, "m"),
+            Finding::not_ok(
+                Check::Metrics,
+                Status::Missing,
+                false,
+                "not served",
+                "--metrics",
+            ),
+        ]));
+        assert_eq!(
+            text,
+            "cacherate doctor: http://gpu1:8000\n\
+             check    status   seen\n\
+             models   ok       m\n\
+             metrics  missing  not served\n\
+             \x20                 fix: --metrics\n\
+             a sweep can run (not as well without: metrics)\n"
+        );
+        let text = render_table(&findings(vec![Finding::not_ok(
+            Check::Models,
+            Status::Wrong,
+            true,
+            "unreachable",
+            "start it",
+        )]));
+        assert!(
+            text.ends_with("a sweep cannot run: fix models first\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_json_document_reads_back() {
+        let document: serde_json::Value =
+            serde_json::from_str(&render_json(&findings(vec![Finding::not_ok(
+                Check::TokenPrompts,
+                Status::Wrong,
+                true,
+                "refused",
+                "text",
+            )])))
+            .unwrap();
+        assert_eq!(document["schema_version"], SCHEMA_VERSION);
+        assert_eq!(document["sweep_can_run"], false);
+        assert_eq!(document["rows"][0]["check"], "token_prompts");
+        assert_eq!(document["rows"][0]["status"], "wrong");
+        assert_eq!(document["rows"][0]["fix"], "text");
+    }
+}

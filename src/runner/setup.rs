@@ -80,6 +80,7 @@ impl<'a> Setup<'a> {
                 model: Some(&model),
                 tokenizer: settings.tokenizer.as_deref(),
                 try_flush: false,
+                text_prompts: matches!(settings.prompt_mode, PromptMode::Text | PromptMode::Chat),
             },
         )
         .await;
