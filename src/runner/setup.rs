@@ -1,8 +1,9 @@
 //! Everything before the first point of a run: the client and the model,
 //! the run directory and the resume decision, the checks that refuse a
 //! run the server cannot serve, the prompt content, the reproduce script,
-//! the KV-cache estimate and warnings, the cached-token probe, and
-//! `run.json` once those facts are known. What the point loop needs of
+//! the KV-cache estimate and warnings, what `cacherate doctor` finds (its
+//! problems warned of, its cached-token probe the run's), and `run.json`
+//! once those facts are known. What the point loop needs of
 //! them, [`Setup`] answers.
 
 use std::sync::Arc;
