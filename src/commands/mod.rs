@@ -5,6 +5,7 @@ pub mod baseline;
 pub mod calibrate;
 pub mod comment;
 pub mod compare;
+pub mod doctor;
 pub mod gate;
 pub mod kv_size;
 pub mod report;

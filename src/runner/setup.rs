@@ -1,12 +1,13 @@
 //! Everything before the first point of a run: the client and the model,
 //! the run directory and the resume decision, the checks that refuse a
 //! run the server cannot serve, the prompt content, the reproduce script,
-//! the KV-cache estimate and warnings, the cached-token probe, and
-//! `run.json` once those facts are known. What the point loop needs of
+//! the KV-cache estimate and warnings, what `cacherate doctor` finds (its
+//! problems warned of, its cached-token probe the run's), and `run.json`
+//! once those facts are known. What the point loop needs of
 //! them, [`Setup`] answers.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use super::commit::RunFiles;
@@ -116,7 +117,26 @@ impl<'a> Setup<'a> {
         }
         let seed = progress.workload.seed;
         let run = run_info(settings, argv)?;
-        let server = super::target::fingerprint(&client, &model).await;
+        // What `cacherate doctor` would say of the first endpoint, its
+        // problems as warnings (no flush: a resumed run keeps what it
+        // warmed). Its server facts and cached-token probe are the run's.
+        let findings = crate::doctor::examine(
+            &client,
+            &crate::doctor::Options {
+                model: Some(&model),
+                tokenizer: settings.tokenizer.as_deref(),
+                try_flush: false,
+                text_prompts: matches!(settings.prompt_mode, PromptMode::Text | PromptMode::Chat),
+            },
+        )
+        .await;
+        for problem in findings.problems() {
+            ui.warn(&problem.warning());
+        }
+        let server = match findings.server.clone() {
+            Some(info) => super::target::fingerprint_of(info, &model),
+            None => super::target::fingerprint(&client, &model).await,
+        };
         check_context_fits(settings, &server, &endpoints[0])?;
         check_metrics_url(&client, metrics_url.as_deref()).await?;
         let (client, content, tokenizer) = prompts(settings, client, &model, seed, ui).await?;
@@ -143,7 +163,7 @@ impl<'a> Setup<'a> {
             server_block_tokens,
             plans: plan_options(settings),
         };
-        setup.reports_cached = setup.probe_cached_tokens().await;
+        setup.reports_cached = findings.reports_cached_tokens();
         // Written once the probe says what the server reports, so a run
         // still going (or interrupted) says it too.
         let serve = match target {
@@ -233,38 +253,6 @@ impl<'a> Setup<'a> {
             .iter()
             .find(|&&(context, rate, _)| PointId::new(context, rate) == id)
             .map(|&(_, _, target)| target)
-    }
-
-    /// Whether the server reports cached prompt tokens: the same short
-    /// prompt sent twice (warns when it does not).
-    async fn probe_cached_tokens(&self) -> bool {
-        let Some(&first) = self.settings.context_sizes.first() else {
-            return false;
-        };
-        let probe = PromptFactory::new(
-            self.content.clone(),
-            &FactoryOptions {
-                model: &self.model,
-                context_size: first.min(1024),
-                chunk_size: self.settings.chunk_size,
-                working_set_size: 1,
-                output_tokens: 1,
-                seed: self.seed,
-                nonce: self.suffix_nonce ^ 0x9_40be,
-                random_selection: false,
-            },
-        );
-        let id = self.shared.request_ids.fetch_add(1, Ordering::Relaxed);
-        let body = probe.request(0, id).body;
-        let reports = super::target::reports_cached_tokens(&self.shared.client, body).await;
-        if !reports {
-            self.ui.warn(
-                "the server does not report cached prompt tokens \
-                 (usage.prompt_tokens_details.cached_tokens), so achieved cache-hit rates \
-                 are unknown; vLLM reports them with --enable-prompt-tokens-details",
-            );
-        }
-        reports
     }
 }
 

@@ -26,7 +26,7 @@ pub use options::{
 pub use profile::{CONFIG_FILE, DEFAULT_CONFIG, Options};
 pub use resolve::RunSettings;
 pub use runs::{AaPlan, CalibrateSettings, DEFAULT_RUNS, RefreshPlan, RefreshSettings, Runs};
-pub use serve::{DEFAULT_SERVE_ENDPOINT, ServeSettings, mask_command};
+pub use serve::{DEFAULT_SERVE_ENDPOINT, ServeSettings, mask_command, resolve as resolve_serve};
 pub use url::{PASSWORD_MASK, mask_password, normalize_endpoint};
 pub use validate::{MAX_CONTEXT_TOKENS, MAX_OUTPUT_TOKENS};
 pub use verdict::{CompareSettings, ToleranceSettings, VerdictSettings};

@@ -40,8 +40,9 @@ fn serialize_command<S: serde::Serializer>(
 }
 
 /// `--serve` over `endpoints` (normalised): `None` without a command; the
-/// default endpoint added when none is given.
-pub(super) fn resolve(
+/// default endpoint added when none is given. (`doctor` resolves its own
+/// `--serve` with it; `run` and the others through their settings.)
+pub fn resolve(
     command: Option<String>,
     timeout: Option<f64>,
     endpoints: &mut Vec<String>,

@@ -120,6 +120,12 @@ pub struct SimConfig {
     #[arg(long)]
     pub reject_token_prompts: bool,
 
+    /// Leave `usage.prompt_tokens_details` (the cached-token count) out of
+    /// every response, as vLLM does unless started with
+    /// `--enable-prompt-tokens-details`.
+    #[arg(long)]
+    pub no_prompt_tokens_details: bool,
+
     /// Seed of the jitter, the fault draws and the generated tokens.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

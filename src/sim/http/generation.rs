@@ -165,7 +165,14 @@ impl Generation {
     }
 
     pub(super) fn usage(&self) -> Usage {
-        Usage::new(self.prompt_tokens, self.generated, self.cached_tokens)
+        // vLLM without --enable-prompt-tokens-details says nothing of
+        // cached tokens; the engine caches all the same.
+        let reported_cached = if self.app.config.no_prompt_tokens_details {
+            0
+        } else {
+            self.cached_tokens
+        };
+        Usage::new(self.prompt_tokens, self.generated, reported_cached)
     }
 
     pub(super) fn model(&self) -> &str {
