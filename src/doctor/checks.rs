@@ -71,7 +71,28 @@ pub async fn examine(client: &Client, options: &Options<'_>) -> Findings {
         model: None,
         rows: Vec::new(),
     };
-    let rows = &mut findings.rows;
+    let Some(model) = choose_model(client, options, &mut findings.rows).await else {
+        return findings;
+    };
+    let (server, metrics) = server_rows(client, &model, &mut findings.rows).await;
+    let kind = server.kind;
+    if probe_rows(client, options, &model, kind, &mut findings.rows).await {
+        findings.rows.push(metrics_row(metrics.as_deref(), kind));
+        if options.try_flush {
+            let row = flush_row(client, &findings.endpoint, kind).await;
+            findings.rows.push(row);
+        }
+    }
+    finish(findings, server, model)
+}
+
+/// The model list's row and the model's, and the model a run would use;
+/// `None` when there is none to ask about.
+async fn choose_model(
+    client: &Client,
+    options: &Options<'_>,
+    rows: &mut Vec<Finding>,
+) -> Option<String> {
     let unknown = ServerKind::Unknown;
     let served = match client.models().await {
         Ok(mut served) => served.swap_remove(0),
@@ -89,7 +110,7 @@ pub async fn examine(client: &Client, options: &Options<'_>) -> Findings {
                 seen,
                 fix(Check::Models, unknown, false),
             ));
-            return findings;
+            return None;
         }
     };
     rows.push(Finding::ok(Check::Models, served.join(", ")));
@@ -103,11 +124,10 @@ pub async fn examine(client: &Client, options: &Options<'_>) -> Findings {
                 format!("--model {model} is not served"),
                 fix(Check::Model, unknown, false),
             ));
-            return findings;
+            return None;
         }
-        None => match served.first() {
-            Some(first) => first.clone(),
-            None => {
+        None => {
+            let Some(first) = served.first() else {
                 rows.push(Finding::not_ok(
                     Check::Model,
                     Status::Missing,
@@ -115,9 +135,10 @@ pub async fn examine(client: &Client, options: &Options<'_>) -> Findings {
                     "/v1/models lists no model",
                     fix(Check::Model, unknown, false),
                 ));
-                return findings;
-            }
-        },
+                return None;
+            };
+            first.clone()
+        }
     };
     let how = if options.model.is_some() {
         "--model"
@@ -125,13 +146,21 @@ pub async fn examine(client: &Client, options: &Options<'_>) -> Findings {
         "the first listed"
     };
     rows.push(Finding::ok(Check::Model, format!("{model} ({how})")));
+    Some(model)
+}
 
-    let mut server = client.identify(&model).await;
+/// Which server it is and its longest request (rows), and its metrics
+/// page.
+async fn server_rows(
+    client: &Client,
+    model: &str,
+    rows: &mut Vec<Finding>,
+) -> (crate::client::ServerInfo, Option<String>) {
+    let mut server = client.identify(model).await;
     let metrics = client.metrics().await;
     if server.kind == ServerKind::Unknown {
         server.kind = kind_from_metrics(metrics.as_deref());
     }
-    let kind = server.kind;
     rows.push(server_row(&server));
     rows.push(match (server.max_model_len, server.max_model_len_from) {
         (Some(n), from) => Finding::ok(
@@ -143,12 +172,24 @@ pub async fn examine(client: &Client, options: &Options<'_>) -> Findings {
             Status::Missing,
             false,
             "neither /v1/models nor /props says",
-            fix(Check::MaxModelLen, kind, false),
+            fix(Check::MaxModelLen, server.kind, false),
         ),
     });
+    (server, metrics)
+}
 
+/// The tokenizer, token-id prompts, usage in the stream and cached tokens,
+/// from the probe prompt sent twice; `false` when the probe failed and the
+/// rest cannot be asked.
+async fn probe_rows(
+    client: &Client,
+    options: &Options<'_>,
+    model: &str,
+    kind: ServerKind,
+    rows: &mut Vec<Finding>,
+) -> bool {
     let probe_text = probe_text();
-    let (tokenizer_row, ids) = tokenizer(client, &model, options.tokenizer, &probe_text).await;
+    let (tokenizer_row, ids) = tokenizer(client, model, options.tokenizer, &probe_text).await;
     let have_ids = ids.is_some();
     rows.push(tokenizer_row);
     // Without a tokenizer the ids are made up (all inside any vocabulary):
@@ -200,7 +241,7 @@ pub async fn examine(client: &Client, options: &Options<'_>) -> Findings {
                 format!("a streamed completion failed: {error}"),
                 fix(Check::TokenPrompts, kind, false),
             ));
-            return finish(findings, server, model);
+            return false;
         }
         let made_up = if have_ids {
             ""
@@ -213,6 +254,17 @@ pub async fn examine(client: &Client, options: &Options<'_>) -> Findings {
         ));
         first
     };
+    let Some(prompt_tokens) = usage_row(&first, kind, rows) else {
+        return false;
+    };
+    let second = client.stream(prompt_body, Instant::now(), Some(0)).await;
+    rows.push(cached_row(&second, prompt_tokens, kind));
+    true
+}
+
+/// The usage row of the first probe, and its prompt tokens when it has
+/// them.
+fn usage_row(first: &Measured, kind: ServerKind, rows: &mut Vec<Finding>) -> Option<u64> {
     if let Some(error) = &first.error {
         rows.push(Finding::not_ok(
             Check::StreamUsage,
@@ -221,7 +273,7 @@ pub async fn examine(client: &Client, options: &Options<'_>) -> Findings {
             format!("a streamed completion failed: {error}"),
             fix(Check::StreamUsage, kind, false),
         ));
-        return finish(findings, server, model);
+        return None;
     }
     let Some(prompt_tokens) = first.prompt_tokens else {
         rows.push(Finding::not_ok(
@@ -231,28 +283,27 @@ pub async fn examine(client: &Client, options: &Options<'_>) -> Findings {
             "no usage in the stream (stream_options.include_usage was asked)",
             fix(Check::StreamUsage, kind, false),
         ));
-        return finish(findings, server, model);
+        return None;
     };
     rows.push(Finding::ok(
         Check::StreamUsage,
         format!("usage in the stream: {prompt_tokens} prompt tokens"),
     ));
-    let second = client.stream(prompt_body, Instant::now(), Some(0)).await;
-    rows.push(cached_row(&second, prompt_tokens, kind));
-    rows.push(metrics_row(metrics.as_deref(), kind));
-    if options.try_flush {
-        rows.push(match client.flush_prefix_cache(&findings.endpoint).await {
-            Ok(how) => Finding::ok(Check::Flush, format!("{how} (as --flush-cache auto)")),
-            Err(tried) => Finding::not_ok(
-                Check::Flush,
-                Status::Missing,
-                false,
-                format!("no way to empty the prefix cache: {}", tried.join(", ")),
-                fix(Check::Flush, kind, false),
-            ),
-        });
+    Some(prompt_tokens)
+}
+
+/// What `--flush-cache auto` would use, tried once.
+async fn flush_row(client: &Client, endpoint: &str, kind: ServerKind) -> Finding {
+    match client.flush_prefix_cache(endpoint).await {
+        Ok(how) => Finding::ok(Check::Flush, format!("{how} (as --flush-cache auto)")),
+        Err(tried) => Finding::not_ok(
+            Check::Flush,
+            Status::Missing,
+            false,
+            format!("no way to empty the prefix cache: {}", tried.join(", ")),
+            fix(Check::Flush, kind, false),
+        ),
     }
-    finish(findings, server, model)
 }
 
 fn finish(mut findings: Findings, server: crate::client::ServerInfo, model: String) -> Findings {

@@ -66,6 +66,35 @@ pub struct Setup<'a> {
     plans: PlanOptions,
 }
 
+/// What `cacherate doctor` would say of the first endpoint, its problems
+/// as warnings (no flush: a resumed run keeps what it warmed), and the
+/// server's fingerprint from its facts.
+async fn examine(
+    settings: &RunSettings,
+    client: &Client,
+    model: &str,
+    ui: &Ui,
+) -> (crate::doctor::Findings, store::Fingerprint) {
+    let findings = crate::doctor::examine(
+        client,
+        &crate::doctor::Options {
+            model: Some(model),
+            tokenizer: settings.tokenizer.as_deref(),
+            try_flush: false,
+            text_prompts: matches!(settings.prompt_mode, PromptMode::Text | PromptMode::Chat),
+        },
+    )
+    .await;
+    for problem in findings.problems() {
+        ui.warn(&problem.warning());
+    }
+    let server = match findings.server.clone() {
+        Some(info) => super::target::fingerprint_of(info, model),
+        None => super::target::fingerprint(client, model).await,
+    };
+    (findings, server)
+}
+
 /// The prompts' content and the client that sends them (chat prompts go to
 /// `/v1/chat/completions`), and the tokenizer as `run.json` names it.
 async fn prompts(
@@ -117,26 +146,7 @@ impl<'a> Setup<'a> {
         }
         let seed = progress.workload.seed;
         let run = run_info(settings, argv)?;
-        // What `cacherate doctor` would say of the first endpoint, its
-        // problems as warnings (no flush: a resumed run keeps what it
-        // warmed). Its server facts and cached-token probe are the run's.
-        let findings = crate::doctor::examine(
-            &client,
-            &crate::doctor::Options {
-                model: Some(&model),
-                tokenizer: settings.tokenizer.as_deref(),
-                try_flush: false,
-                text_prompts: matches!(settings.prompt_mode, PromptMode::Text | PromptMode::Chat),
-            },
-        )
-        .await;
-        for problem in findings.problems() {
-            ui.warn(&problem.warning());
-        }
-        let server = match findings.server.clone() {
-            Some(info) => super::target::fingerprint_of(info, &model),
-            None => super::target::fingerprint(&client, &model).await,
-        };
+        let (findings, server) = examine(settings, &client, &model, ui).await;
         check_context_fits(settings, &server, &endpoints[0])?;
         check_metrics_url(&client, metrics_url.as_deref()).await?;
         let (client, content, tokenizer) = prompts(settings, client, &model, seed, ui).await?;
