@@ -2,6 +2,7 @@
 //! the commit of each phase, and what the run records of itself.
 
 mod breaker;
+mod checks;
 mod commit;
 mod continuous;
 mod embedded;
@@ -11,13 +12,15 @@ pub mod plan;
 mod point;
 mod provenance;
 mod reproduce;
+mod resume;
 mod served;
 mod setup;
 pub mod stop;
 mod sweep;
 pub mod target;
 
+pub use checks::effective_target_warnings;
+pub use resume::workload;
 pub use served::stop as stop_server;
-pub use setup::{effective_target_warnings, workload};
 pub use stop::Stop;
 pub use sweep::{RunOutcome, run, run_on, run_until};

@@ -1,39 +1,33 @@
-//! Everything before the first point of a run: the client and the model,
-//! the run directory and the resume decision, the checks that refuse a
-//! run the server cannot serve, the prompt content, the reproduce script,
-//! the KV-cache estimate and warnings, what `cacherate doctor` finds (its
-//! problems warned of, its cached-token probe the run's), and `run.json`
-//! once those facts are known. What the point loop needs of
-//! them, [`Setup`] answers.
+//! Everything before the first point of a run, in order: the client and
+//! the model, the run directory (opened or resumed: `resume.rs`), the
+//! checks of the server (`checks.rs`), the prompt content, the reproduce
+//! script, and `run.json` once those facts are known. What the point loop
+//! needs of them, [`Setup`] answers.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+use super::checks::{
+    check_context_fits, check_kv_capacity, check_metrics_url, examine, print_estimate,
+};
 use super::commit::RunFiles;
 use super::phase::{Breaker, Judging, Shared};
 use super::plan::{ControllerParams, Plan, PlanOptions, RampParams, SustainedParams};
 use super::provenance::run_info;
 use super::reproduce::{reproduce_args, write_run_command};
+use super::resume::open_run_dir;
 use super::stop::Stop;
-use super::target::{kv_block_size_from_metrics, kv_capacity_from_metrics};
 use crate::client::{Client, Clock};
 use crate::error::{Error, Result};
-use crate::kvsize::{Estimate, ModelShape};
 use crate::progress::Ui;
 use crate::serve::Server;
-use crate::settings::{ChunkTimes, FlushCache, Mode, PromptMode, RunSettings};
+use crate::settings::{ChunkTimes, FlushCache, PromptMode, RunSettings};
 use crate::stats::Thresholds;
-use crate::store::{
-    self, AtPoint, Fingerprint, Journal, PointId, Progress, Results, RunDir, RunInfo,
-    SCHEMA_VERSION, ServedServer, Workload,
-};
+use crate::store::{self, Fingerprint, Journal, PointId, Progress, RunInfo, ServedServer};
 use crate::workload::content::prompt_content;
 use crate::workload::tokenizer::Tokenizer;
 use crate::workload::{Content, FactoryOptions, PromptFactory};
-
-/// A server block when the server does not say (vLLM's default).
-const DEFAULT_SERVER_BLOCK: u64 = 16;
 
 /// Where a run's requests go.
 pub enum Target<'a> {
@@ -64,35 +58,6 @@ pub struct Setup<'a> {
     /// tolerance is one block as a share of the context.
     server_block_tokens: u64,
     plans: PlanOptions,
-}
-
-/// What `cacherate doctor` would say of the first endpoint, its problems
-/// as warnings (no flush: a resumed run keeps what it warmed), and the
-/// server's fingerprint from its facts.
-async fn examine(
-    settings: &RunSettings,
-    client: &Client,
-    model: &str,
-    ui: &Ui,
-) -> (crate::doctor::Findings, store::Fingerprint) {
-    let findings = crate::doctor::examine(
-        client,
-        &crate::doctor::Options {
-            model: Some(model),
-            tokenizer: settings.tokenizer.as_deref(),
-            try_flush: false,
-            text_prompts: matches!(settings.prompt_mode, PromptMode::Text | PromptMode::Chat),
-        },
-    )
-    .await;
-    for problem in findings.problems() {
-        ui.warn(&problem.warning());
-    }
-    let server = match findings.server.clone() {
-        Some(info) => super::target::fingerprint_of(info, model),
-        None => super::target::fingerprint(client, model).await,
-    };
-    (findings, server)
 }
 
 /// The prompts' content and the client that sends them (chat prompts go to
@@ -331,137 +296,6 @@ async fn choose_model(
     }
 }
 
-/// The run directory, resumed or fresh; `progress.json` is written before
-/// any request goes out.
-fn open_run_dir(
-    settings: &RunSettings,
-    model: &str,
-    ui: &Ui,
-) -> Result<(RunDir, Progress, Results)> {
-    let dir = RunDir::open(&settings.output_dir)?;
-    // Before anything is read: a damaged progress.json must not stop the
-    // restart that its error message suggests.
-    if settings.force_restart
-        && let Some(moved) = dir.archive()?
-    {
-        ui.line(&format!(
-            "--force-restart: moved the earlier run to {}",
-            moved.display()
-        ));
-    }
-    let stored = dir.load_progress()?;
-    let seed = settings
-        .seed
-        .or(stored.as_ref().map(|p| p.workload.seed))
-        .unwrap_or_else(|| u64::from(rand::random::<u32>()));
-    let (progress, results) = open_progress(&dir, stored, workload(settings, model, seed), ui)?;
-    // The attempt (and so the suffix nonce) is on disk before any request
-    // goes out: a crash before the first phase ends must not let the next
-    // resume send the same suffixes again.
-    dir.write_json(store::PROGRESS, &progress)?;
-    dir.remove_journals()?;
-    Ok((dir, progress, results))
-}
-
-/// Refuses a context the server cannot hold, before building prompts it
-/// would refuse.
-fn check_context_fits(settings: &RunSettings, server: &Fingerprint, endpoint: &str) -> Result<()> {
-    let Some(limit) = server.max_model_len else {
-        return Ok(());
-    };
-    let needed = |context: u64| {
-        crate::kvsize::round_up(context, settings.chunk_size) + u64::from(settings.output_tokens)
-    };
-    match settings
-        .context_sizes
-        .iter()
-        .find(|&&context| needed(context) > limit)
-    {
-        Some(&context) => Err(Error::Usage(format!(
-            "--context-sizes {context} needs {} tokens (the prompt rounded up to --chunk-size \
-             {}, plus --output-tokens {}), more than the {limit} tokens {endpoint} accepts per \
-             request; use a smaller context or start the server with a longer one",
-            needed(context),
-            settings.chunk_size,
-            settings.output_tokens,
-        ))),
-        None => Ok(()),
-    }
-}
-
-/// Refuses a `--metrics-url` without prefix-cache counters.
-async fn check_metrics_url(client: &Client, url: Option<&str>) -> Result<()> {
-    match url {
-        Some(url) if super::target::counters(client, Some(url)).await.is_none() => {
-            Err(Error::Usage(format!(
-                "--metrics-url {}: no prefix-cache counters there (vLLM's \
-                 vllm:prefix_cache_queries_total and _hits_total, or llama.cpp's \
-                 llamacpp:prompt_tokens_total with --metrics); leave the option out to skip them",
-                crate::settings::mask_password(url)
-            )))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Prints the KV-cache estimate (SPEC §2.4) and the rates the chunk size
-/// cannot express.
-fn print_estimate(settings: &RunSettings, model: &str, ui: &Ui) -> Result<()> {
-    match ModelShape::resolve(
-        Some(model),
-        settings.num_layers,
-        settings.num_kv_heads,
-        settings.head_dim,
-    ) {
-        Some(shape) => {
-            let estimate = Estimate::new(
-                shape,
-                settings.kv_cache_quantization,
-                &settings.context_sizes,
-                Some(settings.working_set_size),
-                settings.chunk_size,
-            )?;
-            ui.line(estimate.render().trim_end());
-        }
-        None => ui.line(&format!(
-            "KV cache estimate: {model} is not in the built-in table; give --num-layers, \
-             --num-kv-heads and --head-dim for one"
-        )),
-    }
-    for warning in effective_target_warnings(settings) {
-        ui.warn(&warning);
-    }
-    Ok(())
-}
-
-/// Warns of a working set larger than the server's KV cache (when its
-/// metrics say how large that is); returns the server's KV block in
-/// tokens.
-async fn check_kv_capacity(settings: &RunSettings, client: &Client, ui: &Ui) -> u64 {
-    let metrics = client.metrics().await;
-    if let Some(capacity) = metrics.as_deref().and_then(kv_capacity_from_metrics) {
-        for &context in &settings.context_sizes {
-            let rounded = crate::kvsize::round_up(context, settings.chunk_size);
-            let tokens = crate::kvsize::working_set_prompts(
-                settings.working_set_size,
-                context,
-                settings.chunk_size,
-            ) * rounded;
-            if tokens > capacity {
-                ui.warn(&format!(
-                    "the working set of context {context} is {tokens} tokens, more than the \
-                     server's KV cache of {capacity} tokens: cached prefixes will be evicted \
-                     and high cache rates will miss"
-                ));
-            }
-        }
-    }
-    metrics
-        .as_deref()
-        .and_then(kv_block_size_from_metrics)
-        .unwrap_or(DEFAULT_SERVER_BLOCK)
-}
-
 /// What every phase shares; request ids go on from the stored counter.
 fn shared(settings: &RunSettings, client: Client, progress: &Progress, stop: &Stop) -> Arc<Shared> {
     Arc::new(Shared {
@@ -504,199 +338,5 @@ fn plan_options(settings: &RunSettings) -> PlanOptions {
             s.test_duration,
             s.assessment_period,
         ),
-    }
-}
-
-/// Requested rates the chunk size cannot express: the prefix a rate gives
-/// is rounded down to the chunk, so e.g. 25 % of 512 tokens with
-/// `--chunk-size 256` sends 0 %. One message per (context, rate), with the
-/// largest chunk size (halving) that would send the rate within 0.5 pp.
-pub fn effective_target_warnings(settings: &RunSettings) -> Vec<String> {
-    let effective = |context: u64, rate: u32, chunk: u64| {
-        let rounded = crate::kvsize::round_up(context, chunk);
-        let cached = rounded * u64::from(rate) / 100 / chunk * chunk;
-        100.0 * cached as f64 / rounded as f64
-    };
-    let mut warnings = Vec::new();
-    for &context in &settings.context_sizes {
-        for &rate in &settings.cache_hit_rates {
-            let sent = effective(context, rate, settings.chunk_size);
-            if (sent - f64::from(rate)).abs() < 0.5 {
-                continue;
-            }
-            let mut chunk = settings.chunk_size;
-            while chunk > 1 && (effective(context, rate, chunk) - f64::from(rate)).abs() >= 0.5 {
-                chunk /= 2;
-            }
-            warnings.push(format!(
-                "{rate} % of {context} tokens with --chunk-size {} sends {sent:.1} %: use \
-                 --chunk-size {chunk} or less to send {rate} % (the table and files show the \
-                 effective target)",
-                settings.chunk_size
-            ));
-        }
-    }
-    warnings
-}
-
-/// Decides between resuming `stored` (the run directory's progress, if
-/// any) and starting fresh; a run of other options is moved aside.
-fn open_progress(
-    dir: &RunDir,
-    stored: Option<Progress>,
-    workload: Workload,
-    ui: &Ui,
-) -> Result<(Progress, Results)> {
-    let where_ = dir.path().display();
-    let Some(existing) = stored else {
-        if let Some(moved) = dir.archive()? {
-            ui.warn(&format!(
-                "{where_} held files of a run without progress.json; moved them to {}",
-                moved.display()
-            ));
-        }
-        return Ok(fresh(workload));
-    };
-    let differences = workload.differences(&existing.workload);
-    if differences.is_empty() {
-        return resume(dir, existing, ui);
-    }
-    let moved = dir.archive()?.ok_or_else(|| {
-        Error::Internal(anyhow::anyhow!(
-            "{where_} had a progress.json but nothing to move aside"
-        ))
-    })?;
-    ui.warn(&format!(
-        "the options differ from the run in {where_} ({}), so it cannot be resumed; its files \
-         were moved to {} and a new run starts",
-        differences.join(", "),
-        moved.display()
-    ));
-    Ok(fresh(workload))
-}
-
-/// A run of `workload` with nothing measured yet.
-fn fresh(workload: Workload) -> (Progress, Results) {
-    let progress = Progress {
-        schema_version: SCHEMA_VERSION,
-        tool_version: env!("CARGO_PKG_VERSION").to_string(),
-        workload,
-        attempt: 0,
-        next_request_id: 0,
-        completed: Vec::new(),
-        current: None,
-        parked: Vec::new(),
-        files: Default::default(),
-    };
-    let results = Results {
-        schema_version: SCHEMA_VERSION,
-        points: Vec::new(),
-    };
-    (progress, results)
-}
-
-/// Resumes the run `progress` describes: its files cut back to what it
-/// committed, the requests a killed run completed in its last phase kept
-/// (their ids are not given out again).
-fn resume(dir: &RunDir, mut progress: Progress, ui: &Ui) -> Result<(Progress, Results)> {
-    dir.truncate_to(&progress.files)?;
-    let recovered = dir.recover_requests(&mut progress.files)?;
-    if let Some(id) = recovered.max_request_id {
-        progress.next_request_id = progress.next_request_id.max(id + 1);
-    }
-    let results = dir.load_results()?;
-    progress.attempt += 1;
-    let in_flight = progress
-        .current
-        .as_ref()
-        .map(|c| format!(", and {} phases of {}", c.phases.len(), c.point_id()))
-        .unwrap_or_default();
-    let kept = if recovered.requests > 0 {
-        format!(
-            "; kept the {} completed requests of the phase it did not finish (phase ids ending \
-             in {})",
-            recovered.requests,
-            store::UNFINISHED_SUFFIX
-        )
-    } else {
-        String::new()
-    };
-    ui.line(&format!(
-        "resuming the run in {}: {} points done{in_flight}{kept}",
-        dir.path().display(),
-        results.points.len()
-    ));
-    Ok((progress, results))
-}
-
-/// The options a resumed run must share with the stored one.
-pub fn workload(settings: &RunSettings, model: &str, seed: u64) -> Workload {
-    let target = if settings.endpoints.is_empty() {
-        vec![format!(
-            "embedded simulator, --sim-time-scale {}",
-            settings.sim_time_scale
-        )]
-    } else {
-        settings
-            .endpoints
-            .iter()
-            .map(|url| crate::settings::mask_password(url))
-            .collect()
-    };
-    Workload {
-        target,
-        model: model.to_string(),
-        prompt_mode: settings.prompt_mode,
-        tokenizer: settings.tokenizer.clone(),
-        working_set_size: settings.working_set_size,
-        output_tokens: settings.output_tokens,
-        max_ttft: settings.max_ttft,
-        ttft_metric: settings.ttft_metric,
-        test_duration: settings.test_duration,
-        ramp_duration: settings.ramp_duration,
-        num_retries: settings.num_retries,
-        start_concurrency: settings.start_concurrency,
-        concurrency_increment: settings.concurrency_increment,
-        max_concurrency: settings.max_concurrency,
-        init_concurrency: settings.init_concurrency,
-        cache_hit_rates: settings.cache_hit_rates.clone(),
-        chunk_size: settings.chunk_size,
-        reinit_strategy: settings.reinit_strategy,
-        random_working_set_selection: settings.random_working_set_selection,
-        seed,
-        strict_time_window: settings.strict_time_window,
-        min_tokens_per_req: settings.min_tokens_per_req,
-        tokens_per_req_metric: settings.tokens_per_req_metric,
-        max_error_rate: settings.max_error_rate,
-        mode: settings.mode,
-        fixed_load: settings.fixed_load.clone(),
-        warmup_fraction: settings.warmup_fraction,
-        sample_duration: settings.sample_duration,
-        assessment_period: (settings.mode == Mode::Sustained).then_some(settings.assessment_period),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use clap::Parser;
-
-    use super::*;
-    use crate::cli::{Cli, Command};
-
-    fn quick(extra: &[&str]) -> RunSettings {
-        let mut argv = vec!["cacherate", "run", "--profile", "quick"];
-        argv.extend_from_slice(extra);
-        let Command::Run(args) = Cli::try_parse_from(argv).unwrap().command else {
-            panic!("run command");
-        };
-        let dir = tempfile::tempdir().unwrap();
-        RunSettings::resolve(*args, dir.path()).unwrap()
-    }
-
-    #[test]
-    fn only_sustained_mode_stores_its_assessment_period() {
-        let s = quick(&["--mode", "sustained", "--assessment-period", "5"]);
-        assert_eq!(workload(&s, "m", 1).assessment_period, Some(5.0));
-        assert_eq!(workload(&quick(&[]), "m", 1).assessment_period, None);
     }
 }
