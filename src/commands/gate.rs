@@ -64,6 +64,9 @@ async fn gate(
     let contexts = settings.run.context_sizes.clone();
     let max_extra = settings.max_extra_samples;
     if max_extra > 0 && !extend.is_empty() {
+        // The first look's verdict stays on disk should the extra samples
+        // be cut short.
+        write(&dir, &verdict)?;
         Ui::new(settings.run.quiet).line(&format!(
             "inconclusive at {}: adding up to {max_extra} samples there before deciding",
             verdict.overall.needs_more_samples.join(", ")
@@ -143,7 +146,7 @@ fn points(settings: &GateSettings) -> Vec<PointId> {
         .collect()
 }
 
-/// The run in `dir` judged against `baseline`, its verdict written. A point
+/// The run in `dir` judged against `baseline` (not yet written). A point
 /// the circuit breaker stopped has nothing to compare: the target is
 /// unhealthy (one with samples but too many errors gets its `error`
 /// verdict).
@@ -165,7 +168,5 @@ fn judged(
             point.status_message.as_deref().unwrap_or("error")
         )));
     }
-    let verdict = judge(baseline, baseline_path, &run, policy, &now())?;
-    write(dir, &verdict)?;
-    Ok(verdict)
+    judge(baseline, baseline_path, &run, policy, &now())
 }
