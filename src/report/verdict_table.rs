@@ -6,7 +6,7 @@
 use crate::analysis::Verdict;
 use crate::analysis::document::{ContextCurve, VerdictFile};
 
-use super::verdict_view::{self, format_value, metric_value};
+use super::verdict_view::{self, format_value, shown_values};
 
 /// The verdict's word, in capitals where it fails the gate.
 fn verdict_name(verdict: Verdict) -> String {
@@ -62,18 +62,9 @@ fn point_lines(out: &mut String, verdict: &VerdictFile, curve: &ContextCurve) {
     let metric = curve.verdict.metric;
     for point in &curve.verdict.points {
         let figures = verdict.points.iter().find(|p| p.point == point.point);
-        let (baseline, current) = figures
-            .map(|f| {
-                let value = |side| format_value(metric, metric_value(side, metric));
-                match point
-                    .estimate
-                    .and_then(|e| e.baseline_geomean.zip(e.current_geomean))
-                {
-                    Some((b, c)) => (format_value(metric, b), format_value(metric, c)),
-                    None => (value(&f.baseline), value(&f.current)),
-                }
-            })
-            .unwrap_or_default();
+        let shown = |value: Option<f64>| value.map(|v| format_value(metric, v)).unwrap_or_default();
+        let (baseline, current) = shown_values(point.estimate.as_ref(), figures, metric);
+        let (baseline, current) = (shown(baseline), shown(current));
         let (change, interval, mde) = match &point.estimate {
             Some(e) => (
                 pct(e.change_pct),

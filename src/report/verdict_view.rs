@@ -32,6 +32,26 @@ pub const VALUES_NOTE: &str = "baseline and current are geometric means of the p
      values (for TTFT, of each sample's p50 or p95; the baseline's over its runs), the figures \
      whose ratio the change is";
 
+/// The two figures a row shows, baseline and current: the geometric means
+/// of the per-sample values when it has an estimate (see [`VALUES_NOTE`]),
+/// else the point's figures.
+pub fn shown_values(
+    estimate: Option<&Estimate>,
+    figures: Option<&PointFigures>,
+    metric: Metric,
+) -> (Option<f64>, Option<f64>) {
+    let point =
+        |side: fn(&PointFigures) -> &SideFigures| figures.map(|f| metric_value(side(f), metric));
+    (
+        estimate
+            .and_then(|e| e.baseline_geomean)
+            .or_else(|| point(|f| &f.baseline)),
+        estimate
+            .and_then(|e| e.current_geomean)
+            .or_else(|| point(|f| &f.current)),
+    )
+}
+
 /// One side's value of a metric at a point.
 pub fn metric_value(figures: &SideFigures, metric: Metric) -> f64 {
     match metric {
@@ -142,20 +162,14 @@ impl Row<'_> {
         format!("{}/{}", self.point, metric_slug(self.metric))
     }
 
-    /// The baseline's figure the change is about: the geometric mean of
-    /// its per-sample values when the row has an estimate (see
-    /// [`VALUES_NOTE`]), else the point's figure.
+    /// The baseline's figure the change is about ([`shown_values`]).
     pub fn baseline_value(&self) -> Option<f64> {
-        self.estimate
-            .and_then(|e| e.baseline_geomean)
-            .or_else(|| self.figures.map(|f| metric_value(&f.baseline, self.metric)))
+        shown_values(self.estimate, self.figures, self.metric).0
     }
 
     /// The current run's figure, as [`Row::baseline_value`].
     pub fn current_value(&self) -> Option<f64> {
-        self.estimate
-            .and_then(|e| e.current_geomean)
-            .or_else(|| self.figures.map(|f| metric_value(&f.current, self.metric)))
+        shown_values(self.estimate, self.figures, self.metric).1
     }
 
     /// A change, or a measurement the gate cannot pass: what a comment
