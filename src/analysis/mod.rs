@@ -29,6 +29,6 @@ pub use judge::{judge, sample_value};
 pub use policy::{Direction, HealthLimits, Metric, Policy, RECOMMENDED_BASELINE_RUNS, Tolerances};
 pub use verdict::{
     CurveSummary, CurveVerdict, Estimate, MDE_POWER, MIN_SHRINKABLE_SHARE, PointHealth,
-    PointMetricVerdict, PointSamples, Verdict, judge_curve, minimum_detectable_effect,
-    needs_more_samples,
+    PointMetricVerdict, PointSamples, VarianceTerms, Verdict, judge_curve, mde_floor,
+    minimum_detectable_effect, needs_more_samples, runs_for_tolerance,
 };

@@ -434,3 +434,18 @@ fn verdict_serializes_with_lowercase_names() {
         assert_eq!(serde_json::to_string(&v).unwrap(), name);
     }
 }
+
+#[test]
+fn the_mde_floor_and_the_runs_that_bring_it_under_a_tolerance() {
+    // α = 1 % split over 3 points: z(0.99667) = 2.71305, z(0.8) = 0.84162.
+    let alpha = 0.01 / 3.0;
+    let z = 2.713_052 + 0.841_621;
+    let floor = mde_floor(0.02, 5, alpha);
+    assert!((floor - z * 0.02 * 1.2_f64.sqrt()).abs() < 1e-5, "{floor}");
+    // 10 %: one run gives z·σ·√2 = 10.05 % > ln 1.1, two give 8.71 %.
+    assert_eq!(runs_for_tolerance(0.02, alpha, 0.10_f64.ln_1p()), Some(2));
+    assert!(mde_floor(0.02, 1, alpha) > 0.10_f64.ln_1p());
+    assert!(mde_floor(0.02, 2, alpha) < 0.10_f64.ln_1p());
+    // 5 % is below z·σ = 7.1 %: no number of runs.
+    assert_eq!(runs_for_tolerance(0.02, alpha, 0.05_f64.ln_1p()), None);
+}

@@ -144,6 +144,56 @@ pub struct Estimate {
     pub run_noise_source: RunNoiseSource,
     /// Share of the variance that more current samples can shrink.
     pub current_sample_share: f64,
+    /// The MDE that run-to-run noise alone sets (points only):
+    /// `(z₁₋α + z₀.₈) · σ_run · √(1 + 1/R)` at the MDE's level, which no
+    /// number or length of this run's samples can go below; more baseline
+    /// runs lower it only towards `(z₁₋α + z₀.₈) · σ_run`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mde_floor_pct: Option<f64>,
+    /// Where `std_error` comes from (points only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terms: Option<VarianceTerms>,
+}
+
+/// The three terms of a point's `Var d` (see `analysis::effect`), each as
+/// the standard deviation it alone would give the log ratio: the current
+/// run's samples, the baseline's samples and the run-to-run noise of both
+/// sides. Their squares add up to `std_error²`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct VarianceTerms {
+    pub current_samples: f64,
+    pub baseline_samples: f64,
+    pub run_to_run: f64,
+}
+
+impl VarianceTerms {
+    fn of(effect: &Effect) -> VarianceTerms {
+        VarianceTerms {
+            current_samples: effect.current_sample_var.sqrt(),
+            baseline_samples: effect.baseline_sample_var.sqrt(),
+            run_to_run: effect.run_var.sqrt(),
+        }
+    }
+}
+
+/// The MDE (log units) that run-to-run noise `run_noise` alone sets with a
+/// baseline of `baseline_runs` runs, at one-sided level `alpha`.
+pub fn mde_floor(run_noise: f64, baseline_runs: usize, alpha: f64) -> f64 {
+    let z = t_quantile(1.0 - alpha, f64::INFINITY) + t_quantile(MDE_POWER, f64::INFINITY);
+    z * run_noise * (1.0 + 1.0 / baseline_runs.max(1) as f64).sqrt()
+}
+
+/// The fewest baseline runs whose [`mde_floor`] is below `tolerance_log`,
+/// or `None` when none is: the current run's own offset, `z · σ_run`,
+/// already reaches it.
+pub fn runs_for_tolerance(run_noise: f64, alpha: f64, tolerance_log: f64) -> Option<usize> {
+    let z = t_quantile(1.0 - alpha, f64::INFINITY) + t_quantile(MDE_POWER, f64::INFINITY);
+    let ratio = tolerance_log / (z * run_noise);
+    if ratio <= 1.0 {
+        return None;
+    }
+    // 1 + 1/R < ratio² ⇔ R > 1 / (ratio² − 1).
+    Some((1.0 / (ratio * ratio - 1.0)).floor() as usize + 1)
 }
 
 /// The verdict of one point for one metric.
@@ -341,6 +391,8 @@ fn estimate(
         run_noise,
         run_noise_source,
         current_sample_share,
+        mde_floor_pct: None,
+        terms: None,
     }
 }
 
@@ -487,6 +539,12 @@ impl<'a> Rule<'a> {
             verdict.estimate = Some(Estimate {
                 baseline_geomean: Some(effect.baseline_log_mean.exp()),
                 current_geomean: Some(effect.current_log_mean.exp()),
+                mde_floor_pct: Some(pct(mde_floor(
+                    effect.run_noise,
+                    effect.baseline_runs,
+                    mde_alpha,
+                ))),
+                terms: Some(VarianceTerms::of(effect)),
                 ..estimate(
                     effect.log_ratio,
                     effect.std_error(),

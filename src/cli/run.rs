@@ -272,6 +272,34 @@ pub struct RunOptionArgs {
     )]
     pub warmup_fraction: Option<f64>,
 
+    /// Request cycles (window length over the mean request latency) a
+    /// sample's steady-state window should span: a window of one or two
+    /// cycles catches one batching wave or two [default: 4].
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        env = "CACHERATE_MIN_SAMPLE_CYCLES",
+        help_heading = "Timing"
+    )]
+    pub min_sample_cycles: Option<f64>,
+
+    /// Requests a sample's window should count (a TTFT p95 over fewer than
+    /// 20 is their largest value) [default: 40].
+    #[arg(long, env = "CACHERATE_MIN_SAMPLE_REQUESTS", help_heading = "Timing")]
+    pub min_sample_requests: Option<u64>,
+
+    /// Lengthen each sample phase to span --min-sample-cycles and count
+    /// --min-sample-requests, from the request latency of the phase before
+    /// it at the same load (at most 10x --sample-duration); without it a
+    /// short sample is reported. `gate`, `baseline refresh` and `calibrate`
+    /// lengthen unless told --no-lengthen-samples.
+    #[arg(long, overrides_with = "no_lengthen_samples", help_heading = "Timing")]
+    pub lengthen_samples: bool,
+
+    /// Keep sample phases at --sample-duration, reporting short ones.
+    #[arg(long, overrides_with = "lengthen_samples", help_heading = "Timing")]
+    pub no_lengthen_samples: bool,
+
     /// How each point's load is chosen: adaptive (ramp to the peak under
     /// the thresholds), fixed (--fixed-concurrency-levels or
     /// --concurrency-from, no ramp) or sustained (one continuous load of

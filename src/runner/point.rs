@@ -16,7 +16,8 @@ use crate::error::{Error, Result};
 use crate::record::RequestRecord;
 use crate::settings::ReinitStrategy;
 use crate::stats::{
-    Latency, PointFigures, PointRequests, Sample, cache_rate_missed, settled_cache_rate,
+    Coverage, Latency, MAX_LENGTHENING, PointFigures, PointRequests, Sample, cache_rate_missed,
+    settled_cache_rate,
 };
 use crate::store::{PeriodDecision, PhaseRecord, PlanKind, PointId, PointResult, PointStatus};
 use crate::workload::PromptFactory;
@@ -95,6 +96,7 @@ impl<'a> PointRun<'a> {
             point.selection_phase = None;
         }
         check_error_rate(&mut point, self.setup.settings.max_error_rate);
+        self.warn_short_samples(&point);
         self.save(point)
     }
 
@@ -123,7 +125,7 @@ impl<'a> PointRun<'a> {
             let next = PlannedPhase {
                 kind: point.plan.extra_sample(k),
                 concurrency: point.peak_concurrency,
-                duration: self.setup.settings.sample_duration,
+                duration: self.extra_sample_duration(point),
             };
             let index = point.phases;
             let phase = self.phase(&mut load, next, index, |_| None).await?;
@@ -147,6 +149,59 @@ impl<'a> PointRun<'a> {
             ));
         }
         Ok(())
+    }
+
+    /// An extra sample's length: the configured one, lengthened (under
+    /// `--lengthen-samples`) from the request cycle of the point's samples.
+    fn extra_sample_duration(&self, point: &PointResult) -> f64 {
+        let settings = &self.setup.settings;
+        let cycles: Vec<f64> = point.samples.iter().map(|s| s.ttlt.avg).collect();
+        if !settings.lengthen_samples || cycles.is_empty() {
+            return settings.sample_duration;
+        }
+        let cycle = cycles.iter().sum::<f64>() / cycles.len() as f64;
+        settings
+            .sample_sizing
+            .duration(
+                settings.sample_duration,
+                settings.warmup_fraction,
+                cycle,
+                point.peak_concurrency,
+            )
+            .duration
+    }
+
+    /// Says once per point when its samples span too few request cycles
+    /// or count too few requests for their figures, and what would help.
+    fn warn_short_samples(&self, point: &PointResult) {
+        let settings = &self.setup.settings;
+        let sizing = settings.sample_sizing;
+        let short: Vec<(usize, String)> = point
+            .samples
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((i + 1, sizing.shortfall(Coverage::of(s))?)))
+            .collect();
+        let Some((first, lacks)) = short.first() else {
+            return;
+        };
+        let help = if settings.lengthen_samples {
+            format!(
+                "samples are lengthened to at most {MAX_LENGTHENING}x --sample-duration \
+                 ({} s): raise it",
+                settings.sample_duration
+            )
+        } else {
+            "--lengthen-samples sizes each sample from the load's request latency (gate, \
+             baseline refresh and calibrate do)"
+                .to_string()
+        };
+        self.setup.ui.warn(&format!(
+            "{}: {} of {} samples are short: sample {first} {lacks}; {help}",
+            self.id,
+            short.len(),
+            point.samples.len()
+        ));
     }
 
     /// Runs one planned phase on `load` and writes it: its record (with

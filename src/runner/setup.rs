@@ -13,7 +13,7 @@ use super::checks::{
 };
 use super::commit::RunFiles;
 use super::phase::{Breaker, Judging, Shared};
-use super::plan::{ControllerParams, Plan, PlanOptions, RampParams, SustainedParams};
+use super::plan::{ControllerParams, Lengthening, Plan, PlanOptions, RampParams, SustainedParams};
 use super::provenance::run_info;
 use super::reproduce::{reproduce_args, write_run_command};
 use super::resume::open_run_dir;
@@ -326,6 +326,10 @@ fn plan_options(settings: &RunSettings) -> PlanOptions {
             test_duration: s.test_duration,
             ramp_duration: s.ramp_duration,
             sample_duration: s.sample_duration,
+            lengthening: s.lengthen_samples.then_some(Lengthening {
+                sizing: s.sample_sizing,
+                warmup_fraction: s.warmup_fraction,
+            }),
         },
         sustained: SustainedParams::new(
             ControllerParams {

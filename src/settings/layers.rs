@@ -16,6 +16,17 @@ fn flag(on: bool, off: bool) -> Option<bool> {
     }
 }
 
+/// The commands whose runs feed verdicts (`gate`, `baseline refresh`,
+/// `calibrate`) lengthen short samples unless told
+/// `--no-lengthen-samples`: a verdict's samples must each span enough
+/// request cycles, whatever `run` does.
+pub(super) fn lengthen_by_default(args: &mut RunArgs) {
+    let options = &mut args.options;
+    if !options.no_lengthen_samples {
+        options.lengthen_samples = true;
+    }
+}
+
 /// `cacherate run`'s profile-settable options as given.
 pub(super) fn run(args: &RunArgs) -> Options {
     let RunArgs {
@@ -69,7 +80,8 @@ fn run_options(options: &RunOptionArgs) -> Options {
         context_sizes, working_set_size, output_tokens, cache_hit_rates, chunk_size,
         reinit_strategy, prompt_mode, seed, max_ttft, ttft_metric, min_tokens_per_req,
         tokens_per_req_metric, max_error_rate, circuit_breaker_failures, circuit_breaker_window,
-        test_duration, ramp_duration, num_retries, sample_duration, warmup_fraction, mode,
+        test_duration, ramp_duration, num_retries, sample_duration, warmup_fraction,
+        min_sample_cycles, min_sample_requests, mode,
         assessment_period, fixed_concurrency_levels, concurrency_from, start_concurrency,
         concurrency_increment, max_concurrency, init_concurrency, output_dir, chunk_times,
         kv_cache_quantization, num_layers, num_kv_heads, head_dim, max_cache_rate_gap,
@@ -77,6 +89,7 @@ fn run_options(options: &RunOptionArgs) -> Options {
         random_working_set_selection / no_random_working_set_selection,
         strict_time_window / no_strict_time_window,
         skip_graphs / no_skip_graphs,
+        lengthen_samples / no_lengthen_samples,
     })
 }
 

@@ -87,6 +87,9 @@ options! {
     concurrency_from: PathBuf,
     warmup_fraction: f64,
     sample_duration: f64,
+    min_sample_cycles: f64,
+    min_sample_requests: u64,
+    lengthen_samples: bool,
     assessment_period: f64,
     // The verdict's (compare, gate, calibrate).
     confidence: f64,

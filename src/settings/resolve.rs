@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::cli::RunArgs;
 use crate::error::{Error, Result};
+use crate::stats::SampleSizing;
 
 use super::layers;
 use super::load::{LoadOptions, ReadLoads, mode_and_load};
@@ -84,6 +85,11 @@ pub struct RunSettings {
     pub warmup_fraction: f64,
     /// Seconds of each sample phase.
     pub sample_duration: f64,
+    /// The least a sample's window spans and counts.
+    pub sample_sizing: SampleSizing,
+    /// Sample phases are lengthened to `sample_sizing` (else a short one
+    /// is reported).
+    pub lengthen_samples: bool,
     /// Sustained mode: seconds between the controller's decisions.
     pub assessment_period: f64,
     /// `(context, rate, samples)`: finished points to extend with more
@@ -225,6 +231,11 @@ impl RunSettings {
                 Some(seconds) => seconds,
                 None => required(o.ramp_duration, "--ramp-duration")?,
             },
+            sample_sizing: SampleSizing {
+                min_cycles: required(o.min_sample_cycles, "--min-sample-cycles")?,
+                min_requests: required(o.min_sample_requests, "--min-sample-requests")?,
+            },
+            lengthen_samples: required(o.lengthen_samples, "--lengthen-samples")?,
             assessment_period: required(o.assessment_period, "--assessment-period")?,
             sample_targets: Vec::new(),
             profile: args.profiles.profile,

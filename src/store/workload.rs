@@ -45,6 +45,10 @@ pub struct Workload {
     pub fixed_load: Option<FixedLoadSpec>,
     pub warmup_fraction: f64,
     pub sample_duration: f64,
+    /// What sample phases were lengthened to (`--lengthen-samples`);
+    /// absent when they kept `sample_duration`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_sizing: Option<crate::stats::SampleSizing>,
     /// Sustained mode's assessment period, seconds (absent in the other
     /// modes, so their stored workloads are unchanged).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -9,6 +9,7 @@ use super::peak::{PeakSearch, RampParams};
 use super::sustained::{Sustained, SustainedParams};
 use crate::cli::values::{FixedLoadSpec, Mode, TokensPerReqMetric};
 use crate::error::{Error, Result};
+use crate::stats::SampleSizing;
 use crate::store::{PeriodDecision, PhaseKind, PhaseRecord, PlanKind, PointId};
 
 /// How many increments a step up takes at `headroom`, the share of the
@@ -51,6 +52,10 @@ pub struct Outcome {
     pub input_tps: f64,
     /// Seconds the phase took, in-flight requests included.
     pub elapsed: f64,
+    /// Mean request latency (TTLT) of the counted requests: a slot's
+    /// request cycle at this load, seconds.
+    #[serde(default)]
+    pub cycle_s: f64,
 }
 
 impl Outcome {
@@ -66,7 +71,39 @@ impl Outcome {
             tokens_per_req: phase.figures.tokens_per_req_metric(metric),
             input_tps: phase.figures.input_tps,
             elapsed: phase.end_unix_s - phase.start_unix_s,
+            cycle_s: phase.figures.ttlt.avg,
         }
+    }
+}
+
+/// How a plan lengthens its samples (`--lengthen-samples`): each sample
+/// phase long enough for its window to span and count what `sizing` asks,
+/// from the request cycle of the phase before the samples at their load.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lengthening {
+    pub sizing: SampleSizing,
+    pub warmup_fraction: f64,
+}
+
+/// The length of the sample phases that follow `before` (a phase at their
+/// load): `configured`, or longer under `lengthening`.
+pub(super) fn sample_duration(
+    lengthening: Option<Lengthening>,
+    configured: f64,
+    before: &Outcome,
+) -> f64 {
+    match lengthening {
+        Some(l) => {
+            l.sizing
+                .duration(
+                    configured,
+                    l.warmup_fraction,
+                    before.cycle_s,
+                    before.concurrency,
+                )
+                .duration
+        }
+        None => configured,
     }
 }
 
@@ -133,8 +170,8 @@ impl Plan {
                 let load = FixedLoad::new(
                     levels,
                     ramp.num_retries,
-                    ramp.ramp_duration,
-                    ramp.sample_duration,
+                    (ramp.ramp_duration, ramp.sample_duration),
+                    ramp.lengthening,
                 );
                 Ok(match spec {
                     FixedLoadSpec::Levels(_) => Plan::FixedLevels(load),
@@ -216,6 +253,7 @@ mod tests {
             test_duration: 10.0,
             ramp_duration: 1.0,
             sample_duration: 1.0,
+            lengthening: None,
         };
         let controller = ControllerParams {
             start_concurrency: 2,

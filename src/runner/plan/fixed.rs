@@ -10,7 +10,7 @@
 //! reported whatever its TTFT: a comparison needs the figures even when
 //! they are bad.
 
-use super::common::{Outcome, PlanResult, PlannedPhase};
+use super::common::{Lengthening, Outcome, PlanResult, PlannedPhase, sample_duration};
 use crate::store::PhaseKind;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -19,7 +19,9 @@ pub struct FixedLoad {
     levels: Vec<u32>,
     samples_per_level: u32,
     warmup_duration: f64,
+    /// As configured; the level's samples may be lengthened.
     sample_duration: f64,
+    lengthening: Option<Lengthening>,
     outcomes: Vec<Outcome>,
     /// Index of the level being measured.
     level: usize,
@@ -29,12 +31,13 @@ pub struct FixedLoad {
 }
 
 impl FixedLoad {
-    /// `levels` in any order; `samples_per_level` at least 1.
+    /// `levels` in any order; `samples_per_level` at least 1; the
+    /// durations of the warm-up and of the samples as configured.
     pub fn new(
         mut levels: Vec<u32>,
         samples_per_level: u32,
-        warmup_duration: f64,
-        sample_duration: f64,
+        (warmup_duration, sample_duration): (f64, f64),
+        lengthening: Option<Lengthening>,
     ) -> FixedLoad {
         levels.sort_unstable();
         levels.dedup();
@@ -44,6 +47,7 @@ impl FixedLoad {
             samples_per_level,
             warmup_duration,
             sample_duration,
+            lengthening,
             outcomes: Vec::new(),
             level: 0,
             step: 0,
@@ -63,10 +67,12 @@ impl FixedLoad {
                 duration: self.warmup_duration,
             }
         } else {
+            // The level's warm-up is the phase before its samples.
+            let warmup = &self.outcomes[self.outcomes.len() - self.step as usize];
             PlannedPhase {
                 kind: PhaseKind::Fixed(self.step),
                 concurrency,
-                duration: self.sample_duration,
+                duration: sample_duration(self.lengthening, self.sample_duration, warmup),
             }
         })
     }
@@ -167,6 +173,7 @@ mod tests {
                 tokens_per_req: 0.0,
                 input_tps: tps(phase.concurrency),
                 elapsed: phase.duration,
+                cycle_s: 1.0,
             });
         }
         (ran, plan)
@@ -174,7 +181,7 @@ mod tests {
 
     #[test]
     fn each_level_is_warmed_then_sampled_lowest_first() {
-        let plan = FixedLoad::new(vec![16, 4, 8, 8], 2, 3.0, 5.0);
+        let plan = FixedLoad::new(vec![16, 4, 8, 8], 2, (3.0, 5.0), None);
         assert_eq!(plan.next().unwrap().duration, 3.0);
         let (ran, plan) = drive(plan, 1000, f64::from);
         assert_eq!(
@@ -201,7 +208,7 @@ mod tests {
     #[test]
     fn stops_after_the_first_level_over_the_thresholds() {
         let (ran, plan) = drive(
-            FixedLoad::new(vec![4, 8, 16, 32], 2, 1.0, 1.0),
+            FixedLoad::new(vec![4, 8, 16, 32], 2, (1.0, 1.0), None),
             16,
             f64::from,
         );
@@ -214,15 +221,19 @@ mod tests {
     #[test]
     fn the_best_passing_level_is_reported_not_the_highest() {
         // Throughput falls past 8 (the server thrashes) though TTFT holds.
-        let (_, plan) = drive(FixedLoad::new(vec![4, 8, 12], 1, 1.0, 1.0), 1000, |c| {
-            if c <= 8 { f64::from(c) } else { 1.0 }
-        });
+        let (_, plan) = drive(
+            FixedLoad::new(vec![4, 8, 12], 1, (1.0, 1.0), None),
+            1000,
+            |c| {
+                if c <= 8 { f64::from(c) } else { 1.0 }
+            },
+        );
         assert_eq!(plan.result().unwrap().concurrency, 8);
     }
 
     #[test]
     fn a_single_level_is_reported_whatever_its_ttft() {
-        let (ran, plan) = drive(FixedLoad::new(vec![64], 3, 1.0, 1.0), 8, |_| 1.0);
+        let (ran, plan) = drive(FixedLoad::new(vec![64], 3, (1.0, 1.0), None), 8, |_| 1.0);
         assert_eq!(ran.len(), 4);
         let result = plan.result().unwrap();
         assert_eq!((result.concurrency, result.passed), (64, false));
@@ -231,7 +242,7 @@ mod tests {
 
     #[test]
     fn replaying_outcomes_reaches_the_same_state() {
-        let mut plan = FixedLoad::new(vec![4, 8], 2, 1.0, 2.0);
+        let mut plan = FixedLoad::new(vec![4, 8], 2, (1.0, 2.0), None);
         for _ in 0..4 {
             let phase = plan.next().unwrap();
             plan.record(Outcome {
@@ -244,13 +255,57 @@ mod tests {
                 tokens_per_req: 0.0,
                 input_tps: 1.0,
                 elapsed: 1.0,
+                cycle_s: 1.0,
             });
         }
-        let mut replayed = FixedLoad::new(vec![4, 8], 2, 1.0, 2.0);
+        let mut replayed = FixedLoad::new(vec![4, 8], 2, (1.0, 2.0), None);
         for outcome in plan.outcomes.clone() {
             replayed.record(outcome);
         }
         assert_eq!(replayed, plan);
         assert_eq!(plan.next().unwrap().kind, PhaseKind::Fixed(1));
+    }
+
+    #[test]
+    fn lengthened_samples_are_sized_from_their_levels_warm_up() {
+        let lengthening = Lengthening {
+            sizing: crate::stats::SampleSizing::default(),
+            warmup_fraction: 0.2,
+        };
+        let mut plan = FixedLoad::new(vec![4, 52], 2, (3.0, 3.0), Some(lengthening));
+        let mut durations = Vec::new();
+        while let Some(phase) = plan.next() {
+            durations.push((phase.kind.id(phase.concurrency), phase.duration));
+            // Requests take 1.2 s at 4 slots, 1.1 s at 52.
+            let cycle_s = if phase.concurrency == 4 { 1.2 } else { 1.1 };
+            plan.record(Outcome {
+                kind: phase.kind,
+                concurrency: phase.concurrency,
+                passed: true,
+                ttft: 0.1,
+                completed: 10,
+                failed: 0,
+                tokens_per_req: 0.0,
+                input_tps: 1.0,
+                elapsed: phase.duration,
+                cycle_s,
+            });
+        }
+        // 4 slots: 40 requests take 10 cycles = 12 s of window, 15 s of
+        // phase after a 20 % warm-up. 52 slots: 4 cycles = 4.4 s of window,
+        // 5.5 s of phase. The warm-ups keep their length.
+        let expected = [
+            ("FIXED_c4_warmup", 3.0),
+            ("FIXED_c4_run1", 15.0),
+            ("FIXED_c4_run2", 15.0),
+            ("FIXED_c52_warmup", 3.0),
+            ("FIXED_c52_run1", 5.5),
+            ("FIXED_c52_run2", 5.5),
+        ];
+        assert_eq!(durations.len(), expected.len());
+        for ((id, d), (want_id, want)) in durations.iter().zip(expected) {
+            assert_eq!(id, want_id);
+            assert!((d - want).abs() < 1e-9, "{id}: {d} s, expected {want} s");
+        }
     }
 }

@@ -8,7 +8,7 @@ pub mod fixed;
 pub mod peak;
 pub mod sustained;
 
-pub use common::{Loading, Outcome, Plan, PlanOptions, PlanResult, PlannedPhase};
+pub use common::{Lengthening, Loading, Outcome, Plan, PlanOptions, PlanResult, PlannedPhase};
 pub use fixed::FixedLoad;
 pub use peak::{PeakSearch, RampParams};
 pub use sustained::{ControllerParams, Sustained, SustainedParams};

@@ -20,7 +20,9 @@
 //!    They, and only they, are the samples: the ramp phase that chose the
 //!    peak was chosen by its own noise (winner's curse).
 
-use super::common::{Outcome, PlanResult, PlannedPhase, step_multiplier};
+use super::common::{
+    Lengthening, Outcome, PlanResult, PlannedPhase, sample_duration, step_multiplier,
+};
 use crate::store::PhaseKind;
 
 /// Most bisection steps between the last good and the first bad level.
@@ -36,8 +38,9 @@ pub struct RampParams {
     /// Time budget of the ramp, seconds.
     pub test_duration: f64,
     pub ramp_duration: f64,
-    /// Length of each retry, seconds.
+    /// Length of each retry, seconds (lengthened under `lengthening`).
     pub sample_duration: f64,
+    pub lengthening: Option<Lengthening>,
 }
 
 impl RampParams {
@@ -140,7 +143,11 @@ impl PeakSearch {
             State::Retrying { done } => Some(PlannedPhase {
                 kind: PhaseKind::Retry(done + 1),
                 concurrency: self.outcomes[self.peak_index?].concurrency,
-                duration: self.params.sample_duration,
+                duration: sample_duration(
+                    self.params.lengthening,
+                    self.params.sample_duration,
+                    &self.outcomes[self.peak_index?],
+                ),
             }),
             State::Done => None,
         }
@@ -311,6 +318,7 @@ mod tests {
             test_duration: 10_000.0,
             ramp_duration: 60.0,
             sample_duration: 60.0,
+            lengthening: None,
         }
     }
 
@@ -337,6 +345,7 @@ mod tests {
                 tokens_per_req: 0.0,
                 input_tps: f64::from(phase.concurrency) * 100.0,
                 elapsed: phase.duration,
+                cycle_s: 1.0,
             });
         }
         (ran, search.peak().unwrap())
@@ -359,6 +368,7 @@ mod tests {
                 tokens_per_req: 0.0,
                 input_tps: 1.0,
                 elapsed: phase.duration,
+                cycle_s: 1.0,
             });
         }
         durations
@@ -506,6 +516,7 @@ mod tests {
                 tokens_per_req: 0.0,
                 input_tps: 1.0,
                 elapsed: phase.duration,
+                cycle_s: 1.0,
             });
         }
         let peak = search.peak().unwrap();
@@ -527,6 +538,7 @@ mod tests {
                 tokens_per_req: 0.0,
                 input_tps: 1.0,
                 elapsed: phase.duration,
+                cycle_s: 1.0,
             });
         }
         let replayed = PeakSearch::replay(params(), 2, search.outcomes());
@@ -538,6 +550,7 @@ mod tests {
     fn retries_take_the_sample_duration_and_without_them_there_are_no_samples() {
         let sampled = RampParams {
             sample_duration: 7.0,
+            lengthening: None,
             num_retries: 2,
             ..params()
         };
@@ -557,6 +570,7 @@ mod tests {
                 tokens_per_req: 0.0,
                 input_tps: 1.0,
                 elapsed: phase.duration,
+                cycle_s: 1.0,
             });
         }
         assert_eq!(retry_durations, [7.0, 7.0]);
@@ -570,5 +584,52 @@ mod tests {
         );
         assert!(peak.samples.is_empty());
         assert!(peak.selection.is_some(), "the peak is still known");
+    }
+
+    #[test]
+    fn lengthened_retries_are_sized_from_the_phase_that_chose_the_peak() {
+        let sampled = RampParams {
+            sample_duration: 3.0,
+            lengthening: Some(Lengthening {
+                sizing: crate::stats::SampleSizing::default(),
+                warmup_fraction: 0.2,
+            }),
+            num_retries: 2,
+            ..params()
+        };
+        let mut search = PeakSearch::new(sampled, 2);
+        let mut retries = Vec::new();
+        while let Some(phase) = search.next() {
+            if matches!(phase.kind, PhaseKind::Retry(_)) {
+                retries.push((phase.concurrency, phase.duration));
+            }
+            search.record(Outcome {
+                kind: phase.kind,
+                concurrency: phase.concurrency,
+                passed: phase.concurrency < 10,
+                ttft: 1.5,
+                completed: 10,
+                failed: 0,
+                tokens_per_req: 0.0,
+                input_tps: f64::from(phase.concurrency),
+                elapsed: phase.duration,
+                // Each level's requests take 0.1 s per slot.
+                cycle_s: 0.1 * f64::from(phase.concurrency),
+            });
+        }
+        let peak = search.peak().unwrap().concurrency;
+        // The window: the longer of 4 cycles and 40 requests over `peak`
+        // slots; the phase: that over 0.8 (or plus a cycle when longer).
+        let cycle = 0.1 * f64::from(peak);
+        let window = (4.0 * cycle).max(40.0 * cycle / f64::from(peak));
+        let expected = (window / 0.8).max(window + cycle).max(3.0);
+        assert_eq!(retries.len(), 2);
+        for (concurrency, duration) in retries {
+            assert_eq!(concurrency, peak);
+            assert!(
+                (duration - expected).abs() < 1e-9,
+                "{duration} s, {expected} s"
+            );
+        }
     }
 }

@@ -333,6 +333,7 @@ mod tests {
                 tokens_per_req: 50.0,
                 input_tps: 100.0,
                 elapsed: next.duration,
+                cycle_s: 1.0,
             });
             decisions.push(decided.decision);
         }
