@@ -291,12 +291,12 @@ pub struct RunOptionArgs {
     /// Lengthen each sample phase to span --min-sample-cycles and count
     /// --min-sample-requests, from the request latency of the phase before
     /// it at the same load (at most 10x --sample-duration); without it a
-    /// short sample is reported. `gate`, `baseline refresh` and `calibrate`
-    /// lengthen unless told --no-lengthen-samples.
+    /// short sample is reported.
     #[arg(long, overrides_with = "no_lengthen_samples", help_heading = "Timing")]
     pub lengthen_samples: bool,
 
-    /// Keep sample phases at --sample-duration, reporting short ones.
+    /// Keep sample phases at --sample-duration, reporting short ones, even
+    /// if a profile says otherwise.
     #[arg(long, overrides_with = "lengthen_samples", help_heading = "Timing")]
     pub no_lengthen_samples: bool,
 

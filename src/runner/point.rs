@@ -192,9 +192,7 @@ impl<'a> PointRun<'a> {
                 settings.sample_duration
             )
         } else {
-            "--lengthen-samples sizes each sample from the load's request latency (gate, \
-             baseline refresh and calibrate do)"
-                .to_string()
+            "--lengthen-samples sizes each sample from the load's request latency".to_string()
         };
         self.setup.ui.warn(&format!(
             "{}: {} of {} samples are short: sample {first} {lacks}; {help}",

@@ -52,7 +52,6 @@ impl GateSettings {
 /// environment), else fixed mode at the baseline's loads.
 fn gate_load(args: &GateArgs) -> Result<crate::cli::RunArgs> {
     let mut run = args.run.clone();
-    layers::lengthen_by_default(&mut run);
     let given = &run.options;
     let given_load = given.fixed_concurrency_levels.is_some()
         || given.concurrency_from.is_some()

@@ -16,17 +16,6 @@ fn flag(on: bool, off: bool) -> Option<bool> {
     }
 }
 
-/// The commands whose runs feed verdicts (`gate`, `baseline refresh`,
-/// `calibrate`) lengthen short samples unless told
-/// `--no-lengthen-samples`: a verdict's samples must each span enough
-/// request cycles, whatever `run` does.
-pub(super) fn lengthen_by_default(args: &mut RunArgs) {
-    let options = &mut args.options;
-    if !options.no_lengthen_samples {
-        options.lengthen_samples = true;
-    }
-}
-
 /// `cacherate run`'s profile-settable options as given.
 pub(super) fn run(args: &RunArgs) -> Options {
     let RunArgs {

@@ -83,7 +83,6 @@ impl CalibrateSettings {
                 ));
             }
             let mut at_baseline = args.run.clone();
-            layers::lengthen_by_default(&mut at_baseline);
             at_baseline.options.mode = Some(Mode::Fixed);
             at_baseline.options.fixed_concurrency_levels = None;
             at_baseline.options.concurrency_from = Some(args.baseline.clone());
@@ -162,16 +161,14 @@ impl RefreshSettings {
                 return Err(Error::Usage("--runs must be at least 1".into()));
             }
             let profiles = profile::load(&args.run.profiles, config_dir)?;
-            let mut run_args = args.run.clone();
-            layers::lengthen_by_default(&mut run_args);
-            let mut first = RunSettings::from_layers(&profiles, run_args.clone(), 0, read)?;
+            let mut first = RunSettings::from_layers(&profiles, args.run.clone(), 0, read)?;
             let dir = first.output_dir.join(format!("baseline-{}", args.name));
             first.output_dir = dir.join("run-1");
             Runs::Measured {
                 count,
                 plan: RefreshPlan {
                     profiles,
-                    args: run_args,
+                    args: args.run.clone(),
                     first,
                     dir,
                 },

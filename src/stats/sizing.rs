@@ -42,6 +42,10 @@ impl Default for SampleSizing {
 /// a server so slow that it needs more is reported, not waited on.
 pub const MAX_LENGTHENING: f64 = 10.0;
 
+/// The share of `min_cycles` a window may fall short by before it is
+/// reported (see [`SampleSizing::shortfall`]).
+pub const CYCLES_SLACK: f64 = 0.9;
+
 /// What one sample's window spans and counts.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Coverage {
@@ -119,8 +123,11 @@ impl SampleSizing {
 
     /// What a sample lacks, in words, or `None` when it spans and counts
     /// enough.
+    /// A window sized to `min_cycles` from an earlier phase's latency
+    /// comes out a few percent either side of it, so cycles count as too
+    /// few below [`CYCLES_SLACK`] of the minimum.
     pub fn shortfall(&self, coverage: Coverage) -> Option<String> {
-        let few_cycles = coverage.cycles < self.min_cycles;
+        let few_cycles = coverage.cycles < CYCLES_SLACK * self.min_cycles;
         let few_requests = coverage.counted < self.min_requests;
         if !few_cycles && !few_requests {
             return None;
