@@ -400,3 +400,78 @@ async fn a_context_the_server_cannot_hold_is_refused_before_any_request() {
         "nothing was sent"
     );
 }
+
+/// The cycles a sample's window spans (its length over its requests' mean
+/// latency) and the requests it counts.
+fn coverage(point: &PointResult) -> Vec<(f64, u64)> {
+    point
+        .samples
+        .iter()
+        .map(|s| {
+            let window = s.window_end_unix_s - s.window_start_unix_s;
+            (window / s.ttlt.avg, s.counted)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lengthened_samples_span_the_cycles_and_count_the_requests_asked_for() {
+    let server = simulator(SimConfig::for_tests(0.5)).await;
+    let fixed = [
+        "--mode",
+        "fixed",
+        "--fixed-concurrency-levels",
+        "2",
+        "--output-tokens",
+        "16",
+        "--num-retries",
+        "2",
+        "--ramp-duration",
+        "0.3",
+        "--sample-duration",
+        "0.3",
+        "--min-sample-cycles",
+        "4",
+        "--min-sample-requests",
+        "16",
+    ];
+    let short_dir = tempfile::tempdir().unwrap();
+    let short = sweep(&base_args(&server.url(), short_dir.path(), &fixed)).await;
+    let sized_dir = tempfile::tempdir().unwrap();
+    let mut lengthened = fixed.to_vec();
+    lengthened.push("--lengthen-samples");
+    let sized = sweep(&base_args(&server.url(), sized_dir.path(), &lengthened)).await;
+    server.stop().await.unwrap();
+
+    // 0.3 s phases of requests that take some 0.15 s of wall time (16
+    // tokens at scale 0.5) leave a window of about one cycle.
+    for (cycles, _) in coverage(&short[0]) {
+        assert!(cycles < 2.5, "an unsized sample spans {cycles:.1} cycles");
+    }
+    // Sized from the warm-up's latency: 4 cycles, and 16 requests over 2
+    // slots are 8 cycles, so 8 decide. The samples' own latency differs
+    // from the warm-up's by a few percent; half of the margin is left.
+    for (cycles, counted) in coverage(&sized[0]) {
+        assert!(cycles >= 6.0, "a sized sample spans {cycles:.1} cycles");
+        assert!(counted >= 12, "a sized sample counts {counted} requests");
+    }
+    let phase_length = |dir: &Path| -> Vec<f64> {
+        phases(dir, 512)
+            .into_iter()
+            .filter(|p| p.phase_id.contains("_run"))
+            .map(|p| p.planned_duration_s)
+            .collect()
+    };
+    assert!(phase_length(short_dir.path()).iter().all(|&d| d < 0.5));
+    assert!(phase_length(sized_dir.path()).iter().all(|&d| d > 0.6));
+    // The run's workload (what a resume must match) says how its samples
+    // were sized.
+    let sizing = |dir: &Path| {
+        let text = std::fs::read_to_string(dir.join("progress.json")).unwrap();
+        let progress: serde_json::Value = serde_json::from_str(&text).unwrap();
+        progress["workload"]["sample_sizing"].clone()
+    };
+    assert_eq!(sizing(sized_dir.path())["min_requests"], 16);
+    assert_eq!(sizing(sized_dir.path())["min_cycles"], 4.0);
+    assert!(sizing(short_dir.path()).is_null());
+}

@@ -314,4 +314,6 @@ pub struct PhaseRow {
     pub failed: u64,
     pub input_tps: f64,
     pub passed: bool,
+    /// Seconds the plan gave the phase.
+    pub planned_duration_s: f64,
 }
