@@ -160,8 +160,7 @@ impl<'a> PointRun<'a> {
             return settings.sample_duration;
         }
         let cycle = cycles.iter().sum::<f64>() / cycles.len() as f64;
-        settings
-            .sample_sizing
+        super::setup::sample_sizing(settings)
             .duration(
                 settings.sample_duration,
                 settings.warmup_fraction,
@@ -175,7 +174,7 @@ impl<'a> PointRun<'a> {
     /// or count too few requests for their figures, and what would help.
     fn warn_short_samples(&self, point: &PointResult) {
         let settings = &self.setup.settings;
-        let sizing = settings.sample_sizing;
+        let sizing = super::setup::sample_sizing(settings);
         let short: Vec<(usize, String)> = point
             .samples
             .iter()

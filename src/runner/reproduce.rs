@@ -142,8 +142,8 @@ fn measurement_args(args: &mut Args, s: &RunSettings) {
     }
     args.one("warmup-fraction", &s.warmup_fraction);
     args.one("sample-duration", &s.sample_duration);
-    args.one("min-sample-cycles", &s.sample_sizing.min_cycles);
-    args.one("min-sample-requests", &s.sample_sizing.min_requests);
+    args.one("min-sample-cycles", &s.min_sample_cycles);
+    args.one("min-sample-requests", &s.min_sample_requests);
     args.flag("lengthen-samples", s.lengthen_samples);
     args.one("mode", &s.mode);
     args.one("chunk-times", &s.chunk_times);

@@ -172,7 +172,9 @@ pub fn workload(settings: &RunSettings, model: &str, seed: u64) -> Workload {
         fixed_load: settings.fixed_load.clone(),
         warmup_fraction: settings.warmup_fraction,
         sample_duration: settings.sample_duration,
-        sample_sizing: settings.lengthen_samples.then_some(settings.sample_sizing),
+        sample_sizing: settings
+            .lengthen_samples
+            .then(|| super::setup::sample_sizing(settings)),
         assessment_period: (settings.mode == Mode::Sustained).then_some(settings.assessment_period),
     }
 }

@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::progress::Ui;
 use crate::serve::Server;
 use crate::settings::{ChunkTimes, FlushCache, PromptMode, RunSettings};
-use crate::stats::Thresholds;
+use crate::stats::{SampleSizing, Thresholds};
 use crate::store::{self, Fingerprint, Journal, PointId, Progress, RunInfo, ServedServer};
 use crate::workload::content::prompt_content;
 use crate::workload::tokenizer::Tokenizer;
@@ -311,6 +311,14 @@ fn shared(settings: &RunSettings, client: Client, progress: &Progress, stop: &St
     })
 }
 
+/// What a run's samples must span and count.
+pub(super) fn sample_sizing(settings: &RunSettings) -> SampleSizing {
+    SampleSizing {
+        min_cycles: settings.min_sample_cycles,
+        min_requests: settings.min_sample_requests,
+    }
+}
+
 /// The parameters of every plan a point may follow.
 fn plan_options(settings: &RunSettings) -> PlanOptions {
     let s = settings;
@@ -327,7 +335,7 @@ fn plan_options(settings: &RunSettings) -> PlanOptions {
             ramp_duration: s.ramp_duration,
             sample_duration: s.sample_duration,
             lengthening: s.lengthen_samples.then_some(Lengthening {
-                sizing: s.sample_sizing,
+                sizing: sample_sizing(s),
                 warmup_fraction: s.warmup_fraction,
             }),
         },

@@ -8,7 +8,6 @@ use serde::Serialize;
 
 use crate::cli::RunArgs;
 use crate::error::{Error, Result};
-use crate::stats::SampleSizing;
 
 use super::layers;
 use super::load::{LoadOptions, ReadLoads, mode_and_load};
@@ -85,9 +84,11 @@ pub struct RunSettings {
     pub warmup_fraction: f64,
     /// Seconds of each sample phase.
     pub sample_duration: f64,
-    /// The least a sample's window spans and counts.
-    pub sample_sizing: SampleSizing,
-    /// Sample phases are lengthened to `sample_sizing` (else a short one
+    /// The request cycles a sample's window spans at least, and the
+    /// requests it counts (`stats::SampleSizing`).
+    pub min_sample_cycles: f64,
+    pub min_sample_requests: u64,
+    /// Sample phases are lengthened to those (else a short one
     /// is reported).
     pub lengthen_samples: bool,
     /// Sustained mode: seconds between the controller's decisions.
@@ -231,10 +232,8 @@ impl RunSettings {
                 Some(seconds) => seconds,
                 None => required(o.ramp_duration, "--ramp-duration")?,
             },
-            sample_sizing: SampleSizing {
-                min_cycles: required(o.min_sample_cycles, "--min-sample-cycles")?,
-                min_requests: required(o.min_sample_requests, "--min-sample-requests")?,
-            },
+            min_sample_cycles: required(o.min_sample_cycles, "--min-sample-cycles")?,
+            min_sample_requests: required(o.min_sample_requests, "--min-sample-requests")?,
             lengthen_samples: required(o.lengthen_samples, "--lengthen-samples")?,
             assessment_period: required(o.assessment_period, "--assessment-period")?,
             sample_targets: Vec::new(),

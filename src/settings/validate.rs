@@ -182,11 +182,11 @@ impl RunSettings {
                 self.sample_duration
             ));
         }
-        if !(self.sample_sizing.min_cycles.is_finite() && self.sample_sizing.min_cycles >= 1.0) {
+        if !(self.min_sample_cycles.is_finite() && self.min_sample_cycles >= 1.0) {
             return fail(format!(
                 "--min-sample-cycles is the request cycles a sample spans at least, 1 or more; \
                  got {}",
-                self.sample_sizing.min_cycles
+                self.min_sample_cycles
             ));
         }
         if !(self.assessment_period.is_finite() && self.assessment_period > 0.0) {
