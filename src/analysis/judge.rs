@@ -17,7 +17,9 @@ use super::effect::MetricSamples;
 use super::gate::GatePolicy;
 use super::overall::overall;
 use super::policy::{Metric, Policy};
-use super::verdict::{Estimate, PointHealth, PointSamples, judge_curve, runs_for_tolerance};
+use super::verdict::{
+    Estimate, PointHealth, PointSamples, judge_curve, mde_level, runs_for_tolerance,
+};
 
 /// A sample's figure for a metric.
 pub fn sample_value(sample: &Sample, metric: Metric) -> f64 {
@@ -143,59 +145,37 @@ pub const SAMPLE_NOISE_MARGIN: f64 = 1.25;
 /// many) when the floor itself is above the tolerance, or nothing but a
 /// larger tolerance when no number of runs brings it under.
 fn mde_summary(curves: &[ContextCurve], alpha: f64) -> Option<String> {
-    let mut worst: Vec<(Metric, f64, &str, &Estimate, usize)> = Vec::new();
-    for curve in curves.iter().filter(|c| c.gated) {
-        let verdict = &curve.verdict;
-        let tested = verdict
-            .points
-            .iter()
-            .filter(|p| p.estimate.is_some())
-            .count();
-        for point in &verdict.points {
-            let Some(estimate) = point.estimate.as_ref().filter(|e| e.tolerance_below_mde) else {
-                continue;
-            };
-            let entry = (
-                verdict.metric,
-                verdict.tolerance_pct,
-                point.point.as_str(),
-                estimate,
-                tested,
-            );
-            match worst.iter_mut().find(|w| w.0 == verdict.metric) {
-                Some(w) if w.3.mde_pct >= estimate.mde_pct => {}
-                Some(w) => *w = entry,
-                None => worst.push(entry),
-            }
-        }
-    }
-    let parts: Vec<String> = worst
+    let gated = || curves.iter().filter(|c| c.gated);
+    let parts: Vec<String> = Metric::ALL
         .iter()
-        .map(|&(metric, tolerance, point, e, tested)| {
+        .filter_map(|&metric| {
+            let (curve, point, e) = gated()
+                .filter(|c| c.verdict.metric == metric)
+                .flat_map(|c| c.verdict.points.iter().map(move |p| (c, p)))
+                .filter_map(|(c, p)| Some((c, p, p.estimate.as_ref()?)))
+                .filter(|(_, _, e)| e.tolerance_below_mde)
+                // The largest MDE, the first of equals.
+                .reduce(|best, x| {
+                    if x.2.mde_pct > best.2.mde_pct {
+                        x
+                    } else {
+                        best
+                    }
+                })?;
+            let tested = curve
+                .verdict
+                .points
+                .iter()
+                .filter(|p| p.estimate.is_some())
+                .count();
+            let tolerance = curve.verdict.tolerance_pct;
             let floor = e.mde_floor_pct.unwrap_or(f64::NAN);
-            let level = alpha / tested.max(1) as f64;
-            let mut help = Vec::new();
-            if e.mde_pct > SAMPLE_NOISE_MARGIN * floor {
-                help.push("sample noise makes the rest: longer or more samples".to_string());
-            }
-            if floor >= tolerance {
-                help.push(
-                    match runs_for_tolerance(e.run_noise, level, (tolerance / 100.0).ln_1p()) {
-                        Some(runs) => format!("a baseline of {runs} runs would bring the floor under"),
-                        None => format!(
-                            "no number of baseline runs brings the floor under: σ_run {:.1} % \
-                             alone sets more",
-                            e.run_noise * 100.0
-                        ),
-                    },
-                );
-            }
-            let help = help.join("; ");
-            format!(
-                "{metric} {tolerance:.0} % < MDE {:.1} % at {point} (run-to-run floor {floor:.1} %; \
+            let help = mde_help(e, floor, tolerance, mde_level(alpha, tested));
+            Some(format!(
+                "{metric} {tolerance:.0} % < MDE {:.1} % at {} (run-to-run floor {floor:.1} %; \
                  {help})",
-                e.mde_pct
-            )
+                e.mde_pct, point.point
+            ))
         })
         .collect();
     (!parts.is_empty()).then(|| {
@@ -204,4 +184,27 @@ fn mde_summary(curves: &[ContextCurve], alpha: f64) -> Option<String> {
             parts.join("; ")
         )
     })
+}
+
+/// What would bring an MDE of `e` under `tolerance` (percent): longer or
+/// more samples when sample noise makes much of it, more baseline runs when
+/// the run-noise `floor` itself is above the tolerance (`level`: the MDE's).
+fn mde_help(e: &Estimate, floor: f64, tolerance: f64, level: f64) -> String {
+    let mut help = Vec::new();
+    if e.mde_pct > SAMPLE_NOISE_MARGIN * floor {
+        help.push("sample noise makes the rest: longer or more samples".to_string());
+    }
+    if floor >= tolerance {
+        help.push(
+            match runs_for_tolerance(e.run_noise, level, (tolerance / 100.0).ln_1p()) {
+                Some(runs) => format!("a baseline of {runs} runs would bring the floor under"),
+                None => format!(
+                    "no number of baseline runs brings the floor under: σ_run {:.1} % alone \
+                     sets more",
+                    e.run_noise * 100.0
+                ),
+            },
+        );
+    }
+    help.join("; ")
 }

@@ -176,6 +176,12 @@ impl VarianceTerms {
     }
 }
 
+/// The one-sided level a curve's MDEs are quoted at: its strictest Holm
+/// level, α over the `tested` points.
+pub fn mde_level(alpha: f64, tested: usize) -> f64 {
+    alpha / tested.max(1) as f64
+}
+
 /// The MDE (log units) that run-to-run noise `run_noise` alone sets with a
 /// baseline of `baseline_runs` runs, at one-sided level `alpha`.
 pub fn mde_floor(run_noise: f64, baseline_runs: usize, alpha: f64) -> f64 {
@@ -521,7 +527,7 @@ impl<'a> Rule<'a> {
             .collect();
         let worse_adjusted = holm_adjust(&tests.iter().map(|t| t.p_worse).collect::<Vec<_>>());
         let better_adjusted = holm_adjust(&tests.iter().map(|t| t.p_better).collect::<Vec<_>>());
-        let mde_alpha = alpha / tested.len().max(1) as f64;
+        let mde_alpha = mde_level(alpha, tested.len());
         for (j, (i, effect)) in tested.iter().enumerate() {
             let badness = sign * effect.log_ratio;
             let verdict = &mut verdicts[*i];

@@ -10,7 +10,7 @@ use super::breaker::check_answering;
 use super::commit::RunFiles;
 use super::load::PointLoad;
 use super::phase::{PhaseLabel, Ran, finish_phase, phase_warning, progress_line, run_warmup};
-use super::plan::{Loading, Outcome, PlanResult, PlannedPhase};
+use super::plan::{Loading, Outcome, PlanResult, PlannedPhase, sample_duration};
 use super::setup::Setup;
 use crate::error::{Error, Result};
 use crate::record::RequestRecord;
@@ -151,23 +151,18 @@ impl<'a> PointRun<'a> {
         Ok(())
     }
 
-    /// An extra sample's length: the configured one, lengthened (under
-    /// `--lengthen-samples`) from the request cycle of the point's samples.
+    /// An extra sample's length: as the plan sizes samples, from the mean
+    /// request cycle of the point's samples.
     fn extra_sample_duration(&self, point: &PointResult) -> f64 {
         let settings = &self.setup.settings;
-        let cycles: Vec<f64> = point.samples.iter().map(|s| s.ttlt.avg).collect();
-        if !settings.lengthen_samples || cycles.is_empty() {
-            return settings.sample_duration;
-        }
-        let cycle = cycles.iter().sum::<f64>() / cycles.len() as f64;
-        super::setup::sample_sizing(settings)
-            .duration(
-                settings.sample_duration,
-                settings.warmup_fraction,
-                cycle,
-                point.peak_concurrency,
-            )
-            .duration
+        let samples = point.samples.len().max(1) as f64;
+        let cycle = point.samples.iter().map(|s| s.ttlt.avg).sum::<f64>() / samples;
+        sample_duration(
+            super::setup::lengthening(settings),
+            settings.sample_duration,
+            cycle,
+            point.peak_concurrency,
+        )
     }
 
     /// Says once per point when its samples span too few request cycles

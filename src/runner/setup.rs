@@ -319,6 +319,14 @@ pub(super) fn sample_sizing(settings: &RunSettings) -> SampleSizing {
     }
 }
 
+/// How sample phases are lengthened, if they are (`--lengthen-samples`).
+pub(super) fn lengthening(settings: &RunSettings) -> Option<Lengthening> {
+    settings.lengthen_samples.then(|| Lengthening {
+        sizing: sample_sizing(settings),
+        warmup_fraction: settings.warmup_fraction,
+    })
+}
+
 /// The parameters of every plan a point may follow.
 fn plan_options(settings: &RunSettings) -> PlanOptions {
     let s = settings;
@@ -334,10 +342,7 @@ fn plan_options(settings: &RunSettings) -> PlanOptions {
             test_duration: s.test_duration,
             ramp_duration: s.ramp_duration,
             sample_duration: s.sample_duration,
-            lengthening: s.lengthen_samples.then_some(Lengthening {
-                sizing: sample_sizing(s),
-                warmup_fraction: s.warmup_fraction,
-            }),
+            lengthening: lengthening(s),
         },
         sustained: SustainedParams::new(
             ControllerParams {

@@ -74,15 +74,6 @@ impl Coverage {
     }
 }
 
-/// A sample phase's length as sized.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SizedDuration {
-    /// Seconds.
-    pub duration: f64,
-    /// [`MAX_LENGTHENING`] held it below what the sizing asks for.
-    pub capped: bool,
-}
-
 impl SampleSizing {
     /// The window a sample needs at `concurrency` when a request takes
     /// `cycle_s`: the longer of `min_cycles` cycles and the time in which
@@ -102,23 +93,16 @@ impl SampleSizing {
         warmup_fraction: f64,
         cycle_s: f64,
         concurrency: u32,
-    ) -> SizedDuration {
+    ) -> f64 {
         if !(cycle_s.is_finite() && cycle_s > 0.0) {
-            return SizedDuration {
-                duration: configured,
-                capped: false,
-            };
+            return configured;
         }
         let window = self.window_needed(cycle_s, concurrency);
         // With the warm-up at most half the phase (min_cycles ≥ 1 keeps
         // `window + cycle` at least twice the cycle), either term makes the
         // window at least `window`.
         let needed = (window / (1.0 - warmup_fraction)).max(window + cycle_s);
-        let cap = configured * MAX_LENGTHENING;
-        SizedDuration {
-            duration: needed.clamp(configured, cap.max(configured)),
-            capped: needed > cap,
-        }
+        needed.clamp(configured, configured * MAX_LENGTHENING)
     }
 
     /// What a sample lacks, in words, or `None` when it spans and counts
@@ -172,8 +156,7 @@ mod tests {
     fn a_sized_phase_leaves_the_window_needed_after_its_warm_up() {
         let sizing = SampleSizing::default();
         for (cycle, concurrency, fraction) in [(1.2, 4, 0.2), (1.1, 52, 0.2), (0.3, 8, 0.5)] {
-            let sized = sizing.duration(3.0, fraction, cycle, concurrency);
-            let d = sized.duration;
+            let d = sizing.duration(3.0, fraction, cycle, concurrency);
             let warmup = (fraction * d).max(cycle).min(d / 2.0);
             let window = d - warmup;
             let needed = sizing.window_needed(cycle, concurrency);
@@ -185,19 +168,16 @@ mod tests {
             assert!(
                 (d - needed / (1.0 - fraction)).abs() < 1e-9 || (d - needed - cycle).abs() < 1e-9
             );
-            assert!(!sized.capped);
         }
     }
 
     #[test]
     fn never_shorter_than_configured_nor_past_the_cap() {
         let sizing = SampleSizing::default();
-        let short = sizing.duration(60.0, 0.2, 0.1, 32);
-        assert_eq!(short.duration, 60.0);
-        let slow = sizing.duration(3.0, 0.2, 20.0, 1);
-        assert_eq!(slow.duration, 30.0);
-        assert!(slow.capped);
-        assert_eq!(sizing.duration(3.0, 0.2, 0.0, 4).duration, 3.0);
+        assert_eq!(sizing.duration(60.0, 0.2, 0.1, 32), 60.0);
+        // 40 one-slot requests of 20 s would need 1 000 s: capped at 10 × 3.
+        assert_eq!(sizing.duration(3.0, 0.2, 20.0, 1), 30.0);
+        assert_eq!(sizing.duration(3.0, 0.2, 0.0, 4), 3.0);
     }
 
     #[test]

@@ -85,26 +85,19 @@ pub struct Lengthening {
     pub warmup_fraction: f64,
 }
 
-/// The length of the sample phases that follow `before` (a phase at their
-/// load): `configured`, or longer under `lengthening`.
-pub(super) fn sample_duration(
+/// The length of sample phases at `concurrency` whose requests take
+/// `cycle_s` (as a phase at that load before them showed): `configured`, or
+/// longer under `lengthening`.
+pub fn sample_duration(
     lengthening: Option<Lengthening>,
     configured: f64,
-    before: &Outcome,
+    cycle_s: f64,
+    concurrency: u32,
 ) -> f64 {
-    match lengthening {
-        Some(l) => {
-            l.sizing
-                .duration(
-                    configured,
-                    l.warmup_fraction,
-                    before.cycle_s,
-                    before.concurrency,
-                )
-                .duration
-        }
-        None => configured,
-    }
+    lengthening.map_or(configured, |l| {
+        l.sizing
+            .duration(configured, l.warmup_fraction, cycle_s, concurrency)
+    })
 }
 
 /// Where a plan ended: the load the point reports and which phases are its

@@ -72,7 +72,12 @@ impl FixedLoad {
             PlannedPhase {
                 kind: PhaseKind::Fixed(self.step),
                 concurrency,
-                duration: sample_duration(self.lengthening, self.sample_duration, warmup),
+                duration: sample_duration(
+                    self.lengthening,
+                    self.sample_duration,
+                    warmup.cycle_s,
+                    concurrency,
+                ),
             }
         })
     }

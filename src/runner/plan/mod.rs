@@ -8,7 +8,9 @@ pub mod fixed;
 pub mod peak;
 pub mod sustained;
 
-pub use common::{Lengthening, Loading, Outcome, Plan, PlanOptions, PlanResult, PlannedPhase};
+pub use common::{
+    Lengthening, Loading, Outcome, Plan, PlanOptions, PlanResult, PlannedPhase, sample_duration,
+};
 pub use fixed::FixedLoad;
 pub use peak::{PeakSearch, RampParams};
 pub use sustained::{ControllerParams, Sustained, SustainedParams};

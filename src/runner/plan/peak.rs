@@ -140,15 +140,20 @@ impl PeakSearch {
                 concurrency: self.midpoint(*good, *bad)?,
                 duration: self.ramp_phase_duration()?,
             }),
-            State::Retrying { done } => Some(PlannedPhase {
-                kind: PhaseKind::Retry(done + 1),
-                concurrency: self.outcomes[self.peak_index?].concurrency,
-                duration: sample_duration(
-                    self.params.lengthening,
-                    self.params.sample_duration,
-                    &self.outcomes[self.peak_index?],
-                ),
-            }),
+            State::Retrying { done } => {
+                // The phase that chose the peak ran at the samples' load.
+                let peak = &self.outcomes[self.peak_index?];
+                Some(PlannedPhase {
+                    kind: PhaseKind::Retry(done + 1),
+                    concurrency: peak.concurrency,
+                    duration: sample_duration(
+                        self.params.lengthening,
+                        self.params.sample_duration,
+                        peak.cycle_s,
+                        peak.concurrency,
+                    ),
+                })
+            }
             State::Done => None,
         }
     }
@@ -546,19 +551,15 @@ mod tests {
         assert_eq!(replayed.state, search.state);
     }
 
-    #[test]
-    fn retries_take_the_sample_duration_and_without_them_there_are_no_samples() {
-        let sampled = RampParams {
-            sample_duration: 7.0,
-            lengthening: None,
-            num_retries: 2,
-            ..params()
-        };
-        let mut search = PeakSearch::new(sampled, 2);
-        let mut retry_durations = Vec::new();
+    /// Runs a search from 2 against a server that passes below 10 slots and
+    /// whose requests take 0.1 s per slot; the retries' (concurrency,
+    /// duration) and the peak.
+    fn retries(params: RampParams) -> (Vec<(u32, f64)>, u32) {
+        let mut search = PeakSearch::new(params, 2);
+        let mut retries = Vec::new();
         while let Some(phase) = search.next() {
             if matches!(phase.kind, PhaseKind::Retry(_)) {
-                retry_durations.push(phase.duration);
+                retries.push((phase.concurrency, phase.duration));
             }
             search.record(Outcome {
                 kind: phase.kind,
@@ -568,11 +569,24 @@ mod tests {
                 completed: 10,
                 failed: 0,
                 tokens_per_req: 0.0,
-                input_tps: 1.0,
+                input_tps: f64::from(phase.concurrency),
                 elapsed: phase.duration,
-                cycle_s: 1.0,
+                cycle_s: 0.1 * f64::from(phase.concurrency),
             });
         }
+        (retries, search.peak().unwrap().concurrency)
+    }
+
+    #[test]
+    fn retries_take_the_sample_duration_and_without_them_there_are_no_samples() {
+        let sampled = RampParams {
+            sample_duration: 7.0,
+            lengthening: None,
+            num_retries: 2,
+            ..params()
+        };
+        let (retries, _) = retries(sampled);
+        let retry_durations: Vec<f64> = retries.iter().map(|&(_, d)| d).collect();
         assert_eq!(retry_durations, [7.0, 7.0]);
         let (_, peak) = drive(
             RampParams {
@@ -597,27 +611,7 @@ mod tests {
             num_retries: 2,
             ..params()
         };
-        let mut search = PeakSearch::new(sampled, 2);
-        let mut retries = Vec::new();
-        while let Some(phase) = search.next() {
-            if matches!(phase.kind, PhaseKind::Retry(_)) {
-                retries.push((phase.concurrency, phase.duration));
-            }
-            search.record(Outcome {
-                kind: phase.kind,
-                concurrency: phase.concurrency,
-                passed: phase.concurrency < 10,
-                ttft: 1.5,
-                completed: 10,
-                failed: 0,
-                tokens_per_req: 0.0,
-                input_tps: f64::from(phase.concurrency),
-                elapsed: phase.duration,
-                // Each level's requests take 0.1 s per slot.
-                cycle_s: 0.1 * f64::from(phase.concurrency),
-            });
-        }
-        let peak = search.peak().unwrap().concurrency;
+        let (retries, peak) = retries(sampled);
         // The window: the longer of 4 cycles and 40 requests over `peak`
         // slots; the phase: that over 0.8 (or plus a cycle when longer).
         let cycle = 0.1 * f64::from(peak);
